@@ -18,15 +18,20 @@ pub const FRAME_MAX: usize = u16::MAX as usize;
 
 /// Frame types.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum FrameType {
+pub enum FrameType {
+    /// The initiator's first frame: hello header and first Noise message.
     Hello = 1,
+    /// Later Noise handshake messages.
     Handshake = 2,
+    /// An encrypted, padded application message.
     Transport = 3,
+    /// A responder's cleartext refusal before the handshake completes.
     Refuse = 4,
 }
 
 impl FrameType {
-    pub(crate) fn name(self) -> &'static str {
+    /// The name used in errors and the spec.
+    pub fn name(self) -> &'static str {
         match self {
             FrameType::Hello => "HELLO",
             FrameType::Handshake => "HANDSHAKE",
@@ -36,15 +41,18 @@ impl FrameType {
     }
 }
 
-#[derive(Debug)]
-pub(crate) struct Frame {
-    pub(crate) kind: FrameType,
-    pub(crate) body: Vec<u8>,
+/// One decoded frame.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Frame {
+    /// Its type.
+    pub kind: FrameType,
+    /// Everything after the type byte.
+    pub body: Vec<u8>,
 }
 
-/// Appends one frame to `out`. `body.len() + 1` must fit the cap in force;
-/// the session guarantees it by construction.
-pub(crate) fn write_frame(out: &mut Vec<u8>, kind: FrameType, body: &[u8]) {
+/// Appends one frame to `out`. `body.len() + 1` must fit the cap in force
+/// (the session guarantees it by construction; a longer body is cut).
+pub fn write_frame(out: &mut Vec<u8>, kind: FrameType, body: &[u8]) {
     let len = u16::try_from(body.len() + 1).unwrap_or(u16::MAX);
     out.put_u16(len);
     out.put_u8(kind as u8);
@@ -53,7 +61,7 @@ pub(crate) fn write_frame(out: &mut Vec<u8>, kind: FrameType, body: &[u8]) {
 
 /// Incremental frame decoder: feed it any split of the stream.
 #[derive(Debug, Default)]
-pub(crate) struct FrameDecoder {
+pub struct FrameDecoder {
     header: Vec<u8>,
     body: Vec<u8>,
     want: Option<usize>,
@@ -61,13 +69,13 @@ pub(crate) struct FrameDecoder {
 
 impl FrameDecoder {
     /// Whether part of a frame has been received.
-    pub(crate) fn is_mid_frame(&self) -> bool {
+    pub fn is_mid_frame(&self) -> bool {
         !self.header.is_empty() || self.want.is_some()
     }
 
     /// Consumes bytes from `input` until one frame is complete (returned) or
     /// the input is exhausted (`None`). `max` is the cap in force.
-    pub(crate) fn next_frame(
+    pub fn next_frame(
         &mut self,
         input: &mut &[u8],
         max: usize,
