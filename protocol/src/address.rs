@@ -29,8 +29,8 @@ impl OnionId {
     /// Accepts raw key bytes (from the wire or from a key we hold) after
     /// checking that they are a valid, non-weak Ed25519 point.
     pub fn from_bytes(bytes: [u8; 32]) -> Result<Self, AddressError> {
-        let key =
-            ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| AddressError::InvalidKey)?;
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&bytes)
+            .map_err(|_| AddressError::InvalidKey)?;
         if key.is_weak() {
             return Err(AddressError::WeakKey);
         }
@@ -117,7 +117,8 @@ fn checksum(key: &[u8; 32], version: u8) -> [u8; 2] {
 
 fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     let head = s.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
 }
 
 fn strip_suffix_ignore_case<'a>(s: &'a str, suffix: &str) -> Option<&'a str> {
@@ -182,14 +183,20 @@ mod tests {
     fn rejects_bad_addresses_with_exact_errors() {
         let bare = sample().to_onion_id_string();
         assert_eq!(OnionId::parse("   "), Err(AddressError::Empty));
-        assert_eq!(OnionId::parse("allium:abc"), Err(AddressError::WrongLength(3)));
+        assert_eq!(
+            OnionId::parse("allium:abc"),
+            Err(AddressError::WrongLength(3))
+        );
         assert_eq!(
             OnionId::parse(&format!("{bare}x")),
             Err(AddressError::WrongLength(57))
         );
         let mut bad_char = bare.clone();
         bad_char.replace_range(0..1, "1");
-        assert_eq!(OnionId::parse(&bad_char), Err(AddressError::InvalidCharacter));
+        assert_eq!(
+            OnionId::parse(&bad_char),
+            Err(AddressError::InvalidCharacter)
+        );
         let mut typo = bare.clone().into_bytes();
         typo[10] = if typo[10] == b'a' { b'b' } else { b'a' };
         let typo = String::from_utf8(typo).expect("ascii");

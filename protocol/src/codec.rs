@@ -42,26 +42,45 @@ impl<'a> Reader<'a> {
         Ok(u64::from_be_bytes(self.array(what)?))
     }
 
-    pub(crate) fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], DecodeError> {
+    pub(crate) fn array<const N: usize>(
+        &mut self,
+        what: &'static str,
+    ) -> Result<[u8; N], DecodeError> {
         let mut out = [0u8; N];
         out.copy_from_slice(self.take(N, what)?);
         Ok(out)
     }
 
     /// A byte string with a 16-bit length prefix, at most `max` bytes.
-    pub(crate) fn bytes16(&mut self, what: &'static str, max: usize) -> Result<&'a [u8], DecodeError> {
+    pub(crate) fn bytes16(
+        &mut self,
+        what: &'static str,
+        max: usize,
+    ) -> Result<&'a [u8], DecodeError> {
         let len = usize::from(self.u16(what)?);
         if len > max {
-            return Err(DecodeError::TooLong { field: what, len, max });
+            return Err(DecodeError::TooLong {
+                field: what,
+                len,
+                max,
+            });
         }
         self.take(len, what)
     }
 
     /// A byte string with a 32-bit length prefix, at most `max` bytes.
-    pub(crate) fn bytes32(&mut self, what: &'static str, max: usize) -> Result<&'a [u8], DecodeError> {
+    pub(crate) fn bytes32(
+        &mut self,
+        what: &'static str,
+        max: usize,
+    ) -> Result<&'a [u8], DecodeError> {
         let len = usize::try_from(self.u32(what)?).unwrap_or(usize::MAX);
         if len > max {
-            return Err(DecodeError::TooLong { field: what, len, max });
+            return Err(DecodeError::TooLong {
+                field: what,
+                len,
+                max,
+            });
         }
         self.take(len, what)
     }

@@ -17,7 +17,9 @@ pub enum AddressError {
     #[error("an Allium address has 56 characters after \"allium:\", this one has {0}")]
     WrongLength(usize),
     /// A character outside the base32 alphabet (a–z, 2–7).
-    #[error("the address contains a character that cannot appear in an address (only a–z and 2–7 can)")]
+    #[error(
+        "the address contains a character that cannot appear in an address (only a–z and 2–7 can)"
+    )]
     InvalidCharacter,
     /// The checksum does not match: most likely a typo or a truncated copy.
     #[error("the address has a typo: its checksum does not match")]

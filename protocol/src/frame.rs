@@ -82,7 +82,9 @@ impl FrameDecoder {
     ) -> Result<Option<Frame>, ProtocolError> {
         loop {
             let Some(want) = self.want else {
-                let Some((&b, rest)) = input.split_first() else { return Ok(None) };
+                let Some((&b, rest)) = input.split_first() else {
+                    return Ok(None);
+                };
                 *input = rest;
                 self.header.push(b);
                 if self.header.len() == 2 {
@@ -173,12 +175,16 @@ impl HelloHeader {
         }
         let n = usize::from(r.u8("version count").map_err(malformed)?);
         if n == 0 || n > MAX_VERSIONS {
-            return Err(ProtocolError::MalformedHandshake("version count out of range"));
+            return Err(ProtocolError::MalformedHandshake(
+                "version count out of range",
+            ));
         }
         let versions = r.take(n, "versions").map_err(malformed)?.to_vec();
         // Strictly decreasing: preference order, no duplicates, one encoding.
         if versions.windows(2).any(|w| w[0] <= w[1]) || versions.contains(&0) {
-            return Err(ProtocolError::MalformedHandshake("version list not strictly decreasing"));
+            return Err(ProtocolError::MalformedHandshake(
+                "version list not strictly decreasing",
+            ));
         }
         let purpose = match r.u8("purpose").map_err(malformed)? {
             1 => Purpose::Intake,
@@ -191,7 +197,16 @@ impl HelloHeader {
             .map_err(ProtocolError::InvalidIdentity)?;
         let noise = r.remaining();
         let header_bytes = &body[..body.len() - noise.len()];
-        Ok((HelloHeader { versions, purpose, responder, initiator }, header_bytes, noise))
+        Ok((
+            HelloHeader {
+                versions,
+                purpose,
+                responder,
+                initiator,
+            },
+            header_bytes,
+            noise,
+        ))
     }
 }
 
@@ -216,15 +231,25 @@ mod tests {
             }
             assert_eq!(
                 frames,
-                vec![(FrameType::Transport, b"hello".to_vec()), (FrameType::Handshake, vec![])]
+                vec![
+                    (FrameType::Transport, b"hello".to_vec()),
+                    (FrameType::Handshake, vec![])
+                ]
             );
         }
         let mut d = FrameDecoder::default();
-        assert_eq!(d.next_frame(&mut &[0u8, 0][..], FRAME_MAX).err(), Some(ProtocolError::EmptyFrame));
+        assert_eq!(
+            d.next_frame(&mut &[0u8, 0][..], FRAME_MAX).err(),
+            Some(ProtocolError::EmptyFrame)
+        );
         let mut d = FrameDecoder::default();
         assert_eq!(
-            d.next_frame(&mut &[0x10u8, 0x01][..], HANDSHAKE_FRAME_MAX).err(),
-            Some(ProtocolError::FrameTooLarge { len: 4097, max: 4096 })
+            d.next_frame(&mut &[0x10u8, 0x01][..], HANDSHAKE_FRAME_MAX)
+                .err(),
+            Some(ProtocolError::FrameTooLarge {
+                len: 4097,
+                max: 4096
+            })
         );
         let mut d = FrameDecoder::default();
         assert_eq!(
@@ -233,6 +258,9 @@ mod tests {
         );
         // Truncated: a partial frame is simply not complete yet.
         let mut d = FrameDecoder::default();
-        assert!(matches!(d.next_frame(&mut &[0u8, 5, 3, 1][..], FRAME_MAX), Ok(None)));
+        assert!(matches!(
+            d.next_frame(&mut &[0u8, 5, 3, 1][..], FRAME_MAX),
+            Ok(None)
+        ));
     }
 }

@@ -167,9 +167,9 @@ impl IdentityProof {
 
     /// Parses the wire encoding; the signer must be a valid identity.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ProtocolError> {
-        let bytes: &[u8; PROOF_LEN] = bytes
-            .try_into()
-            .map_err(|_| ProtocolError::MalformedHandshake("identity proof has the wrong length"))?;
+        let bytes: &[u8; PROOF_LEN] = bytes.try_into().map_err(|_| {
+            ProtocolError::MalformedHandshake("identity proof has the wrong length")
+        })?;
         let mut signer = [0u8; 32];
         signer.copy_from_slice(&bytes[..32]);
         let mut signature = [0u8; 64];
@@ -265,7 +265,10 @@ mod tests {
             assert_eq!(check_public_key(&high), Err(ProtocolError::SmallOrderKey));
         }
         let mut rng = ChaCha20Rng::from_seed([3; 32]);
-        assert_eq!(check_public_key(&StaticKeypair::generate(&mut rng).public().0), Ok(()));
+        assert_eq!(
+            check_public_key(&StaticKeypair::generate(&mut rng).public().0),
+            Ok(())
+        );
     }
 
     fn hex32(s: &str) -> [u8; 32] {

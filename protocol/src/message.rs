@@ -256,9 +256,10 @@ pub enum Message {
     ContactReject,
     /// 0x10: a chat message.
     Chat(Chat),
-    /// 0x11: "I have chat message `id`" (and stored or shown it).
+    /// 0x11: cumulative acknowledgement: every chat message with an id up
+    /// to `id` was received (PROTOCOL.md §6.3).
     Ack {
-        /// The acknowledged id.
+        /// The highest id received in order.
         id: u64,
     },
     /// 0x20: offer a file.
@@ -427,12 +428,20 @@ impl Message {
                 let discovery_key = DiscoveryKey(r.array("discovery key")?);
                 let nickname = text(&mut r, TextField::Nickname)?;
                 let greeting = text(&mut r, TextField::Greeting)?;
-                Message::ContactRequest(ContactRequest { nickname, greeting, endpoint, discovery_key })
+                Message::ContactRequest(ContactRequest {
+                    nickname,
+                    greeting,
+                    endpoint,
+                    discovery_key,
+                })
             }
             tag::CONTACT_ACCEPT => {
                 let endpoint = onion_id(&mut r)?;
                 let discovery_key = DiscoveryKey(r.array("discovery key")?);
-                Message::ContactAccept(ContactAccept { endpoint, discovery_key })
+                Message::ContactAccept(ContactAccept {
+                    endpoint,
+                    discovery_key,
+                })
             }
             tag::CONTACT_REJECT => Message::ContactReject,
             tag::CHAT => {
@@ -440,7 +449,9 @@ impl Message {
                 let text = text(&mut r, TextField::ChatText)?;
                 Message::Chat(Chat { id, text })
             }
-            tag::ACK => Message::Ack { id: message_id(&mut r)? },
+            tag::ACK => Message::Ack {
+                id: message_id(&mut r)?,
+            },
             tag::FILE_OFFER => {
                 let transfer = TransferId(r.array("transfer id")?);
                 let size = r.u64("file size")?;
@@ -449,7 +460,12 @@ impl Message {
                 }
                 let sha256 = r.array("file digest")?;
                 let name = text(&mut r, TextField::FileName)?;
-                Message::FileOffer(FileOffer { transfer, size, sha256, name })
+                Message::FileOffer(FileOffer {
+                    transfer,
+                    size,
+                    sha256,
+                    name,
+                })
             }
             tag::FILE_ACCEPT => {
                 let transfer = TransferId(r.array("transfer id")?);
@@ -461,14 +477,20 @@ impl Message {
                 let offset = r.u64("chunk offset")?;
                 let data = r.bytes32("chunk data", MAX_CHUNK)?;
                 check_chunk(offset, data.len())?;
-                Message::FileChunk(FileChunk { transfer, offset, data: data.to_vec() })
+                Message::FileChunk(FileChunk {
+                    transfer,
+                    offset,
+                    data: data.to_vec(),
+                })
             }
             tag::FILE_ACK => {
                 let transfer = TransferId(r.array("transfer id")?);
                 let received = file_offset(&mut r)?;
                 Message::FileAck { transfer, received }
             }
-            tag::FILE_DONE => Message::FileDone { transfer: TransferId(r.array("transfer id")?) },
+            tag::FILE_DONE => Message::FileDone {
+                transfer: TransferId(r.array("transfer id")?),
+            },
             tag::FILE_CANCEL => {
                 let transfer = TransferId(r.array("transfer id")?);
                 let reason = CancelReason::from_u8(r.u8("cancel reason")?)?;
@@ -484,7 +506,8 @@ impl Message {
 }
 
 fn onion_id(r: &mut Reader<'_>) -> Result<OnionId, DecodeError> {
-    OnionId::from_bytes(r.array("endpoint id")?).map_err(|_| DecodeError::InvalidValue("endpoint id"))
+    OnionId::from_bytes(r.array("endpoint id")?)
+        .map_err(|_| DecodeError::InvalidValue("endpoint id"))
 }
 
 fn text(r: &mut Reader<'_>, field: TextField) -> Result<String, DecodeError> {
@@ -511,7 +534,11 @@ fn check_chunk(offset: u64, len: usize) -> Result<(), DecodeError> {
         return Err(DecodeError::Empty("chunk data"));
     }
     if len > MAX_CHUNK {
-        return Err(DecodeError::TooLong { field: "chunk data", len, max: MAX_CHUNK });
+        return Err(DecodeError::TooLong {
+            field: "chunk data",
+            len,
+            max: MAX_CHUNK,
+        });
     }
     // `len` ≤ MAX_CHUNK, so the sum cannot overflow after this check.
     if offset > MAX_FILE_SIZE || offset + len as u64 > MAX_FILE_SIZE {
@@ -567,7 +594,9 @@ mod tests {
 
     fn id() -> OnionId {
         OnionId::from_bytes(
-            ed25519_dalek::SigningKey::from_bytes(&[9; 32]).verifying_key().to_bytes(),
+            ed25519_dalek::SigningKey::from_bytes(&[9; 32])
+                .verifying_key()
+                .to_bytes(),
         )
         .expect("valid")
     }
@@ -584,20 +613,41 @@ mod tests {
         let mut p = pad(b"hi").expect("fits");
         p[100] = 1;
         assert_eq!(unpad(&p), Err(DecodeError::BadPadding), "non-zero padding");
-        assert_eq!(unpad(&[0u8; 255]), Err(DecodeError::BadPadding), "not a bucket");
+        assert_eq!(
+            unpad(&[0u8; 255]),
+            Err(DecodeError::BadPadding),
+            "not a bucket"
+        );
         let mut p = vec![0u8; 1024];
         p[1] = 10;
-        assert_eq!(unpad(&p), Err(DecodeError::BadPadding), "larger bucket than needed");
+        assert_eq!(
+            unpad(&p),
+            Err(DecodeError::BadPadding),
+            "larger bucket than needed"
+        );
         let mut p = vec![0u8; 256];
         p[0] = 1;
-        assert_eq!(unpad(&p), Err(DecodeError::BadPadding), "length past the end");
+        assert_eq!(
+            unpad(&p),
+            Err(DecodeError::BadPadding),
+            "length past the end"
+        );
     }
 
     #[test]
     fn rejects_bad_messages_with_exact_errors() {
-        assert_eq!(Message::decode(&[]), Err(DecodeError::Truncated("message type")));
-        assert_eq!(Message::decode(&[0x7f]), Err(DecodeError::UnknownMessageType(0x7f)));
-        assert_eq!(Message::decode(&[0x30, 0]), Err(DecodeError::TrailingBytes(1)));
+        assert_eq!(
+            Message::decode(&[]),
+            Err(DecodeError::Truncated("message type"))
+        );
+        assert_eq!(
+            Message::decode(&[0x7f]),
+            Err(DecodeError::UnknownMessageType(0x7f))
+        );
+        assert_eq!(
+            Message::decode(&[0x30, 0]),
+            Err(DecodeError::TrailingBytes(1))
+        );
         assert_eq!(
             Message::decode(&[0x11, 0, 0, 0, 0, 0, 0, 0, 0]),
             Err(DecodeError::InvalidValue("message id"))
@@ -607,23 +657,36 @@ mod tests {
         let mut m = vec![0x10, 0, 0, 0, 0, 0, 0, 0, 1, 0xFF, 0xFF];
         assert_eq!(
             Message::decode(&m),
-            Err(DecodeError::TooLong { field: "message text", len: 65535, max: 16000 })
+            Err(DecodeError::TooLong {
+                field: "message text",
+                len: 65535,
+                max: 16000
+            })
         );
         m.truncate(9);
         m.extend_from_slice(&[0, 5, b'h', b'i']);
-        assert_eq!(Message::decode(&m), Err(DecodeError::Truncated("message text")));
+        assert_eq!(
+            Message::decode(&m),
+            Err(DecodeError::Truncated("message text"))
+        );
         // Chunk past the protocol's size limit.
         let mut c = vec![0x22];
         c.extend_from_slice(&[0; 16]);
         c.extend_from_slice(&MAX_FILE_SIZE.to_be_bytes());
         c.extend_from_slice(&1u32.to_be_bytes());
         c.push(0);
-        assert_eq!(Message::decode(&c), Err(DecodeError::InvalidValue("chunk offset")));
+        assert_eq!(
+            Message::decode(&c),
+            Err(DecodeError::InvalidValue("chunk offset"))
+        );
         // Huge file offer.
         let mut o = vec![0x20];
         o.extend_from_slice(&[0; 16]);
         o.extend_from_slice(&u64::MAX.to_be_bytes());
-        assert_eq!(Message::decode(&o), Err(DecodeError::InvalidValue("file size")));
+        assert_eq!(
+            Message::decode(&o),
+            Err(DecodeError::InvalidValue("file size"))
+        );
         // Chunk data longer than the cap, refused before allocation.
         let mut c = vec![0x22];
         c.extend_from_slice(&[0; 16]);
@@ -631,7 +694,11 @@ mod tests {
         c.extend_from_slice(&u32::MAX.to_be_bytes());
         assert_eq!(
             Message::decode(&c),
-            Err(DecodeError::TooLong { field: "chunk data", len: u32::MAX as usize, max: MAX_CHUNK })
+            Err(DecodeError::TooLong {
+                field: "chunk data",
+                len: u32::MAX as usize,
+                max: MAX_CHUNK
+            })
         );
         assert_eq!(
             Message::decode(&[0x25, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9]),
@@ -647,7 +714,10 @@ mod tests {
         m.extend_from_slice(&identity);
         m.extend_from_slice(&[0; 32]);
         m.extend_from_slice(&[0, 0, 0, 0]);
-        assert_eq!(Message::decode(&m), Err(DecodeError::InvalidValue("endpoint id")));
+        assert_eq!(
+            Message::decode(&m),
+            Err(DecodeError::InvalidValue("endpoint id"))
+        );
     }
 
     #[test]

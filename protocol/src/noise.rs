@@ -64,7 +64,9 @@ impl NoiseHandshake {
             .prologue(prologue)
             .map_err(noise_internal)?;
         if let Some(remote) = remote {
-            builder = builder.remote_public_key(&remote.0).map_err(noise_internal)?;
+            builder = builder
+                .remote_public_key(&remote.0)
+                .map_err(noise_internal)?;
         }
         let state = if initiator {
             builder.build_initiator()
@@ -77,7 +79,10 @@ impl NoiseHandshake {
 
     pub(crate) fn write(&mut self, payload: &[u8]) -> Result<Vec<u8>, ProtocolError> {
         let mut out = vec![0u8; NOISE_MAX];
-        let n = self.state.write_message(payload, &mut out).map_err(|e| self.map_err(e))?;
+        let n = self
+            .state
+            .write_message(payload, &mut out)
+            .map_err(|e| self.map_err(e))?;
         out.truncate(n);
         Ok(out)
     }
@@ -85,10 +90,9 @@ impl NoiseHandshake {
     /// Reads a handshake message; the peer's ephemeral key (always the first
     /// 32 bytes, sent in clear) is checked before anything else.
     pub(crate) fn read(&mut self, message: &[u8]) -> Result<Vec<u8>, ProtocolError> {
-        let e: [u8; 32] = message
-            .get(..32)
-            .and_then(|e| e.try_into().ok())
-            .ok_or(ProtocolError::MalformedHandshake("handshake message too short"))?;
+        let e: [u8; 32] = message.get(..32).and_then(|e| e.try_into().ok()).ok_or(
+            ProtocolError::MalformedHandshake("handshake message too short"),
+        )?;
         crate::identity::check_public_key(&e)?;
         self.read_final(message)
     }
@@ -96,13 +100,18 @@ impl NoiseHandshake {
     /// Reads the last XX message (`s, se`), which has no ephemeral key.
     pub(crate) fn read_final(&mut self, message: &[u8]) -> Result<Vec<u8>, ProtocolError> {
         let mut payload = vec![0u8; message.len()];
-        let n = self.state.read_message(message, &mut payload).map_err(|e| self.map_err(e))?;
+        let n = self
+            .state
+            .read_message(message, &mut payload)
+            .map_err(|e| self.map_err(e))?;
         payload.truncate(n);
         Ok(payload)
     }
 
     pub(crate) fn remote_static(&self) -> Option<[u8; 32]> {
-        self.state.get_remote_static().and_then(|k| k.try_into().ok())
+        self.state
+            .get_remote_static()
+            .and_then(|k| k.try_into().ok())
     }
 
     pub(crate) fn into_transport(self) -> Result<snow::TransportState, ProtocolError> {
@@ -265,7 +274,8 @@ mod tests {
                 seed: Mutex::new(Some([0; 32])),
                 key_problem: KeyProblem::default(),
             };
-            let mut b = snow::Builder::with_resolver(name.parse().expect("params"), Box::new(resolver));
+            let mut b =
+                snow::Builder::with_resolver(name.parse().expect("params"), Box::new(resolver));
             let prologue = unhex(&v[format!("{side}_prologue")]);
             let e = unhex(&v[format!("{side}_ephemeral")]);
             let s = unhex(&v[format!("{side}_static")]);
@@ -277,13 +287,23 @@ mod tests {
                 b = b.remote_public_key(rs).expect("rs");
             }
             // `b` borrows the vectors above; finish building inside.
-            if initiator { b.build_initiator() } else { b.build_responder() }.expect("build")
+            if initiator {
+                b.build_initiator()
+            } else {
+                b.build_responder()
+            }
+            .expect("build")
         };
         let mut init = mk(true);
         let mut resp = mk(false);
         let mut init_t = None;
         let mut resp_t = None;
-        for (i, m) in v["messages"].as_array().expect("messages").iter().enumerate() {
+        for (i, m) in v["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .enumerate()
+        {
             let payload = unhex(&m["payload"]);
             let expected = unhex(&m["ciphertext"]);
             let mut buf = vec![0u8; 65535];
@@ -296,7 +316,11 @@ mod tests {
                 (false, _, Some(t)) => snow::TransportState::write_message(t, &payload, &mut buf),
             }
             .expect("write");
-            assert_eq!(hex::encode(&buf[..n]), hex::encode(&expected), "{name} message {i}");
+            assert_eq!(
+                hex::encode(&buf[..n]),
+                hex::encode(&expected),
+                "{name} message {i}"
+            );
             let r = match (init_sends, &mut init_t, &mut resp_t) {
                 (true, _, None) => resp.read_message(&buf[..n], &mut out),
                 (false, None, _) => init.read_message(&buf[..n], &mut out),

@@ -80,12 +80,18 @@ mod tests {
         let t0 = Instant::now();
         let mut c = ReplayCache::new(3, Duration::from_secs(10));
         assert_eq!(c.check_and_insert(t0, &[1; 32]), Ok(()));
-        assert_eq!(c.check_and_insert(t0, &[1; 32]), Err(ProtocolError::Replayed));
+        assert_eq!(
+            c.check_and_insert(t0, &[1; 32]),
+            Err(ProtocolError::Replayed)
+        );
         assert_eq!(
             c.check_and_insert(t0 + Duration::from_secs(9), &[1; 32]),
             Err(ProtocolError::Replayed)
         );
-        assert_eq!(c.check_and_insert(t0 + Duration::from_secs(10), &[1; 32]), Ok(()));
+        assert_eq!(
+            c.check_and_insert(t0 + Duration::from_secs(10), &[1; 32]),
+            Ok(())
+        );
         // Capacity bounds memory: the oldest entry is evicted.
         let t1 = t0 + Duration::from_secs(11);
         for k in 2..=4u8 {

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use rand_core::CryptoRngCore;
 use zeroize::Zeroize;
 
+use crate::SUPPORTED_VERSIONS;
 use crate::address::OnionId;
 use crate::error::{CloseCause, ProtocolError};
 use crate::frame::{
@@ -29,7 +30,6 @@ use crate::identity::{IdentityKey, IdentityProof, StaticKeypair, StaticPublicKey
 use crate::message::{self, CloseReason, MAX_MESSAGE, Message, RefuseReason};
 use crate::noise::{NoiseHandshake, TAG_LEN, noise_internal, prologue};
 use crate::replay::ReplayCache;
-use crate::SUPPORTED_VERSIONS;
 
 /// Timers of a session.
 #[derive(Clone, Debug)]
@@ -107,7 +107,10 @@ const MAX_PENDING: usize = 256;
 enum State {
     /// Initiator, hello not yet written (written at the first poll so that a
     /// message sent before can ride it).
-    InitiatorStart { handshake: NoiseHandshake, header: Vec<u8> },
+    InitiatorStart {
+        handshake: NoiseHandshake,
+        header: Vec<u8>,
+    },
     /// Initiator, waiting for the responder's handshake message.
     AwaitResponse { handshake: NoiseHandshake },
     /// Responder, waiting for the hello.
@@ -120,9 +123,14 @@ enum State {
         early: Option<Message>,
     },
     /// Intake responder, waiting for the third handshake message.
-    AwaitFinal { handshake: NoiseHandshake, claimed: OnionId },
+    AwaitFinal {
+        handshake: NoiseHandshake,
+        claimed: OnionId,
+    },
     /// Handshake done.
-    Established { transport: Box<snow::TransportState> },
+    Established {
+        transport: Box<snow::TransportState>,
+    },
     /// Over.
     Closed,
 }
@@ -187,7 +195,16 @@ impl Session {
         rng: &mut impl CryptoRngCore,
     ) -> Result<Self, ProtocolError> {
         let me = local.identity.onion_id();
-        Self::connect(config, local, me, Purpose::Endpoint, endpoint, Some(contact_static), now, rng)
+        Self::connect(
+            config,
+            local,
+            me,
+            Purpose::Endpoint,
+            endpoint,
+            Some(contact_static),
+            now,
+            rng,
+        )
     }
 
     /// `claimed` is always our own id outside of tests, which use it to
@@ -225,7 +242,10 @@ impl Session {
         );
         seed.zeroize();
         let mut s = Self::new(config, local, purpose, true, target, now);
-        s.state = State::InitiatorStart { handshake: handshake?, header };
+        s.state = State::InitiatorStart {
+            handshake: handshake?,
+            header,
+        };
         Ok(s)
     }
 
@@ -335,7 +355,11 @@ impl Session {
             self.last_received = now;
         }
         while !input.is_empty() && !self.is_closed() {
-            let max = if self.is_established() { FRAME_MAX } else { HANDSHAKE_FRAME_MAX };
+            let max = if self.is_established() {
+                FRAME_MAX
+            } else {
+                HANDSHAKE_FRAME_MAX
+            };
             let frame = match self.decoder.next_frame(&mut input, max) {
                 Ok(Some(f)) => f,
                 Ok(None) => break,
@@ -366,7 +390,8 @@ impl Session {
             }
             (State::AwaitResponse { .. }, FrameType::Refuse) => {
                 let reason = RefuseReason::decode(&frame.body).map_err(ProtocolError::Message)?;
-                self.events.push_back(Event::Closed(CloseCause::Refused(reason.clone())));
+                self.events
+                    .push_back(Event::Closed(CloseCause::Refused(reason.clone())));
                 Err(ProtocolError::Refused(reason))
             }
             (State::AwaitFinal { handshake, claimed }, FrameType::Handshake) => {
@@ -377,7 +402,10 @@ impl Session {
                 self.on_transport(&frame.body)
             }
             (state, kind) => {
-                let err = ProtocolError::UnexpectedFrame { frame: kind.name(), state: state.name() };
+                let err = ProtocolError::UnexpectedFrame {
+                    frame: kind.name(),
+                    state: state.name(),
+                };
                 self.state = state;
                 Err(err)
             }
@@ -388,7 +416,9 @@ impl Session {
         let (hello, header_bytes, noise) = HelloHeader::decode(body)?;
         let preferred = hello.versions.first().copied().unwrap_or(0);
         if !SUPPORTED_VERSIONS.contains(&preferred) {
-            self.refuse_frame(&RefuseReason::UnsupportedVersion(SUPPORTED_VERSIONS.to_vec()));
+            self.refuse_frame(&RefuseReason::UnsupportedVersion(
+                SUPPORTED_VERSIONS.to_vec(),
+            ));
             return Err(ProtocolError::UnsupportedVersion {
                 offered: hello.versions,
                 supported: SUPPORTED_VERSIONS.to_vec(),
@@ -402,7 +432,9 @@ impl Session {
             self.refuse_frame(&RefuseReason::WrongDestination);
             return Err(ProtocolError::WrongDestination);
         }
-        if hello.initiator == self.local.identity.onion_id() || hello.initiator == self.local.endpoint {
+        if hello.initiator == self.local.identity.onion_id()
+            || hello.initiator == self.local.endpoint
+        {
             return Err(ProtocolError::Reflected);
         }
         let Some(seed) = self.rng_seed.take() else {
@@ -417,14 +449,15 @@ impl Session {
             seed,
         )?;
         let payload = handshake.read(noise)?;
-        let ephemeral: [u8; 32] = noise
-            .get(..32)
-            .and_then(|e| e.try_into().ok())
-            .ok_or(ProtocolError::MalformedHandshake("handshake message too short"))?;
+        let ephemeral: [u8; 32] = noise.get(..32).and_then(|e| e.try_into().ok()).ok_or(
+            ProtocolError::MalformedHandshake("handshake message too short"),
+        )?;
         let (static_key, early) = match self.purpose {
             Purpose::Intake => {
                 if !payload.is_empty() {
-                    return Err(ProtocolError::MalformedHandshake("payload in the first intake message"));
+                    return Err(ProtocolError::MalformedHandshake(
+                        "payload in the first intake message",
+                    ));
                 }
                 (None, None)
             }
@@ -439,13 +472,25 @@ impl Session {
                 (Some(rs), early)
             }
         };
-        let hello = PeerHello { purpose: self.purpose, claimed: hello.initiator, static_key };
+        let hello = PeerHello {
+            purpose: self.purpose,
+            claimed: hello.initiator,
+            static_key,
+        };
         self.events.push_back(Event::Admission(hello.clone()));
-        self.state = State::AwaitAdmission { handshake, hello, ephemeral, early };
+        self.state = State::AwaitAdmission {
+            handshake,
+            hello,
+            ephemeral,
+            early,
+        };
         Ok(())
     }
 
-    fn checked_remote_static(&self, handshake: &NoiseHandshake) -> Result<StaticPublicKey, ProtocolError> {
+    fn checked_remote_static(
+        &self,
+        handshake: &NoiseHandshake,
+    ) -> Result<StaticPublicKey, ProtocolError> {
         let rs = handshake
             .remote_static()
             .ok_or(ProtocolError::Noise("no remote static key".into()))?;
@@ -459,9 +504,15 @@ impl Session {
     /// Admits a stranger at the intake after its hello (the application
     /// may first look at the claimed id, for example to drop a blocked
     /// requester with [`Session::refuse`]). Checks the replay cache.
-    pub fn admit_stranger(&mut self, now: Instant, replay: &mut ReplayCache) -> Result<(), ProtocolError> {
+    pub fn admit_stranger(
+        &mut self,
+        now: Instant,
+        replay: &mut ReplayCache,
+    ) -> Result<(), ProtocolError> {
         if self.purpose != Purpose::Intake {
-            return Err(ProtocolError::WrongState("admit_stranger is for the intake"));
+            return Err(ProtocolError::WrongState(
+                "admit_stranger is for the intake",
+            ));
         }
         self.admit(now, replay, None)
     }
@@ -475,7 +526,9 @@ impl Session {
         known_static: StaticPublicKey,
     ) -> Result<(), ProtocolError> {
         if self.purpose != Purpose::Endpoint {
-            return Err(ProtocolError::WrongState("admit_contact is for the endpoint"));
+            return Err(ProtocolError::WrongState(
+                "admit_contact is for the endpoint",
+            ));
         }
         self.admit(now, replay, Some(known_static))
     }
@@ -487,9 +540,17 @@ impl Session {
         known_static: Option<StaticPublicKey>,
     ) -> Result<(), ProtocolError> {
         let state = std::mem::replace(&mut self.state, State::Closed);
-        let State::AwaitAdmission { mut handshake, hello, ephemeral, early } = state else {
+        let State::AwaitAdmission {
+            mut handshake,
+            hello,
+            ephemeral,
+            early,
+        } = state
+        else {
             self.state = state;
-            return Err(ProtocolError::WrongState("no hello is waiting for admission"));
+            return Err(ProtocolError::WrongState(
+                "no hello is waiting for admission",
+            ));
         };
         let result = (|| {
             replay.check_and_insert(now, &ephemeral)?;
@@ -498,10 +559,15 @@ impl Session {
                     let proof = self.local.identity.prove(&self.local.static_key.public());
                     let msg = handshake.write(&proof.to_bytes())?;
                     self.push_frame(now, FrameType::Handshake, &msg);
-                    self.state = State::AwaitFinal { handshake, claimed: hello.claimed };
+                    self.state = State::AwaitFinal {
+                        handshake,
+                        claimed: hello.claimed,
+                    };
                 }
                 Purpose::Endpoint => {
-                    let rs = hello.static_key.ok_or(ProtocolError::WrongState("no static key"))?;
+                    let rs = hello
+                        .static_key
+                        .ok_or(ProtocolError::WrongState("no static key"))?;
                     if Some(rs) != known_static {
                         return Err(ProtocolError::IdentityMismatch);
                     }
@@ -525,12 +591,16 @@ impl Session {
     }
 
     /// Refuses a hello waiting for admission (blocked requester, unknown
-    /// contact, too busy).
-    pub fn refuse(&mut self, reason: RefuseReason) {
+    /// contact, too busy). With `None` the connection is closed without a
+    /// word, which tells a stranger nothing (PROTOCOL.md §7.7).
+    pub fn refuse(&mut self, reason: Option<RefuseReason>) {
         if matches!(self.state, State::AwaitAdmission { .. }) {
-            self.refuse_frame(&reason);
+            if let Some(reason) = reason {
+                self.refuse_frame(&reason);
+            }
             self.state = State::Closed;
-            self.events.push_back(Event::Closed(CloseCause::Local(CloseReason::NotAContact)));
+            self.events
+                .push_back(Event::Closed(CloseCause::Local(CloseReason::NotAContact)));
         }
     }
 
@@ -552,7 +622,9 @@ impl Session {
             }
             Purpose::Endpoint => {
                 if !payload.is_empty() {
-                    return Err(ProtocolError::MalformedHandshake("payload in the endpoint response"));
+                    return Err(ProtocolError::MalformedHandshake(
+                        "payload in the endpoint response",
+                    ));
                 }
             }
         }
@@ -576,11 +648,22 @@ impl Session {
         Ok(())
     }
 
-    fn establish(&mut self, now: Instant, transport: snow::TransportState, peer: OnionId, rs: StaticPublicKey) {
-        self.state = State::Established { transport: Box::new(transport) };
+    fn establish(
+        &mut self,
+        now: Instant,
+        transport: snow::TransportState,
+        peer: OnionId,
+        rs: StaticPublicKey,
+    ) {
+        self.state = State::Established {
+            transport: Box::new(transport),
+        };
         self.peer = Some((peer, rs));
         self.last_received = now;
-        self.events.push_back(Event::Established { peer, peer_static: rs });
+        self.events.push_back(Event::Established {
+            peer,
+            peer_static: rs,
+        });
         while let Some(m) = self.pending.pop_front() {
             if let Err(e) = self.encrypt_and_queue(now, &m) {
                 self.fail(e);
@@ -607,7 +690,8 @@ impl Session {
             Message::Keepalive => {}
             Message::Close(reason) => {
                 self.state = State::Closed;
-                self.events.push_back(Event::Closed(CloseCause::Peer(reason)));
+                self.events
+                    .push_back(Event::Closed(CloseCause::Peer(reason)));
             }
             other => self.events.push_back(Event::Message(other)),
         }
@@ -621,14 +705,17 @@ impl Session {
         msg.validate().map_err(ProtocolError::InvalidOutgoing)?;
         let len = msg.encode().len();
         if len > MAX_MESSAGE {
-            return Err(ProtocolError::MessageTooLarge { len, max: MAX_MESSAGE });
+            return Err(ProtocolError::MessageTooLarge {
+                len,
+                max: MAX_MESSAGE,
+            });
         }
         match self.state {
             State::Closed => Err(ProtocolError::Closed),
             State::Established { .. } => self.encrypt_and_queue(now, &msg),
-            _ if self.pending.len() >= MAX_PENDING => {
-                Err(ProtocolError::WrongState("too many messages waiting for the handshake"))
-            }
+            _ if self.pending.len() >= MAX_PENDING => Err(ProtocolError::WrongState(
+                "too many messages waiting for the handshake",
+            )),
             _ => {
                 self.pending.push_back(msg);
                 Ok(())
@@ -646,7 +733,8 @@ impl Session {
             let _ = self.encrypt_and_queue(now, &Message::Close(reason));
         }
         self.state = State::Closed;
-        self.events.push_back(Event::Closed(CloseCause::Local(reason)));
+        self.events
+            .push_back(Event::Closed(CloseCause::Local(reason)));
     }
 
     /// Runs the timers; call when `poll_timeout` has passed.
@@ -663,13 +751,14 @@ impl Session {
         if now >= self.last_received + self.config.idle_timeout {
             let _ = self.encrypt_and_queue(now, &Message::Close(CloseReason::IdleTimeout));
             self.state = State::Closed;
-            self.events.push_back(Event::Closed(CloseCause::Error(ProtocolError::IdleTimeout)));
+            self.events
+                .push_back(Event::Closed(CloseCause::Error(ProtocolError::IdleTimeout)));
             return;
         }
-        if now >= self.last_sent + self.config.keepalive_interval {
-            if let Err(e) = self.encrypt_and_queue(now, &Message::Keepalive) {
-                self.fail(e);
-            }
+        if now >= self.last_sent + self.config.keepalive_interval
+            && let Err(e) = self.encrypt_and_queue(now, &Message::Keepalive)
+        {
+            self.fail(e);
         }
     }
 
@@ -677,10 +766,10 @@ impl Session {
 
     /// Bytes to write to the stream, if any.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        if matches!(self.state, State::InitiatorStart { .. }) {
-            if let Err(e) = self.write_hello() {
-                self.fail(e);
-            }
+        if matches!(self.state, State::InitiatorStart { .. })
+            && let Err(e) = self.write_hello()
+        {
+            self.fail(e);
         }
         if self.outgoing.is_empty() {
             None
@@ -710,22 +799,27 @@ impl Session {
 
     fn write_hello(&mut self) -> Result<(), ProtocolError> {
         let state = std::mem::replace(&mut self.state, State::Closed);
-        let State::InitiatorStart { mut handshake, header } = state else {
+        let State::InitiatorStart {
+            mut handshake,
+            header,
+        } = state
+        else {
             self.state = state;
             return Ok(());
         };
+        // Only an endpoint initiator's first message rides the hello, and
+        // only if it is small (PROTOCOL.md §4.6).
+        let early_message = match (self.purpose, self.pending.front()) {
+            (Purpose::Endpoint, Some(first)) => Some(first.encode()),
+            _ => None,
+        };
         let mut early = Vec::new();
-        if self.purpose == Purpose::Endpoint {
-            if let Some(first) = self.pending.front() {
-                let encoded = first.encode();
-                if encoded.len() <= EARLY_DATA_MAX {
-                    early = message::pad(&encoded).ok_or(ProtocolError::MessageTooLarge {
-                        len: encoded.len(),
-                        max: EARLY_DATA_MAX,
-                    })?;
-                    self.pending.pop_front();
-                }
-            }
+        if let Some(encoded) = early_message.filter(|e| e.len() <= EARLY_DATA_MAX) {
+            early = message::pad(&encoded).ok_or(ProtocolError::MessageTooLarge {
+                len: encoded.len(),
+                max: EARLY_DATA_MAX,
+            })?;
+            self.pending.pop_front();
         }
         let msg = handshake.write(&early)?;
         let mut body = header;
@@ -741,10 +835,14 @@ impl Session {
             return Err(ProtocolError::Closed);
         };
         let encoded = msg.encode();
-        let padded = message::pad(&encoded)
-            .ok_or(ProtocolError::MessageTooLarge { len: encoded.len(), max: MAX_MESSAGE })?;
+        let padded = message::pad(&encoded).ok_or(ProtocolError::MessageTooLarge {
+            len: encoded.len(),
+            max: MAX_MESSAGE,
+        })?;
         let mut ct = vec![0u8; padded.len() + TAG_LEN];
-        let n = transport.write_message(&padded, &mut ct).map_err(noise_internal)?;
+        let n = transport
+            .write_message(&padded, &mut ct)
+            .map_err(noise_internal)?;
         self.push_frame(now, FrameType::Transport, &ct[..n]);
         Ok(())
     }
@@ -768,7 +866,8 @@ impl Session {
             let _ = self.encrypt_and_queue(now, &Message::Close(CloseReason::ProtocolViolation));
         }
         if !matches!(self.events.back(), Some(Event::Closed(_))) {
-            self.events.push_back(Event::Closed(CloseCause::Error(e.clone())));
+            self.events
+                .push_back(Event::Closed(CloseCause::Error(e.clone())));
         }
         self.state = State::Closed;
         e
@@ -793,26 +892,30 @@ mod tests {
 
     /// Moves bytes both ways until quiet, admitting strangers; returns the
     /// errors of (initiator, responder).
-    fn run(a: &mut Session, b: &mut Session, now: Instant) -> (Vec<ProtocolError>, Vec<ProtocolError>) {
+    fn run(
+        a: &mut Session,
+        b: &mut Session,
+        now: Instant,
+    ) -> (Vec<ProtocolError>, Vec<ProtocolError>) {
         let (mut ea, mut eb) = (Vec::new(), Vec::new());
         let mut replay = ReplayCache::default();
         for _ in 0..10 {
-            if let Some(x) = a.poll_transmit() {
-                if let Err(e) = b.handle_bytes(now, &x) {
+            if let Some(x) = a.poll_transmit()
+                && let Err(e) = b.handle_bytes(now, &x)
+            {
+                eb.push(e);
+            }
+            while let Some(ev) = b.poll_event() {
+                if let Event::Admission(_) = ev
+                    && let Err(e) = b.admit_stranger(now, &mut replay)
+                {
                     eb.push(e);
                 }
             }
-            while let Some(ev) = b.poll_event() {
-                if let Event::Admission(_) = ev {
-                    if let Err(e) = b.admit_stranger(now, &mut replay) {
-                        eb.push(e);
-                    }
-                }
-            }
-            if let Some(x) = b.poll_transmit() {
-                if let Err(e) = a.handle_bytes(now, &x) {
-                    ea.push(e);
-                }
+            if let Some(x) = b.poll_transmit()
+                && let Err(e) = a.handle_bytes(now, &x)
+            {
+                ea.push(e);
             }
         }
         (ea, eb)
@@ -823,11 +926,24 @@ mod tests {
         let (a, x, y) = (identity(1), identity(2), identity(3));
         let now = Instant::now();
         let mut rng = ChaCha20Rng::from_seed([9; 32]);
-        let mut init = Session::connect_intake(SessionConfig::default(), &a, x.identity.onion_id(), now, &mut rng)
-            .expect("connect");
+        let mut init = Session::connect_intake(
+            SessionConfig::default(),
+            &a,
+            x.identity.onion_id(),
+            now,
+            &mut rng,
+        )
+        .expect("connect");
         // y answers at x's address (it accepts hellos for x) but can only
         // prove y.
-        let mut resp = Session::accept(SessionConfig::default(), &y, Purpose::Intake, x.identity.onion_id(), now, &mut rng);
+        let mut resp = Session::accept(
+            SessionConfig::default(),
+            &y,
+            Purpose::Intake,
+            x.identity.onion_id(),
+            now,
+            &mut rng,
+        );
         let (ea, _) = run(&mut init, &mut resp, now);
         assert_eq!(ea, vec![ProtocolError::IdentityMismatch]);
     }
@@ -838,8 +954,14 @@ mod tests {
         let now = Instant::now();
         let mut rng = ChaCha20Rng::from_seed([8; 32]);
         let mut init = Session::connect(
-            SessionConfig::default(), &a, victim.identity.onion_id(), Purpose::Intake,
-            b.identity.onion_id(), None, now, &mut rng,
+            SessionConfig::default(),
+            &a,
+            victim.identity.onion_id(),
+            Purpose::Intake,
+            b.identity.onion_id(),
+            None,
+            now,
+            &mut rng,
         )
         .expect("connect");
         let mut resp = Session::accept_intake(SessionConfig::default(), &b, now, &mut rng);

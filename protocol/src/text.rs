@@ -67,17 +67,28 @@ impl TextField {
     pub fn validate(self, s: &str) -> Result<(), DecodeError> {
         let field = self.name();
         if s.len() > self.max_bytes() {
-            return Err(DecodeError::TooLong { field, len: s.len(), max: self.max_bytes() });
+            return Err(DecodeError::TooLong {
+                field,
+                len: s.len(),
+                max: self.max_bytes(),
+            });
         }
         let chars = s.chars().count();
         if chars > self.max_chars() {
-            return Err(DecodeError::TooLong { field, len: chars, max: self.max_chars() });
+            return Err(DecodeError::TooLong {
+                field,
+                len: chars,
+                max: self.max_chars(),
+            });
         }
         if s.is_empty() && !self.may_be_empty() {
             return Err(DecodeError::Empty(field));
         }
         if let Some(c) = s.chars().find(|&c| !self.allows(c)) {
-            return Err(DecodeError::ForbiddenCharacter { field, code: u32::from(c) });
+            return Err(DecodeError::ForbiddenCharacter {
+                field,
+                code: u32::from(c),
+            });
         }
         if self == TextField::FileName && (s == "." || s == "..") {
             return Err(DecodeError::InvalidValue(field));
@@ -104,9 +115,7 @@ impl TextField {
                     && !is_format(c)
                     && !matches!(c, '"' | '<' | '>' | '&' | '\u{2028}' | '\u{2029}')
             }
-            TextField::Greeting | TextField::ChatText => {
-                !c.is_control() || c == '\n' || c == '\t'
-            }
+            TextField::Greeting | TextField::ChatText => !c.is_control() || c == '\n' || c == '\t',
             TextField::FileName => {
                 !c.is_control()
                     && !is_format(c)
@@ -157,7 +166,10 @@ mod tests {
     use super::*;
 
     fn forbidden(field: TextField, c: char) -> Result<(), DecodeError> {
-        Err(DecodeError::ForbiddenCharacter { field: field.name(), code: u32::from(c) })
+        Err(DecodeError::ForbiddenCharacter {
+            field: field.name(),
+            code: u32::from(c),
+        })
     }
 
     #[test]
@@ -168,14 +180,39 @@ mod tests {
         assert_eq!(n.validate(&"x".repeat(30)), Ok(()));
         assert_eq!(
             n.validate(&"x".repeat(31)),
-            Err(DecodeError::TooLong { field: "nickname", len: 31, max: 30 })
+            Err(DecodeError::TooLong {
+                field: "nickname",
+                len: 31,
+                max: 30
+            })
         );
         // 30 four-byte characters fit the byte cap exactly.
         assert_eq!(n.validate(&"🌱".repeat(30)), Ok(()));
-        for c in ['\u{202E}', '\u{200B}', '\u{2066}', '\u{FEFF}', '\n', '\0', '\u{7F}', '\u{9B}',
-                  '<', '>', '&', '"', '\u{2028}', '\u{FFFE}', '\u{FDD0}', '\u{10FFFF}', '\u{E0041}']
-        {
-            assert_eq!(n.validate(&format!("a{c}b")), forbidden(n, c), "{:#x}", u32::from(c));
+        for c in [
+            '\u{202E}',
+            '\u{200B}',
+            '\u{2066}',
+            '\u{FEFF}',
+            '\n',
+            '\0',
+            '\u{7F}',
+            '\u{9B}',
+            '<',
+            '>',
+            '&',
+            '"',
+            '\u{2028}',
+            '\u{FFFE}',
+            '\u{FDD0}',
+            '\u{10FFFF}',
+            '\u{E0041}',
+        ] {
+            assert_eq!(
+                n.validate(&format!("a{c}b")),
+                forbidden(n, c),
+                "{:#x}",
+                u32::from(c)
+            );
         }
         // The 2014 Ricochet finding: markup in a nickname.
         assert_eq!(n.validate("<img src=x>"), forbidden(n, '<'));
@@ -184,7 +221,10 @@ mod tests {
     #[test]
     fn chat_text() {
         let t = TextField::ChatText;
-        assert_eq!(t.validate("line one\n\tline two <b>not bold</b> https://x.invalid"), Ok(()));
+        assert_eq!(
+            t.validate("line one\n\tline two <b>not bold</b> https://x.invalid"),
+            Ok(())
+        );
         // Bidi controls and joiners are typed by real people (emoji, RTL
         // scripts): allowed, and shown inert by the UI.
         assert_eq!(t.validate("👩\u{200D}💻 \u{202E}abc"), Ok(()));
@@ -194,7 +234,11 @@ mod tests {
         assert_eq!(t.validate("\u{FFFF}"), forbidden(t, '\u{FFFF}'));
         assert_eq!(
             t.validate(&"a".repeat(4001)),
-            Err(DecodeError::TooLong { field: "message text", len: 4001, max: 4000 })
+            Err(DecodeError::TooLong {
+                field: "message text",
+                len: 4001,
+                max: 4000
+            })
         );
     }
 
@@ -204,14 +248,21 @@ mod tests {
         assert_eq!(f.validate("report (final).pdf"), Ok(()));
         assert_eq!(f.validate("../etc/passwd"), forbidden(f, '/'));
         assert_eq!(f.validate("..\\boot.ini"), forbidden(f, '\\'));
-        assert_eq!(f.validate(".."), Err(DecodeError::InvalidValue("file name")));
+        assert_eq!(
+            f.validate(".."),
+            Err(DecodeError::InvalidValue("file name"))
+        );
         assert_eq!(f.validate("."), Err(DecodeError::InvalidValue("file name")));
         assert_eq!(f.validate("a\0b"), forbidden(f, '\0'));
         assert_eq!(f.validate("cod\u{202E}fdp.exe"), forbidden(f, '\u{202E}'));
         assert_eq!(f.validate(""), Err(DecodeError::Empty("file name")));
         assert_eq!(
             f.validate(&"é".repeat(128)),
-            Err(DecodeError::TooLong { field: "file name", len: 256, max: 255 })
+            Err(DecodeError::TooLong {
+                field: "file name",
+                len: 256,
+                max: 255
+            })
         );
     }
 

@@ -12,7 +12,8 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
 fn onion_id() -> impl Strategy<Value = OnionId> {
-    any::<[u8; 32]>().prop_map(|seed| IdentityKey::generate(&mut ChaCha20Rng::from_seed(seed)).onion_id())
+    any::<[u8; 32]>()
+        .prop_map(|seed| IdentityKey::generate(&mut ChaCha20Rng::from_seed(seed)).onion_id())
 }
 
 /// Text a person could type: letters from several scripts, digits,
@@ -30,40 +31,70 @@ fn transfer() -> impl Strategy<Value = TransferId> {
 
 fn message() -> impl Strategy<Value = Message> {
     prop_oneof![
-        (text(0, 30, ""), text(0, 1000, "\n\t<>&\"\u{200D}\u{202E}"), onion_id(), any::<[u8; 32]>())
-            .prop_map(|(nickname, greeting, endpoint, k)| Message::ContactRequest(ContactRequest {
-                nickname,
-                greeting,
-                endpoint,
-                discovery_key: DiscoveryKey(k),
-            })),
+        (
+            text(0, 30, ""),
+            text(0, 1000, "\n\t<>&\"\u{200D}\u{202E}"),
+            onion_id(),
+            any::<[u8; 32]>()
+        )
+            .prop_map(|(nickname, greeting, endpoint, k)| Message::ContactRequest(
+                ContactRequest {
+                    nickname,
+                    greeting,
+                    endpoint,
+                    discovery_key: DiscoveryKey(k),
+                }
+            )),
         (onion_id(), any::<[u8; 32]>()).prop_map(|(endpoint, k)| Message::ContactAccept(
-            ContactAccept { endpoint, discovery_key: DiscoveryKey(k) }
+            ContactAccept {
+                endpoint,
+                discovery_key: DiscoveryKey(k)
+            }
         )),
         Just(Message::ContactReject),
         (1..=u64::MAX, text(1, 4000, "\n\t<>&\"\u{200D}\u{202E}"))
             .prop_map(|(id, text)| Message::Chat(Chat { id, text })),
         (1..=u64::MAX).prop_map(|id| Message::Ack { id }),
-        (transfer(), 0..=MAX_FILE_SIZE, any::<[u8; 32]>(), text(1, 60, ""))
-            .prop_map(|(transfer, size, sha256, name)| Message::FileOffer(FileOffer {
+        (
+            transfer(),
+            0..=MAX_FILE_SIZE,
+            any::<[u8; 32]>(),
+            text(1, 60, "")
+        )
+            .prop_map(
+                |(transfer, size, sha256, name)| Message::FileOffer(FileOffer {
+                    transfer,
+                    size,
+                    sha256,
+                    name,
+                })
+            ),
+        (transfer(), 0..=MAX_FILE_SIZE)
+            .prop_map(|(transfer, offset)| Message::FileAccept { transfer, offset }),
+        (
+            transfer(),
+            0..=MAX_FILE_SIZE - MAX_CHUNK as u64,
+            proptest::collection::vec(any::<u8>(), 1..=2048)
+        )
+            .prop_map(|(transfer, offset, data)| Message::FileChunk(FileChunk {
                 transfer,
-                size,
-                sha256,
-                name,
+                offset,
+                data
             })),
-        (transfer(), 0..=MAX_FILE_SIZE).prop_map(|(transfer, offset)| Message::FileAccept { transfer, offset }),
-        (transfer(), 0..=MAX_FILE_SIZE - MAX_CHUNK as u64, proptest::collection::vec(any::<u8>(), 1..=2048))
-            .prop_map(|(transfer, offset, data)| Message::FileChunk(FileChunk { transfer, offset, data })),
-        (transfer(), 0..=MAX_FILE_SIZE).prop_map(|(transfer, received)| Message::FileAck { transfer, received }),
+        (transfer(), 0..=MAX_FILE_SIZE)
+            .prop_map(|(transfer, received)| Message::FileAck { transfer, received }),
         transfer().prop_map(|transfer| Message::FileDone { transfer }),
-        (transfer(), proptest::sample::select(vec![
-            CancelReason::ByUser,
-            CancelReason::DigestMismatch,
-            CancelReason::TooLarge,
-            CancelReason::Io,
-            CancelReason::Protocol,
-        ]))
-        .prop_map(|(transfer, reason)| Message::FileCancel { transfer, reason }),
+        (
+            transfer(),
+            proptest::sample::select(vec![
+                CancelReason::ByUser,
+                CancelReason::DigestMismatch,
+                CancelReason::TooLarge,
+                CancelReason::Io,
+                CancelReason::Protocol,
+            ])
+        )
+            .prop_map(|(transfer, reason)| Message::FileCancel { transfer, reason }),
         Just(Message::Keepalive),
         any::<u16>().prop_map(|c| Message::Close(CloseReason::from_code(c))),
     ]
@@ -111,7 +142,10 @@ proptest! {
 
 #[test]
 fn chat_text_at_the_limit_round_trips() {
-    let m = Message::Chat(Chat { id: u64::MAX, text: "😀".repeat(4000) });
+    let m = Message::Chat(Chat {
+        id: u64::MAX,
+        text: "😀".repeat(4000),
+    });
     assert_eq!(Message::decode(&m.encode()), Ok(m));
     let c = Message::FileChunk(FileChunk {
         transfer: TransferId([1; 16]),

@@ -30,7 +30,11 @@ struct Party {
 
 impl Party {
     fn new(tag: u8) -> Self {
-        Party { identity_seed: [tag; 32], endpoint_seed: [tag + 1; 32], static_secret: [tag + 2; 32] }
+        Party {
+            identity_seed: [tag; 32],
+            endpoint_seed: [tag + 1; 32],
+            static_secret: [tag + 2; 32],
+        }
     }
     fn local(&self) -> LocalIdentity {
         LocalIdentity {
@@ -71,7 +75,10 @@ fn frames(bytes: &[u8]) -> Vec<Value> {
     let mut d = FrameDecoder::default();
     let mut input = bytes;
     let mut out = Vec::new();
-    while let Some(f) = d.next_frame(&mut input, 65535).expect("our own frames decode") {
+    while let Some(f) = d
+        .next_frame(&mut input, 65535)
+        .expect("our own frames decode")
+    {
         out.push(json!({ "type": f.kind.name(), "body": hex::encode(&f.body) }));
     }
     out
@@ -84,13 +91,33 @@ fn transcript(endpoint: bool) -> Value {
     let now = Instant::now();
     let cfg = SessionConfig::default();
     let (mut init, mut resp, first) = if endpoint {
-        let init = Session::connect_endpoint(cfg.clone(), &a, b.endpoint, b.static_key.public(), now, &mut ChaCha20Rng::from_seed(init_seed))
-            .expect("connect");
+        let init = Session::connect_endpoint(
+            cfg.clone(),
+            &a,
+            b.endpoint,
+            b.static_key.public(),
+            now,
+            &mut ChaCha20Rng::from_seed(init_seed),
+        )
+        .expect("connect");
         let resp = Session::accept_endpoint(cfg, &b, now, &mut ChaCha20Rng::from_seed(resp_seed));
-        (init, resp, Message::Chat(Chat { id: 1, text: "Hello from Alice".into() }))
+        (
+            init,
+            resp,
+            Message::Chat(Chat {
+                id: 1,
+                text: "Hello from Alice".into(),
+            }),
+        )
     } else {
-        let init = Session::connect_intake(cfg.clone(), &a, b.identity.onion_id(), now, &mut ChaCha20Rng::from_seed(init_seed))
-            .expect("connect");
+        let init = Session::connect_intake(
+            cfg.clone(),
+            &a,
+            b.identity.onion_id(),
+            now,
+            &mut ChaCha20Rng::from_seed(init_seed),
+        )
+        .expect("connect");
         let resp = Session::accept_intake(cfg, &b, now, &mut ChaCha20Rng::from_seed(resp_seed));
         let req = Message::ContactRequest(ContactRequest {
             nickname: "Alice".into(),
@@ -112,9 +139,9 @@ fn transcript(endpoint: bool) -> Value {
         }
         while let Some(ev) = resp.poll_event() {
             match ev {
-                Event::Admission(_) if endpoint => {
-                    resp.admit_contact(now, &mut replay, a.static_key.public()).expect("admit")
-                }
+                Event::Admission(_) if endpoint => resp
+                    .admit_contact(now, &mut replay, a.static_key.public())
+                    .expect("admit"),
                 Event::Admission(_) => resp.admit_stranger(now, &mut replay).expect("admit"),
                 Event::Message(m) => {
                     assert_eq!(m, first);
@@ -157,7 +184,10 @@ fn check(name: &str, v: &Value) {
         std::fs::write(&path, &text).expect("write vector");
     }
     let pinned = std::fs::read_to_string(&path).expect("vector file exists");
-    assert!(pinned == text, "{name}: our bytes differ from the pinned vector {path}");
+    assert!(
+        pinned == text,
+        "{name}: our bytes differ from the pinned vector {path}"
+    );
 }
 
 #[test]
@@ -189,7 +219,10 @@ impl snow::resolvers::CryptoResolver for PlainResolver {
     fn resolve_hash(&self, c: &snow::params::HashChoice) -> Option<Box<dyn snow::types::Hash>> {
         snow::resolvers::DefaultResolver.resolve_hash(c)
     }
-    fn resolve_cipher(&self, c: &snow::params::CipherChoice) -> Option<Box<dyn snow::types::Cipher>> {
+    fn resolve_cipher(
+        &self,
+        c: &snow::params::CipherChoice,
+    ) -> Option<Box<dyn snow::types::Cipher>> {
         snow::resolvers::DefaultResolver.resolve_cipher(c)
     }
 }
@@ -202,7 +235,8 @@ fn unhex(v: &Value) -> Vec<u8> {
 /// inputs and the rules of PROTOCOL.md §4, with `snow`'s own X25519.
 fn reproduce(name: &str) {
     let path = format!("{}/tests/vectors/{name}.json", env!("CARGO_MANIFEST_DIR"));
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("read")).expect("json");
+    let v: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("read")).expect("json");
     let endpoint = v["noise_protocol"] == ENDPOINT_PATTERN;
     let wire = v["wire"].as_array().expect("wire");
     let hello = unhex(&wire[0]["frames"][0]["body"]);
@@ -211,14 +245,22 @@ fn reproduce(name: &str) {
     let header_len = 6 + 1 + 1 + 1 + 32 + 32;
     let mut expected_header = b"ALLIUM".to_vec();
     expected_header.extend_from_slice(&[1, 1, if endpoint { 2 } else { 1 }]);
-    let responder_id = if endpoint { &v["responder"]["endpoint_public"] } else { &v["responder"]["identity_public"] };
+    let responder_id = if endpoint {
+        &v["responder"]["endpoint_public"]
+    } else {
+        &v["responder"]["identity_public"]
+    };
     expected_header.extend_from_slice(&unhex(responder_id));
     expected_header.extend_from_slice(&unhex(&v["initiator"]["identity_public"]));
     assert_eq!(&hello[..header_len], &expected_header[..]);
     let mut prologue = PROLOGUE_DOMAIN.to_vec();
     prologue.extend_from_slice(&expected_header);
 
-    let params: snow::params::NoiseParams = v["noise_protocol"].as_str().expect("name").parse().expect("params");
+    let params: snow::params::NoiseParams = v["noise_protocol"]
+        .as_str()
+        .expect("name")
+        .parse()
+        .expect("params");
     let (is, ie, rs, re) = (
         unhex(&v["initiator"]["static_secret"]),
         unhex(&v["initiator_ephemeral_secret"]),
@@ -227,16 +269,20 @@ fn reproduce(name: &str) {
     );
     let rs_pub = unhex(&v["responder"]["static_public"]);
     let mut ib = snow::Builder::with_resolver(params.clone(), Box::new(PlainResolver))
-        .prologue(&prologue).expect("p")
-        .local_private_key(&is).expect("s")
+        .prologue(&prologue)
+        .expect("p")
+        .local_private_key(&is)
+        .expect("s")
         .fixed_ephemeral_key_for_testing_only(&ie);
     if endpoint {
         ib = ib.remote_public_key(&rs_pub).expect("rs");
     }
     let mut init = ib.build_initiator().expect("init");
     let mut resp = snow::Builder::with_resolver(params, Box::new(PlainResolver))
-        .prologue(&prologue).expect("p")
-        .local_private_key(&rs).expect("s")
+        .prologue(&prologue)
+        .expect("p")
+        .local_private_key(&rs)
+        .expect("s")
         .fixed_ephemeral_key_for_testing_only(&re)
         .build_responder()
         .expect("resp");
@@ -244,16 +290,27 @@ fn reproduce(name: &str) {
     let mut buf = vec![0u8; 65535];
     let mut payload = vec![0u8; 65535];
     // Message 1: the rest of the hello.
-    let early = if endpoint { pad(&unhex(&v["first_message"])) } else { Vec::new() };
+    let early = if endpoint {
+        pad(&unhex(&v["first_message"]))
+    } else {
+        Vec::new()
+    };
     let n = init.write_message(&early, &mut buf).expect("write 1");
-    assert_eq!(hex::encode(&buf[..n]), hex::encode(&hello[header_len..]), "{name}: message 1");
+    assert_eq!(
+        hex::encode(&buf[..n]),
+        hex::encode(&hello[header_len..]),
+        "{name}: message 1"
+    );
     resp.read_message(&buf[..n], &mut payload).expect("read 1");
     // Message 2 (and 3 for XX) from the following HANDSHAKE frames.
     let handshake_frames: Vec<(bool, Vec<u8>)> = wire
         .iter()
         .flat_map(|t| {
             let from_init = t["from"] == "initiator";
-            t["frames"].as_array().expect("frames").iter()
+            t["frames"]
+                .as_array()
+                .expect("frames")
+                .iter()
                 .filter(|f| f["type"] == FrameType::Handshake.name())
                 .map(move |f| (from_init, unhex(&f["body"])))
                 .collect::<Vec<_>>()
@@ -261,13 +318,25 @@ fn reproduce(name: &str) {
         .collect();
     assert_eq!(handshake_frames.len(), if endpoint { 1 } else { 2 });
     for (from_init, body) in handshake_frames {
-        let (writer, reader) = if from_init { (&mut init, &mut resp) } else { (&mut resp, &mut init) };
+        let (writer, reader) = if from_init {
+            (&mut init, &mut resp)
+        } else {
+            (&mut resp, &mut init)
+        };
         // The payload is an identity proof (XX) or empty (IK): take it from
         // the peer's reading of the pinned bytes and check it re-encrypts
         // to the same bytes.
-        let len = reader.read_message(&body, &mut payload).expect("pinned message authenticates");
-        let n = writer.write_message(&payload[..len], &mut buf).expect("write");
-        assert_eq!(hex::encode(&buf[..n]), hex::encode(&body), "{name}: handshake message");
+        let len = reader
+            .read_message(&body, &mut payload)
+            .expect("pinned message authenticates");
+        let n = writer
+            .write_message(&payload[..len], &mut buf)
+            .expect("write");
+        assert_eq!(
+            hex::encode(&buf[..n]),
+            hex::encode(&body),
+            "{name}: handshake message"
+        );
     }
     assert!(init.is_handshake_finished() && resp.is_handshake_finished());
 
@@ -282,7 +351,9 @@ fn reproduce(name: &str) {
                 continue;
             }
             let reader = if from_init { &mut resp } else { &mut init };
-            let n = reader.read_message(&unhex(&f["body"]), &mut payload).expect("decrypts");
+            let n = reader
+                .read_message(&unhex(&f["body"]), &mut payload)
+                .expect("decrypts");
             plaintexts.push(payload[..n].to_vec());
         }
     }
@@ -295,7 +366,10 @@ fn reproduce(name: &str) {
 }
 
 fn pad(m: &[u8]) -> Vec<u8> {
-    let bucket = [256usize, 1024, 4096, 16384, 65504].into_iter().find(|b| *b >= m.len() + 2).expect("fits");
+    let bucket = [256usize, 1024, 4096, 16384, 65504]
+        .into_iter()
+        .find(|b| *b >= m.len() + 2)
+        .expect("fits");
     let mut out = (m.len() as u16).to_be_bytes().to_vec();
     out.extend_from_slice(m);
     out.resize(bucket, 0);

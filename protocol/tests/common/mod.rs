@@ -23,7 +23,11 @@ pub fn identity(seed: u8) -> LocalIdentity {
     let identity = IdentityKey::generate(&mut r);
     let endpoint = IdentityKey::generate(&mut r).onion_id();
     let static_key = StaticKeypair::generate(&mut r);
-    LocalIdentity { identity, endpoint, static_key }
+    LocalIdentity {
+        identity,
+        endpoint,
+        static_key,
+    }
 }
 
 /// What the responder does on `Event::Admission`.
@@ -54,7 +58,11 @@ impl Pair {
     pub fn intake(a: &LocalIdentity, b: &LocalIdentity) -> Self {
         let now = Instant::now();
         let initiator = Session::connect_intake(
-            SessionConfig::default(), a, b.identity.onion_id(), now, &mut rng(100),
+            SessionConfig::default(),
+            a,
+            b.identity.onion_id(),
+            now,
+            &mut rng(100),
         )
         .expect("connect");
         let responder = Session::accept_intake(SessionConfig::default(), b, now, &mut rng(101));
@@ -64,11 +72,21 @@ impl Pair {
     pub fn endpoint(a: &LocalIdentity, b: &LocalIdentity) -> Self {
         let now = Instant::now();
         let initiator = Session::connect_endpoint(
-            SessionConfig::default(), a, b.endpoint, b.static_key.public(), now, &mut rng(102),
+            SessionConfig::default(),
+            a,
+            b.endpoint,
+            b.static_key.public(),
+            now,
+            &mut rng(102),
         )
         .expect("connect");
         let responder = Session::accept_endpoint(SessionConfig::default(), b, now, &mut rng(103));
-        Self::new(initiator, responder, now, Admit::Contact(a.static_key.public()))
+        Self::new(
+            initiator,
+            responder,
+            now,
+            Admit::Contact(a.static_key.public()),
+        )
     }
 
     pub fn new(initiator: Session, responder: Session, now: Instant, admit: Admit) -> Self {
@@ -125,9 +143,12 @@ impl Pair {
             if let Event::Admission(_) = &e {
                 let result = match self.admit {
                     Admit::Stranger => self.responder.admit_stranger(self.now, &mut self.replay),
-                    Admit::Contact(k) => self.responder.admit_contact(self.now, &mut self.replay, k),
+                    Admit::Contact(k) => {
+                        self.responder.admit_contact(self.now, &mut self.replay, k)
+                    }
                     Admit::Nobody => {
-                        self.responder.refuse(allium_protocol::RefuseReason::NotAuthorized);
+                        self.responder
+                            .refuse(Some(allium_protocol::RefuseReason::NotAuthorized));
                         Ok(())
                     }
                 };
