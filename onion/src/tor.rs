@@ -1,0 +1,469 @@
+//! The Tor transport: Arti, embedded.
+//!
+//! Keys never touch Arti's disk: the primary keystore is Arti's ephemeral
+//! (in-memory) one, the onion identity keys come from the caller (the vault)
+//! with every launch, and discovery keys are inserted at dial time. What
+//! Arti still writes under the state and cache directories (consensus,
+//! guards, introduction-point state) is listed in the threat model.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use allium_protocol::{DiscoveryKey, IdentityKey, OnionId};
+use arti_client::config::dir::{AuthorityContacts, FallbackDir};
+use arti_client::config::onion_service::{OnionServiceConfig, OnionServiceConfigBuilder};
+use arti_client::config::{CfgPath, TorClientConfigBuilder};
+use arti_client::{ErrorKind, HasKind, KeystoreSelector, TorClient};
+use futures::StreamExt;
+use tokio::sync::{Semaphore, mpsc, watch};
+use tor_cell::relaycell::msg::{Connected, End, EndReason};
+use tor_config::ExplicitOrAuto;
+use tor_hscrypto::pk::{HsClientDescEncKey, HsClientDescEncSecretKey, HsId, HsIdKeypair};
+use tor_hsservice::config::restricted_discovery::HsClientNickname;
+use tor_hsservice::status::State;
+use tor_hsservice::{RunningOnionService, StreamRequest};
+use tor_keymgr::config::ArtiKeystoreKind;
+use tor_llcrypto::pk::curve25519;
+use tor_rtcompat::PreferredRuntime;
+
+use crate::network::{self, Network, NetworkFileError};
+use crate::transport::{
+    ClientKey, Connection, DialError, Reachability, SERVICE_PORT, ServiceControl, ServiceError,
+    ServiceHandle, Transport,
+};
+
+/// Arti's limit on restricted-discovery clients per descriptor.
+pub const MAX_AUTHORIZED_CLIENTS: usize =
+    tor_hsservice::config::restricted_discovery::MAX_RESTRICTED_DISCOVERY_CLIENTS;
+
+/// Connections open at once per service beyond which new ones are refused.
+const MAX_OPEN_CONNECTIONS: usize = 64;
+/// Streams one circuit may open (Arti's default is 65,535).
+const STREAMS_PER_CIRCUIT: u32 = 4;
+
+/// How to build the Tor client.
+#[derive(Clone, Debug)]
+pub struct TorConfig {
+    /// Which network.
+    pub network: Network,
+    /// Arti's state directory (guards, service state): beside the vault, or
+    /// in a private temporary directory for an amnesic session.
+    pub state_dir: PathBuf,
+    /// Arti's cache directory (consensus, descriptors).
+    pub cache_dir: PathBuf,
+    /// How long a dial may take.
+    pub dial_timeout: Duration,
+}
+
+/// Bootstrap progress, for a progress bar.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BootstrapProgress {
+    /// 0.0 to 1.0.
+    pub fraction: f32,
+    /// What Arti is doing, in words.
+    pub phase: String,
+    /// Whether Tor can carry traffic now.
+    pub ready: bool,
+}
+
+/// Why Tor could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BootstrapError {
+    /// The network file is unusable.
+    #[error(transparent)]
+    Network(#[from] NetworkFileError),
+    /// The configuration was rejected (a bug, or an unusable directory).
+    #[error("Tor's configuration was rejected: {0}")]
+    Config(String),
+    /// Tor could not connect to the network.
+    #[error(
+        "could not connect to the Tor network: {0}. Check the computer's internet connection, then retry."
+    )]
+    Connect(String),
+}
+
+type RendRequests =
+    std::pin::Pin<Box<dyn futures::Stream<Item = tor_hsservice::RendRequest> + Send>>;
+
+/// A Tor client with the services it publishes. Clones share it.
+#[derive(Clone)]
+pub struct TorTransport {
+    client: Arc<TorClient<PreferredRuntime>>,
+    dial_timeout: Duration,
+    state: Arc<Mutex<KeyState>>,
+}
+
+#[derive(Default)]
+struct KeyState {
+    /// Service nickname → the id whose key is in the keystore.
+    service_keys: HashMap<String, OnionId>,
+    /// Target → the discovery key in the keystore for it.
+    discovery: HashMap<OnionId, ClientKey>,
+}
+
+impl TorTransport {
+    /// Creates the client without connecting; call [`TorTransport::bootstrap`].
+    pub fn create(config: &TorConfig) -> Result<Self, BootstrapError> {
+        let built = client_config(config)?;
+        let client = TorClient::builder()
+            .config(built)
+            .bootstrap_behavior(arti_client::BootstrapBehavior::Manual)
+            .create_unbootstrapped()
+            .map_err(|e| BootstrapError::Config(e.to_string()))?;
+        Ok(TorTransport {
+            client,
+            dial_timeout: config.dial_timeout,
+            state: Arc::default(),
+        })
+    }
+
+    /// Progress events until ready (and after, should Tor lose the network).
+    pub fn bootstrap_progress(&self) -> impl futures::Stream<Item = BootstrapProgress> + use<> {
+        self.client.bootstrap_events().map(|s| BootstrapProgress {
+            fraction: s.as_frac(),
+            phase: s.to_string(),
+            ready: s.ready_for_traffic(),
+        })
+    }
+
+    /// Connects to the network.
+    pub async fn bootstrap(&self) -> Result<(), BootstrapError> {
+        self.client
+            .bootstrap()
+            .await
+            .map_err(|e| BootstrapError::Connect(e.to_string()))
+    }
+
+    async fn launch(
+        &self,
+        nickname: &str,
+        identity: &IdentityKey,
+        authorized: Option<&BTreeSet<ClientKey>>,
+    ) -> Result<ServiceHandle, ServiceError> {
+        let address = identity.onion_id();
+        let config = service_config(nickname, authorized)?;
+        let known = self
+            .state
+            .lock()
+            .map_err(|_| ServiceError::Tor("lock poisoned".into()))?
+            .service_keys
+            .get(nickname)
+            .copied();
+        let tor_err = |e: arti_client::Error| ServiceError::Tor(e.to_string());
+        let launched: Option<(Arc<RunningOnionService>, RendRequests)> = match known {
+            // Relaunch (the intake switched back on): the key is already in
+            // the ephemeral keystore, and Arti refuses to insert it twice.
+            Some(id) if id == address => self
+                .client
+                .launch_onion_service(config)
+                .map_err(tor_err)?
+                .map(|(r, s)| (r, Box::pin(s) as RendRequests)),
+            Some(_) => return Err(ServiceError::AlreadyRunning),
+            None => {
+                let r = self
+                    .client
+                    .launch_onion_service_with_hsid(config, hsid_keypair(identity))
+                    .map_err(tor_err)?
+                    .map(|(r, s)| (r, Box::pin(s) as RendRequests));
+                if let Ok(mut st) = self.state.lock() {
+                    st.service_keys.insert(nickname.to_owned(), address);
+                }
+                r
+            }
+        };
+        let (running, requests) =
+            launched.ok_or(ServiceError::Tor("the service is disabled".into()))?;
+
+        let (status_tx, status_rx) = watch::channel(Reachability::Starting);
+        let (conn_tx, conn_rx) = mpsc::channel(16);
+        let mut status_events = running.status_events();
+        let status_task = tokio::spawn(async move {
+            while let Some(s) = status_events.next().await {
+                let r = reachability(s.state(), s.current_problem().is_some());
+                if status_tx.send(r).is_err() {
+                    break;
+                }
+            }
+        });
+        let limit = Arc::new(Semaphore::new(MAX_OPEN_CONNECTIONS));
+        let accept_task = tokio::spawn(async move {
+            let mut streams = std::pin::pin!(tor_hsservice::handle_rend_requests(requests));
+            while let Some(req) = streams.next().await {
+                let tx = conn_tx.clone();
+                let limit = limit.clone();
+                tokio::spawn(accept_one(req, tx, limit));
+            }
+        });
+        Ok(ServiceHandle {
+            address,
+            restricted: authorized.is_some(),
+            authorized: authorized.cloned().unwrap_or_default(),
+            incoming: conn_rx,
+            status: status_rx,
+            control: Box::new(TorService {
+                nickname: nickname.to_owned(),
+                running,
+                tasks: vec![status_task, accept_task],
+            }),
+        })
+    }
+
+    /// Makes sure the keystore holds `key` for `target` (replacing a
+    /// different one, for a contact who re-issued its key).
+    fn ensure_discovery_key(&self, target: OnionId, key: &DiscoveryKey) -> Result<(), DialError> {
+        let public = ClientKey::from_secret(key);
+        let mut st = self
+            .state
+            .lock()
+            .map_err(|_| DialError::Other("lock poisoned".into()))?;
+        if st.discovery.get(&target) == Some(&public) {
+            return Ok(());
+        }
+        let hsid = HsId::from(*target.as_bytes());
+        if st.discovery.contains_key(&target) {
+            self.client
+                .remove_service_discovery_key(KeystoreSelector::Primary, hsid)
+                .map_err(|e| DialError::Other(e.to_string()))?;
+        }
+        let secret = HsClientDescEncSecretKey::from(curve25519::StaticSecret::from(key.0));
+        self.client
+            .insert_service_discovery_key(KeystoreSelector::Primary, hsid, secret)
+            .map_err(|e| DialError::Other(e.to_string()))?;
+        st.discovery.insert(target, public);
+        Ok(())
+    }
+}
+
+impl Transport for TorTransport {
+    async fn dial(
+        &self,
+        target: OnionId,
+        discovery: Option<&DiscoveryKey>,
+    ) -> Result<Connection, DialError> {
+        if let Some(key) = discovery {
+            self.ensure_discovery_key(target, key)?;
+        }
+        let host = target.to_onion_host();
+        match tokio::time::timeout(self.dial_timeout, self.client.connect((host, SERVICE_PORT)))
+            .await
+        {
+            Err(_) => Err(DialError::TimedOut(self.dial_timeout)),
+            Ok(Ok(stream)) => Ok(Box::new(stream)),
+            Ok(Err(e)) => Err(dial_error(&e)),
+        }
+    }
+
+    async fn publish_intake(&self, identity: &IdentityKey) -> Result<ServiceHandle, ServiceError> {
+        self.launch("intake", identity, None).await
+    }
+
+    async fn publish_endpoint(
+        &self,
+        identity: &IdentityKey,
+        authorized: BTreeSet<ClientKey>,
+    ) -> Result<ServiceHandle, ServiceError> {
+        self.launch("endpoint", identity, Some(&authorized)).await
+    }
+}
+
+struct TorService {
+    nickname: String,
+    running: Arc<RunningOnionService>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl ServiceControl for TorService {
+    fn set_authorized(&self, clients: &BTreeSet<ClientKey>) -> Result<(), ServiceError> {
+        let config = service_config(&self.nickname, Some(clients))?;
+        self.running
+            .reconfigure(config, arti_client::config::Reconfigure::AllOrNothing)
+            .map_err(|e| ServiceError::Tor(e.to_string()))
+    }
+}
+
+impl Drop for TorService {
+    fn drop(&mut self) {
+        // The accept task holds the request stream; ending it and dropping
+        // `running` stops the service.
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+async fn accept_one(req: StreamRequest, tx: mpsc::Sender<Connection>, limit: Arc<Semaphore>) {
+    use tor_proto::stream::IncomingStreamRequest;
+    let port_ok =
+        matches!(req.request(), IncomingStreamRequest::Begin(b) if b.port() == SERVICE_PORT);
+    let permit = match limit.try_acquire_owned() {
+        Ok(p) if port_ok => p,
+        _ => {
+            let reason = if port_ok {
+                EndReason::RESOURCELIMIT
+            } else {
+                EndReason::DONE
+            };
+            let _ = req.reject(End::new_with_reason(reason)).await;
+            return;
+        }
+    };
+    if let Ok(stream) = req.accept(Connected::new_empty()).await {
+        let conn: Connection = Box::new(crate::memory::Permitted::new(stream, permit));
+        // A full queue means the application is not keeping up: drop.
+        let _ = tx.try_send(conn);
+    }
+}
+
+fn reachability(state: State, has_problem: bool) -> Reachability {
+    match state {
+        State::Running | State::DegradedReachable => Reachability::Reachable,
+        // On a private network Arti never reports Running: it publishes for
+        // two time periods and the second HSDir ring does not exist. With a
+        // good upload and no current problem the service is reachable
+        // (shared/notes/tor-testnet.md, pitfall 1).
+        State::DegradedUnreachable if !has_problem => Reachability::Reachable,
+        State::DegradedUnreachable => Reachability::Unreachable,
+        State::Shutdown | State::Broken => Reachability::Broken,
+        _ => Reachability::Starting,
+    }
+}
+
+fn dial_error(e: &arti_client::Error) -> DialError {
+    match e.kind() {
+        ErrorKind::OnionServiceNotFound => DialError::NotFound,
+        ErrorKind::OnionServiceMissingClientAuth | ErrorKind::OnionServiceWrongClientAuth => {
+            DialError::NotAuthorized
+        }
+        ErrorKind::OnionServiceNotRunning
+        | ErrorKind::OnionServiceConnectionFailed
+        | ErrorKind::RemoteConnectionRefused
+        | ErrorKind::RemoteStreamError => DialError::Unreachable,
+        ErrorKind::BootstrapRequired => DialError::NotBootstrapped,
+        _ => DialError::Other(e.to_string()),
+    }
+}
+
+fn hsid_keypair(identity: &IdentityKey) -> HsIdKeypair {
+    let kp = tor_llcrypto::pk::ed25519::Keypair::from_bytes(identity.seed());
+    HsIdKeypair::from(tor_llcrypto::pk::ed25519::ExpandedKeypair::from(&kp))
+}
+
+fn service_config(
+    nickname: &str,
+    authorized: Option<&BTreeSet<ClientKey>>,
+) -> Result<OnionServiceConfig, ServiceError> {
+    let mut b = OnionServiceConfigBuilder::default();
+    b.nickname(
+        nickname
+            .parse()
+            .map_err(|_| ServiceError::Tor(format!("bad nickname {nickname}")))?,
+    );
+    b.max_concurrent_streams_per_circuit(STREAMS_PER_CIRCUIT);
+    if let Some(clients) = authorized {
+        if clients.len() >= MAX_AUTHORIZED_CLIENTS {
+            return Err(ServiceError::TooManyClients(MAX_AUTHORIZED_CLIENTS - 1));
+        }
+        let rd = b.restricted_discovery();
+        rd.enabled(true);
+        // Arti refuses restricted discovery with no clients, and an endpoint
+        // must never run unrestricted: a key nobody holds keeps it closed.
+        let sentinel = ClientKey::from_secret(&DiscoveryKey(*b"allium endpoint: no contact yet."));
+        let keys = rd.static_keys().access();
+        for c in std::iter::once(&sentinel).chain(clients) {
+            keys.push((
+                client_nickname(c)?,
+                HsClientDescEncKey::from(curve25519::PublicKey::from(c.0)),
+            ));
+        }
+    }
+    b.build().map_err(|e| ServiceError::Tor(e.to_string()))
+}
+
+fn client_nickname(c: &ClientKey) -> Result<HsClientNickname, ServiceError> {
+    let hex: String = c.0.iter().take(12).map(|b| format!("{b:02x}")).collect();
+    format!("c{hex}")
+        .parse()
+        .map_err(|_| ServiceError::Tor("bad client nickname".into()))
+}
+
+fn client_config(config: &TorConfig) -> Result<arti_client::TorClientConfig, BootstrapError> {
+    let mut b = TorClientConfigBuilder::default();
+    b.storage()
+        .state_dir(CfgPath::new_literal(config.state_dir.clone()))
+        .cache_dir(CfgPath::new_literal(config.cache_dir.clone()));
+    b.storage()
+        .keystore()
+        .primary()
+        .kind(ExplicitOrAuto::Explicit(ArtiKeystoreKind::Ephemeral));
+    if let Network::Custom(net) = &config.network {
+        net.check()?;
+        let mut auth = AuthorityContacts::builder();
+        for a in &net.authorities {
+            auth.v3idents().push(network::rsa_identity(&a.v3ident)?);
+        }
+        *b.tor_network().authorities() = auth;
+        let mut fallbacks = Vec::new();
+        for f in &net.fallbacks {
+            let mut fb = FallbackDir::builder();
+            fb.rsa_identity(network::rsa_identity(&f.rsa_identity)?)
+                .ed_identity(network::ed_identity(&f.ed_identity)?);
+            for p in &f.orports {
+                fb.orports().push(network::socket_addr(p)?);
+            }
+            fallbacks.push(fb);
+        }
+        b.tor_network().set_fallback_caches(fallbacks);
+        // All relays of a local network share one address: without this no
+        // path can be built. Never applied to the public network.
+        b.path_rules()
+            .ipv4_subnet_family_prefix(33)
+            .ipv6_subnet_family_prefix(129);
+        // A test network has no exits: do not try to predict exit circuits.
+        b.preemptive_circuits().set_initial_predicted_ports(vec![]);
+    }
+    b.build().map_err(|e| BootstrapError::Config(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reachability_rule() {
+        assert_eq!(reachability(State::Running, false), Reachability::Reachable);
+        assert_eq!(
+            reachability(State::DegradedUnreachable, false),
+            Reachability::Reachable
+        );
+        assert_eq!(
+            reachability(State::DegradedUnreachable, true),
+            Reachability::Unreachable
+        );
+        assert_eq!(
+            reachability(State::Bootstrapping, false),
+            Reachability::Starting
+        );
+        assert_eq!(reachability(State::Broken, true), Reachability::Broken);
+    }
+
+    #[test]
+    fn endpoint_config_is_always_restricted() {
+        let empty = BTreeSet::new();
+        let c = service_config("endpoint", Some(&empty)).expect("builds with no contacts");
+        assert!(*c.restricted_discovery().enabled());
+        let too_many: BTreeSet<_> = (0..MAX_AUTHORIZED_CLIENTS as u32)
+            .map(|i| {
+                let mut k = [0u8; 32];
+                k[..4].copy_from_slice(&i.to_be_bytes());
+                ClientKey(k)
+            })
+            .collect();
+        assert_eq!(
+            service_config("endpoint", Some(&too_many)).err(),
+            Some(ServiceError::TooManyClients(MAX_AUTHORIZED_CLIENTS - 1))
+        );
+    }
+}
