@@ -1,0 +1,255 @@
+//! Onion services on a real Tor network: the local network that
+//! `scripts/test.sh` starts (C tor authorities and relays on 127.0.0.1) and
+//! names in `ALLIUM_TEST_NETWORK`. These tests can only build a Tor client
+//! for that custom network, never for the public one.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use allium_onion::{
+    ClientKey, Connection, CustomNetwork, DialError, Network, ServiceHandle, TorConfig,
+    TorTransport, Transport,
+};
+use allium_protocol::{DiscoveryKey, IdentityKey};
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The local network, or a clear failure saying how to get one.
+fn local_network() -> Network {
+    let path = std::env::var_os("ALLIUM_TEST_NETWORK")
+        .map(PathBuf::from)
+        .expect(
+            "ALLIUM_TEST_NETWORK is not set: run the suite with ./scripts/test.sh, which starts a \
+             local Tor network, or start one with `allium-testnet up --dir DIR` and set \
+             ALLIUM_TEST_NETWORK=DIR/network.json",
+        );
+    Network::Custom(CustomNetwork::load(&path).expect("network file"))
+}
+
+struct Node {
+    tor: TorTransport,
+    _dir: tempfile::TempDir,
+}
+
+async fn node() -> Node {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = TorConfig {
+        network: local_network(),
+        state_dir: dir.path().join("state"),
+        cache_dir: dir.path().join("cache"),
+        dial_timeout: Duration::from_secs(60),
+    };
+    let tor = TorTransport::create(&config).expect("create");
+    tokio::time::timeout(Duration::from_secs(120), tor.bootstrap())
+        .await
+        .expect("bootstrap in time")
+        .expect("bootstrap");
+    Node { tor, _dir: dir }
+}
+
+fn key(seed: u8) -> IdentityKey {
+    IdentityKey::generate(&mut ChaCha20Rng::from_seed([seed; 32]))
+}
+
+async fn reachable(svc: &ServiceHandle) {
+    svc.wait_reachable(Duration::from_secs(120))
+        .await
+        .expect("service becomes reachable");
+}
+
+/// Dials until the descriptor has propagated; any error other than "not
+/// found yet" is returned at once.
+async fn dial_until_found(
+    from: &TorTransport,
+    svc: &ServiceHandle,
+    key: Option<&DiscoveryKey>,
+) -> Result<Connection, DialError> {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        match from.dial(svc.address(), key).await {
+            Err(DialError::NotFound) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_secs(2)).await
+            }
+            other => return other,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_exchange_a_mebibyte_both_ways() {
+    let (a, b) = (node().await, node().await);
+    let (ka, kb) = (DiscoveryKey([0xA1; 32]), DiscoveryKey([0xB1; 32]));
+    let (ia, ib) = (key(1), key(2));
+    // a authorizes b's key and the reverse.
+    let ea = a
+        .tor
+        .publish_endpoint(&ia, [ClientKey::from_secret(&kb)].into())
+        .await
+        .expect("a");
+    let mut eb = b
+        .tor
+        .publish_endpoint(&ib, [ClientKey::from_secret(&ka)].into())
+        .await
+        .expect("b");
+    reachable(&ea).await;
+    reachable(&eb).await;
+    assert_eq!(ea.address(), ia.onion_id());
+
+    let mut data = vec![0u8; 1 << 20];
+    ChaCha20Rng::from_seed([7; 32]).fill_bytes(&mut data);
+    let mut reply = data.clone();
+    reply.reverse();
+
+    // a dials b's endpoint; both send a mebibyte at the same time.
+    let mut from_a = dial_until_found(&a.tor, &eb, Some(&ka))
+        .await
+        .expect("a dials b");
+    let mut at_b = eb.accept().await.expect("b accepts");
+    let (got_at_a, got_at_b) = tokio::join!(
+        async {
+            let (mut r, mut w) = tokio::io::split(&mut from_a);
+            let mut got = vec![0u8; reply.len()];
+            let (wr, rd) = tokio::join!(
+                async {
+                    w.write_all(&data).await?;
+                    w.flush().await
+                },
+                r.read_exact(&mut got)
+            );
+            wr.expect("a writes");
+            rd.expect("a reads");
+            got
+        },
+        async {
+            let (mut r, mut w) = tokio::io::split(&mut at_b);
+            let mut got = vec![0u8; data.len()];
+            let (wr, rd) = tokio::join!(
+                async {
+                    w.write_all(&reply).await?;
+                    w.flush().await
+                },
+                r.read_exact(&mut got)
+            );
+            wr.expect("b writes");
+            rd.expect("b reads");
+            got
+        }
+    );
+    assert!(got_at_b == data, "b received a's mebibyte intact");
+    assert!(got_at_a == reply, "a received b's mebibyte intact");
+
+    // And the other way round: b reaches a's endpoint with a's key for it.
+    let _ = dial_until_found(&b.tor, &ea, Some(&kb))
+        .await
+        .expect("b dials a");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restricted_discovery_authorize_refuse_revoke() {
+    let (svc_node, friend, stranger, revoked) =
+        (node().await, node().await, node().await, node().await);
+    let (kf, ks, kr) = (
+        DiscoveryKey([0xF1; 32]),
+        DiscoveryKey([0x51; 32]),
+        DiscoveryKey([0x71; 32]),
+    );
+    let mut svc = svc_node
+        .tor
+        .publish_endpoint(
+            &key(3),
+            BTreeSet::from([ClientKey::from_secret(&kf), ClientKey::from_secret(&kr)]),
+        )
+        .await
+        .expect("publish");
+    reachable(&svc).await;
+
+    let _ok = dial_until_found(&friend.tor, &svc, Some(&kf))
+        .await
+        .expect("authorized connects");
+    let _ = svc.accept().await.expect("incoming");
+
+    let refused = dial_until_found(&stranger.tor, &svc, Some(&ks)).await.err();
+    assert_eq!(
+        refused,
+        Some(DialError::NotAuthorized),
+        "a key the service never issued"
+    );
+    let fresh = node().await;
+    let no_key = dial_until_found(&fresh.tor, &svc, None).await.err();
+    assert_eq!(no_key, Some(DialError::NotAuthorized), "no key at all");
+
+    // Revoke: the revoked client is refused once the new descriptor is
+    // out, the friend keeps working, all without restarting the service.
+    svc.revoke(&ClientKey::from_secret(&kr)).expect("revoke");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        match revoked.tor.dial(svc.address(), Some(&kr)).await {
+            Err(DialError::NotAuthorized) => break,
+            // The previous descriptor (which still listed this key) is
+            // served until the new one replaces it on the HSDirs.
+            Ok(_) | Err(DialError::NotFound) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_secs(3)).await
+            }
+            other => panic!(
+                "revoked client: expected NotAuthorized, got {:?}",
+                other.err()
+            ),
+        }
+    }
+    let fresh_friend = node().await;
+    let _still = dial_until_found(&fresh_friend.tor, &svc, Some(&kf))
+        .await
+        .expect("the remaining contact still connects");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn intake_off_then_on_and_restart_keeps_the_address() {
+    let (host, visitor) = (node().await, node().await);
+    let id = key(4);
+    let mut intake = host.tor.publish_intake(&id).await.expect("publish");
+    reachable(&intake).await;
+    let _c = dial_until_found(&visitor.tor, &intake, None)
+        .await
+        .expect("reachable");
+    let _ = intake.accept().await;
+
+    // Off: the service stops; a dial fails (no introduction point answers).
+    drop(intake);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let other = node().await;
+    let off = other.tor.dial(id.onion_id(), None).await;
+    assert!(
+        matches!(
+            off,
+            Err(DialError::Unreachable | DialError::NotFound | DialError::TimedOut(_))
+        ),
+        "a switched-off intake must be unreachable, got {:?}",
+        off.as_ref().err()
+    );
+
+    // On again, in the same Tor client.
+    let intake = host.tor.publish_intake(&id).await.expect("publish again");
+    reachable(&intake).await;
+    let again = node().await;
+    dial_until_found(&again.tor, &intake, None)
+        .await
+        .expect("reachable again");
+
+    // A restart (a new Tor client, the key from the vault) keeps the address.
+    drop(intake);
+    drop(host);
+    let restarted = node().await;
+    let intake = restarted
+        .tor
+        .publish_intake(&id)
+        .await
+        .expect("publish after restart");
+    assert_eq!(intake.address(), id.onion_id());
+    reachable(&intake).await;
+    let after = node().await;
+    dial_until_found(&after.tor, &intake, None)
+        .await
+        .expect("reachable after restart");
+}
