@@ -34,6 +34,7 @@ struct Settings {
 }
 
 fn main() {
+    workloads::settle_allocator();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if !args.iter().any(|a| a == "--bench") {
         smoke();

@@ -19,6 +19,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use workloads::{BareAead, Handshakes, LARGE_PAYLOAD, Link, Pattern, Payload, SMALL_PAYLOAD};
 
 fn config() -> Criterion {
+    workloads::settle_allocator();
     Criterion::default()
         .sample_size(20)
         .warm_up_time(Duration::from_millis(500))
