@@ -5,18 +5,22 @@
 //! * `handshake/endpoint`: Allium's IK handshake vs bare `snow` IK;
 //! * `seal_open/1KiB` and `seal_open/63KiB`: one message through an
 //!   established session pair vs ChaCha20-Poly1305 encrypt + decrypt of the
-//!   same payload. 63 KiB is the largest file chunk a message can carry.
+//!   same payload, and vs stock `snow` transport messages of that payload
+//!   (which isolates the protocol's framing, encoding and padding). 63 KiB
+//!   is the largest file chunk a message can carry.
 //!
-//! Kept short (20 samples, 2 s each) for a small, busy machine:
-//! `cargo bench -p allium-protocol` runs this and then `figures`, which
-//! prints the same comparisons as JSON.
+//! Kept short (20 samples, 2 s each) for a small, busy machine.
+//! `cargo bench -p allium-protocol` also runs `figures`, which prints the
+//! same comparisons as one JSON object.
 
 mod workloads;
 
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use workloads::{BareAead, Handshakes, LARGE_PAYLOAD, Link, Pattern, Payload, SMALL_PAYLOAD};
+use workloads::{
+    BareAead, BareSnowTransport, Handshakes, LARGE_PAYLOAD, Link, Pattern, Payload, SMALL_PAYLOAD,
+};
 
 fn config() -> Criterion {
     workloads::settle_allocator();
@@ -53,6 +57,8 @@ fn seal_open(c: &mut Criterion) {
                 b.iter(|| link.round_trip())
             });
         }
+        let mut transport = BareSnowTransport::new(size);
+        group.bench_function("bare_snow_transport", |b| b.iter(|| transport.round_trip()));
         let mut aead = BareAead::new(size);
         group.bench_function("bare_chacha20poly1305", |b| b.iter(|| aead.round_trip()));
         group.finish();

@@ -379,6 +379,48 @@ impl Link {
     }
 }
 
+/// Stock `snow` transport mode (from a bare IK handshake): the payload as
+/// one Noise transport message, written on one side and read on the other,
+/// into buffers allocated once. Between the bare AEAD and a `Session`: it
+/// adds `snow`'s own copy and its instance of the cipher, so the gap from
+/// here to Allium is the protocol's framing, encoding and padding alone.
+pub struct BareSnowTransport {
+    sender: snow::TransportState,
+    receiver: snow::TransportState,
+    payload: Vec<u8>,
+    wire: Vec<u8>,
+    opened: Vec<u8>,
+}
+
+impl BareSnowTransport {
+    pub fn new(payload: usize) -> Self {
+        let (sender, receiver) = Handshakes::default().bare(Pattern::Endpoint);
+        let mut rng = ChaCha20Rng::from_seed([0xD4; 32]);
+        let mut data = vec![0u8; payload];
+        rng.fill_bytes(&mut data);
+        BareSnowTransport {
+            sender,
+            receiver,
+            payload: data,
+            wire: vec![0u8; 65535],
+            opened: vec![0u8; 65535],
+        }
+    }
+
+    /// Seals the payload on one side and opens it on the other.
+    pub fn round_trip(&mut self) {
+        let n = self
+            .sender
+            .write_message(&self.payload, &mut self.wire)
+            .expect("seal");
+        let m = self
+            .receiver
+            .read_message(&self.wire[..n], &mut self.opened)
+            .expect("open");
+        std::hint::black_box(&self.opened[..m]);
+    }
+}
+
 /// The bare AEAD: one ChaCha20-Poly1305 key, Noise's nonce layout (four
 /// zero bytes, then a little-endian counter), no associated data, in place.
 pub struct BareAead {
