@@ -9,7 +9,8 @@
 //! * seal + open: one message through `send` / `poll_transmit` /
 //!   `handle_bytes` / `poll_event` of an established pair (encoding,
 //!   padding, framing, Noise transport, decoding) against one
-//!   ChaCha20-Poly1305 encryption and decryption of the same payload.
+//!   ChaCha20-Poly1305 encryption and decryption of the same payload, and
+//!   against one stock `snow` transport message of it.
 //!
 //! Everything random comes from ChaCha20 RNGs with fixed seeds, so two runs
 //! do the same work.
