@@ -62,8 +62,10 @@ pub fn write_frame(out: &mut Vec<u8>, kind: FrameType, body: &[u8]) {
 /// Incremental frame decoder: feed it any split of the stream.
 #[derive(Debug, Default)]
 pub struct FrameDecoder {
+    /// Length bytes, then the type byte, of the frame being read.
     header: Vec<u8>,
     body: Vec<u8>,
+    /// Body bytes (after the type byte) of the frame being read.
     want: Option<usize>,
 }
 
@@ -80,48 +82,52 @@ impl FrameDecoder {
         input: &mut &[u8],
         max: usize,
     ) -> Result<Option<Frame>, ProtocolError> {
-        loop {
-            let Some(want) = self.want else {
-                let Some((&b, rest)) = input.split_first() else {
-                    return Ok(None);
-                };
-                *input = rest;
-                self.header.push(b);
-                if self.header.len() == 2 {
-                    let len = usize::from(u16::from_be_bytes([self.header[0], self.header[1]]));
-                    self.header.clear();
-                    if len == 0 {
-                        return Err(ProtocolError::EmptyFrame);
-                    }
-                    if len > max {
-                        return Err(ProtocolError::FrameTooLarge { len, max });
-                    }
-                    self.want = Some(len);
-                    self.body = Vec::with_capacity(len);
-                }
-                continue;
-            };
-            let need = want - self.body.len();
-            let n = need.min(input.len());
-            self.body.extend_from_slice(&input[..n]);
-            *input = &input[n..];
-            if self.body.len() < want {
+        while self.want.is_none() {
+            let Some((&b, rest)) = input.split_first() else {
                 return Ok(None);
-            }
-            self.want = None;
-            let mut body = std::mem::take(&mut self.body);
-            let kind = match body.first().copied() {
-                Some(1) => FrameType::Hello,
-                Some(2) => FrameType::Handshake,
-                Some(3) => FrameType::Transport,
-                Some(4) => FrameType::Refuse,
-                Some(t) => return Err(ProtocolError::UnknownFrameType(t)),
-                None => return Err(ProtocolError::EmptyFrame),
             };
-            body.remove(0);
-            return Ok(Some(Frame { kind, body }));
+            *input = rest;
+            self.header.push(b);
+            if self.header.len() == 2 {
+                let len = usize::from(u16::from_be_bytes([self.header[0], self.header[1]]));
+                if len == 0 {
+                    return Err(ProtocolError::EmptyFrame);
+                }
+                if len > max {
+                    return Err(ProtocolError::FrameTooLarge { len, max });
+                }
+            } else if self.header.len() == 3 {
+                let len = usize::from(u16::from_be_bytes([self.header[0], self.header[1]]));
+                frame_type(self.header[2])?;
+                self.want = Some(len - 1);
+                self.body = Vec::with_capacity(len - 1);
+            }
         }
+        let want = self.want.unwrap_or(0);
+        let n = (want - self.body.len()).min(input.len());
+        self.body.extend_from_slice(&input[..n]);
+        *input = &input[n..];
+        if self.body.len() < want {
+            return Ok(None);
+        }
+        let kind = frame_type(self.header[2])?;
+        self.want = None;
+        self.header.clear();
+        Ok(Some(Frame {
+            kind,
+            body: std::mem::take(&mut self.body),
+        }))
     }
+}
+
+fn frame_type(b: u8) -> Result<FrameType, ProtocolError> {
+    Ok(match b {
+        1 => FrameType::Hello,
+        2 => FrameType::Handshake,
+        3 => FrameType::Transport,
+        4 => FrameType::Refuse,
+        t => return Err(ProtocolError::UnknownFrameType(t)),
+    })
 }
 
 /// Which service a handshake is for: the handshake *domain*.

@@ -10,6 +10,7 @@
 use curve25519_dalek::montgomery::MontgomeryPoint;
 use ed25519_dalek::{Signer, SigningKey};
 use rand_core::CryptoRngCore;
+use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::address::OnionId;
@@ -184,17 +185,69 @@ impl IdentityProof {
 /// Rejects X25519 public keys that make Diffie-Hellman non-contributory: all
 /// zeros ([`ProtocolError::ZeroKey`]) and every other point whose order
 /// divides the cofactor, on the curve or its twist
-/// ([`ProtocolError::SmallOrderKey`]). Multiplying by a clamped scalar (a
-/// multiple of 8) sends exactly those points to zero.
+/// ([`ProtocolError::SmallOrderKey`]).
+///
+/// Those are exactly seven values once bit 255 (ignored by X25519) is
+/// cleared: 0, 1, the two points of order 8, and p-1, p, p+1 (libsodium's
+/// list; any other non-canonical encoding would need more than 255 bits).
+/// The test `table_matches_scalar_multiplication` checks the table against
+/// the definition. Comparing costs nanoseconds where a scalar
+/// multiplication costs tens of microseconds per key.
 pub fn check_public_key(bytes: &[u8; 32]) -> Result<(), ProtocolError> {
     if bytes.iter().all(|b| *b == 0) {
         return Err(ProtocolError::ZeroKey);
     }
-    if MontgomeryPoint(*bytes).mul_clamped([0x55; 32]).to_bytes() == [0u8; 32] {
+    let mut masked = *bytes;
+    masked[31] &= 0x7f;
+    let mut small = subtle::Choice::from(0);
+    for bad in &SMALL_ORDER {
+        small |= masked.ct_eq(bad);
+    }
+    if bool::from(small) {
         return Err(ProtocolError::SmallOrderKey);
     }
     Ok(())
 }
+
+const SMALL_ORDER: [[u8; 32]; 7] = [
+    // 0
+    [0; 32],
+    // 1
+    [
+        1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0,
+    ],
+    // order 8
+    [
+        0xe0, 0xeb, 0x7a, 0x7c, 0x3b, 0x41, 0xb8, 0xae, 0x16, 0x56, 0xe3, 0xfa, 0xf1, 0x9f, 0xc4,
+        0x6a, 0xda, 0x09, 0x8d, 0xeb, 0x9c, 0x32, 0xb1, 0xfd, 0x86, 0x62, 0x05, 0x16, 0x5f, 0x49,
+        0xb8, 0x00,
+    ],
+    // order 8
+    [
+        0x5f, 0x9c, 0x95, 0xbc, 0xa3, 0x50, 0x8c, 0x24, 0xb1, 0xd0, 0xb1, 0x55, 0x9c, 0x83, 0xef,
+        0x5b, 0x04, 0x44, 0x5c, 0xc4, 0x58, 0x1c, 0x8e, 0x86, 0xd8, 0x22, 0x4e, 0xdd, 0xd0, 0x9f,
+        0x11, 0x57,
+    ],
+    // p - 1
+    [
+        0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0x7f,
+    ],
+    // p
+    [
+        0xed, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0x7f,
+    ],
+    // p + 1
+    [
+        0xee, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0x7f,
+    ],
+];
 
 #[cfg(test)]
 mod tests {
@@ -269,6 +322,36 @@ mod tests {
             check_public_key(&StaticKeypair::generate(&mut rng).public().0),
             Ok(())
         );
+    }
+
+    /// The definition: a clamped scalar (a multiple of 8) sends exactly the
+    /// small-order points to zero. Every table entry must, and random keys
+    /// and near misses must not.
+    #[test]
+    fn table_matches_scalar_multiplication() {
+        let by_definition =
+            |k: &[u8; 32]| MontgomeryPoint(*k).mul_clamped([0x55; 32]).to_bytes() == [0u8; 32];
+        for bad in &SMALL_ORDER {
+            assert!(by_definition(bad));
+            let mut high = *bad;
+            high[31] |= 0x80;
+            assert!(by_definition(&high));
+        }
+        let mut rng = ChaCha20Rng::from_seed([4; 32]);
+        for _ in 0..2000 {
+            let mut k = [0u8; 32];
+            rand_core::RngCore::fill_bytes(&mut rng, &mut k);
+            assert_eq!(check_public_key(&k).is_err(), by_definition(&k), "{k:02x?}");
+        }
+        for bad in &SMALL_ORDER {
+            for i in 0..32 {
+                let mut near = *bad;
+                near[i] ^= 1;
+                if !SMALL_ORDER.contains(&near) && near != [0; 32] {
+                    assert_eq!(check_public_key(&near).is_err(), by_definition(&near));
+                }
+            }
+        }
     }
 
     fn hex32(s: &str) -> [u8; 32] {

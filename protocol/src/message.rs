@@ -555,8 +555,21 @@ pub const PADDING_BUCKETS: [usize; 5] = [256, 1024, 4096, 16384, 65504];
 /// Largest encoded message: the largest bucket less the 2-byte length.
 pub const MAX_MESSAGE: usize = 65504 - 2;
 
-/// Pads an encoded message: `len (u16) || message || zeros` up to the
-/// smallest bucket that holds it.
+/// Encodes and pads a message in one buffer: `len (u16) || message ||
+/// zeros` up to the smallest bucket that holds it; `None` if it fits none.
+pub(crate) fn encode_padded(msg: &Message) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(256);
+    out.put_u16(0);
+    msg.encode_into(&mut out);
+    let len = out.len() - 2;
+    let bucket = *PADDING_BUCKETS.iter().find(|b| **b >= out.len())?;
+    out[..2].copy_from_slice(&u16::try_from(len).ok()?.to_be_bytes());
+    out.resize(bucket, 0);
+    Some(out)
+}
+
+/// Pads an already encoded message (see [`encode_padded`]).
+#[cfg(test)]
 pub(crate) fn pad(encoded: &[u8]) -> Option<Vec<u8>> {
     let need = encoded.len().checked_add(2)?;
     let bucket = *PADDING_BUCKETS.iter().find(|b| **b >= need)?;
@@ -599,6 +612,19 @@ mod tests {
                 .to_bytes(),
         )
         .expect("valid")
+    }
+
+    #[test]
+    fn encode_padded_equals_pad_of_encode() {
+        for m in [
+            Message::Keepalive,
+            Message::Chat(Chat {
+                id: 7,
+                text: "x".repeat(3000),
+            }),
+        ] {
+            assert_eq!(encode_padded(&m), pad(&m.encode()));
+        }
     }
 
     #[test]

@@ -78,7 +78,9 @@ impl NoiseHandshake {
     }
 
     pub(crate) fn write(&mut self, payload: &[u8]) -> Result<Vec<u8>, ProtocolError> {
-        let mut out = vec![0u8; NOISE_MAX];
+        // Room for two public keys, two tags and the payload: the most any
+        // message of XX or IK adds around its payload.
+        let mut out = vec![0u8; (payload.len() + 2 * 32 + 2 * TAG_LEN).min(NOISE_MAX)];
         let n = self
             .state
             .write_message(payload, &mut out)

@@ -98,9 +98,9 @@ pub enum Event {
     Closed(CloseCause),
 }
 
-/// Largest early message: its padded form must fit the 1,024-byte bucket so
-/// that the hello stays under the handshake frame cap.
-const EARLY_DATA_MAX: usize = 1024 - 2;
+/// Largest early message, padded: the 1,024-byte bucket, so that the hello
+/// stays under the handshake frame cap.
+const EARLY_PADDED_MAX: usize = 1024;
 /// Messages that can wait for the handshake before `send` refuses more.
 const MAX_PENDING: usize = 256;
 
@@ -703,16 +703,13 @@ impl Session {
     /// endpoint initiator's first message rides the hello if it is small).
     pub fn send(&mut self, now: Instant, msg: Message) -> Result<(), ProtocolError> {
         msg.validate().map_err(ProtocolError::InvalidOutgoing)?;
-        let len = msg.encode().len();
-        if len > MAX_MESSAGE {
-            return Err(ProtocolError::MessageTooLarge {
-                len,
-                max: MAX_MESSAGE,
-            });
-        }
         match self.state {
             State::Closed => Err(ProtocolError::Closed),
             State::Established { .. } => self.encrypt_and_queue(now, &msg),
+            _ if msg.encode().len() > MAX_MESSAGE => Err(ProtocolError::MessageTooLarge {
+                len: msg.encode().len(),
+                max: MAX_MESSAGE,
+            }),
             _ if self.pending.len() >= MAX_PENDING => Err(ProtocolError::WrongState(
                 "too many messages waiting for the handshake",
             )),
@@ -809,17 +806,13 @@ impl Session {
         };
         // Only an endpoint initiator's first message rides the hello, and
         // only if it is small (PROTOCOL.md §4.6).
-        let early_message = match (self.purpose, self.pending.front()) {
-            (Purpose::Endpoint, Some(first)) => Some(first.encode()),
-            _ => None,
-        };
         let mut early = Vec::new();
-        if let Some(encoded) = early_message.filter(|e| e.len() <= EARLY_DATA_MAX) {
-            early = message::pad(&encoded).ok_or(ProtocolError::MessageTooLarge {
-                len: encoded.len(),
-                max: EARLY_DATA_MAX,
-            })?;
+        if self.purpose == Purpose::Endpoint
+            && let Some(padded) = self.pending.front().and_then(message::encode_padded)
+            && padded.len() <= EARLY_PADDED_MAX
+        {
             self.pending.pop_front();
+            early = padded;
         }
         let msg = handshake.write(&early)?;
         let mut body = header;
@@ -830,20 +823,33 @@ impl Session {
         Ok(())
     }
 
+    /// Encodes, pads and encrypts straight into the outgoing buffer.
     fn encrypt_and_queue(&mut self, now: Instant, msg: &Message) -> Result<(), ProtocolError> {
         let State::Established { transport } = &mut self.state else {
             return Err(ProtocolError::Closed);
         };
-        let encoded = msg.encode();
-        let padded = message::pad(&encoded).ok_or(ProtocolError::MessageTooLarge {
-            len: encoded.len(),
+        let padded = message::encode_padded(msg).ok_or_else(|| ProtocolError::MessageTooLarge {
+            len: msg.encode().len(),
             max: MAX_MESSAGE,
         })?;
-        let mut ct = vec![0u8; padded.len() + TAG_LEN];
+        let start = self.outgoing.len();
+        self.outgoing.resize(start + 3 + padded.len() + TAG_LEN, 0);
         let n = transport
-            .write_message(&padded, &mut ct)
-            .map_err(noise_internal)?;
-        self.push_frame(now, FrameType::Transport, &ct[..n]);
+            .write_message(&padded, &mut self.outgoing[start + 3..])
+            .map_err(noise_internal);
+        let n = match n {
+            Ok(n) => n,
+            Err(e) => {
+                self.outgoing.truncate(start);
+                return Err(e);
+            }
+        };
+        // n + 1 ≤ 65,521: the largest bucket plus tag and type byte.
+        let len = u16::try_from(n + 1).unwrap_or(u16::MAX);
+        self.outgoing[start..start + 2].copy_from_slice(&len.to_be_bytes());
+        self.outgoing[start + 2] = FrameType::Transport as u8;
+        self.outgoing.truncate(start + 3 + n);
+        self.last_sent = now;
         Ok(())
     }
 
