@@ -10,6 +10,6 @@ pub use memory::{Fault, MemoryNetwork, MemoryTransport};
 pub use network::{CustomNetwork, Network, NetworkFileError};
 pub use tor::{BootstrapError, BootstrapProgress, TorConfig, TorTransport};
 pub use transport::{
-    ClientKey, Connection, DialError, Reachability, SERVICE_PORT, ServiceError, ServiceHandle,
-    Transport,
+    ClientKey, Connection, DialError, NotReachable, Reachability, SERVICE_PORT, ServiceError,
+    ServiceHandle, Transport,
 };

@@ -133,6 +133,7 @@ impl MemoryTransport {
             authorized: authorized.unwrap_or_default(),
             incoming: rx,
             status,
+            problem: watch::channel(None).1,
             control: Box::new(MemoryService {
                 net: self.net.clone(),
                 address,

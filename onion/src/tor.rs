@@ -107,6 +107,9 @@ struct KeyState {
 impl TorTransport {
     /// Creates the client without connecting; call [`TorTransport::bootstrap`].
     pub fn create(config: &TorConfig) -> Result<Self, BootstrapError> {
+        // Arti's rustls runtime needs a process-wide crypto provider; a
+        // second call (another profile, another test) finds it installed.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let built = client_config(config)?;
         let client = TorClient::builder()
             .config(built)
@@ -178,11 +181,14 @@ impl TorTransport {
             launched.ok_or(ServiceError::Tor("the service is disabled".into()))?;
 
         let (status_tx, status_rx) = watch::channel(Reachability::Starting);
+        let (problem_tx, problem_rx) = watch::channel(None);
         let (conn_tx, conn_rx) = mpsc::channel(16);
         let mut status_events = running.status_events();
         let status_task = tokio::spawn(async move {
             while let Some(s) = status_events.next().await {
-                let r = reachability(s.state(), s.current_problem().is_some());
+                let problem = s.current_problem().map(|p| format!("{p:?}"));
+                let r = reachability(s.state(), problem.is_some());
+                problem_tx.send_replace(problem);
                 if status_tx.send(r).is_err() {
                     break;
                 }
@@ -203,6 +209,7 @@ impl TorTransport {
             authorized: authorized.cloned().unwrap_or_default(),
             incoming: conn_rx,
             status: status_rx,
+            problem: problem_rx,
             control: Box::new(TorService {
                 nickname: nickname.to_owned(),
                 running,

@@ -53,6 +53,16 @@ pub enum Reachability {
     Broken,
 }
 
+/// A service that did not become reachable in time.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the onion service is not reachable ({state:?}){}", problem.as_ref().map(|p| format!(": {p}")).unwrap_or_default())]
+pub struct NotReachable {
+    /// The last state seen.
+    pub state: Reachability,
+    /// The transport's words for what is wrong, if it said.
+    pub problem: Option<String>,
+}
+
 /// Why a dial failed, in terms a person can act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -135,6 +145,8 @@ pub struct ServiceHandle {
     pub(crate) authorized: BTreeSet<ClientKey>,
     pub(crate) incoming: mpsc::Receiver<Connection>,
     pub(crate) status: watch::Receiver<Reachability>,
+    /// The transport's own words for the last problem, if any.
+    pub(crate) problem: watch::Receiver<Option<String>>,
     pub(crate) control: Box<dyn ServiceControl>,
 }
 
@@ -154,17 +166,26 @@ impl ServiceHandle {
         self.status.clone()
     }
 
+    /// The last problem the transport reported, in its own words.
+    pub fn problem(&self) -> Option<String> {
+        self.problem.borrow().clone()
+    }
+
     /// Waits until the service is reachable, or fails with the last state
-    /// seen after `limit`.
-    pub async fn wait_reachable(&self, limit: Duration) -> Result<(), Reachability> {
+    /// seen (and the problem, if one was reported) after `limit`.
+    pub async fn wait_reachable(&self, limit: Duration) -> Result<(), NotReachable> {
         let mut rx = self.status.clone();
         let wait = rx.wait_for(|s| matches!(s, Reachability::Reachable | Reachability::Broken));
-        match tokio::time::timeout(limit, wait).await {
-            Ok(Ok(s)) if *s == Reachability::Reachable => Ok(()),
-            Ok(Ok(s)) => Err(*s),
-            Ok(Err(_)) => Err(Reachability::Broken),
-            Err(_) => Err(*self.status.borrow()),
-        }
+        let state = match tokio::time::timeout(limit, wait).await {
+            Ok(Ok(s)) if *s == Reachability::Reachable => return Ok(()),
+            Ok(Ok(s)) => *s,
+            Ok(Err(_)) => Reachability::Broken,
+            Err(_) => *self.status.borrow(),
+        };
+        Err(NotReachable {
+            state,
+            problem: self.problem(),
+        })
     }
 
     /// The authorized clients (endpoints).
