@@ -15,7 +15,7 @@ use tempfile::TempDir;
 
 use crate::Error;
 use crate::network_file::NetworkFile;
-use crate::ports::{PORT_TAKEN_LOG, free_ports};
+use crate::ports::{PORT_TAKEN_LOG, free_port};
 use crate::process::{NodeLayout, TorProcess, stop_all};
 use crate::torrc::{ClientService, Role, path_is_plain, torrc};
 
@@ -165,7 +165,7 @@ fn launch(
     name: &str,
     layout: &NodeLayout,
 ) -> Result<Option<(TorProcess, u16, Option<String>)>, Error> {
-    let socks_port = free_ports(1)?.first().copied().unwrap_or_default();
+    let socks_port = free_port()?;
     let hs_dir = layout.dir().join("hs");
     let role = Role::Client {
         socks_port,

@@ -103,8 +103,7 @@ fn up(mut options: StartOptions, ignore_stdin: bool) -> Result<(), String> {
         });
     }
     options.cancel = Some(Arc::clone(&stop));
-    println!("pid: {}", std::process::id());
-    let _ = std::io::stdout().flush();
+    say(&format!("pid: {}", std::process::id()));
 
     let mut network = TestNetwork::start(options).map_err(|e| e.to_string())?;
     let times = network.startup_times();
@@ -115,8 +114,7 @@ fn up(mut options: StartOptions, ignore_stdin: bool) -> Result<(), String> {
         times.setup.as_secs_f64(),
         times.consensus.as_secs_f64(),
     );
-    println!("ready: {}", network.network_file().display());
-    let _ = std::io::stdout().flush();
+    say(&format!("ready: {}", network.network_file().display()));
 
     while !stop.load(Ordering::Relaxed) {
         thread::sleep(Duration::from_millis(100));
@@ -129,6 +127,13 @@ fn up(mut options: StartOptions, ignore_stdin: bool) -> Result<(), String> {
     eprintln!("allium-testnet: stopping");
     network.stop();
     Ok(())
+}
+
+/// One line on stdout, at once, for a script waiting for it. If nobody
+/// reads any more, that is no reason to stop the network.
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
 }
 
 fn down(dir: &std::path::Path, timeout: Duration) -> Result<(), String> {

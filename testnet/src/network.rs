@@ -232,6 +232,9 @@ impl Drop for NodeSet {
 fn prepare_dir(dir: &Path) -> Result<PathBuf, Error> {
     fs::create_dir_all(dir).map_err(Error::io(format!("creating {}", dir.display())))?;
     let dir = fs::canonicalize(dir).map_err(Error::io(format!("resolving {}", dir.display())))?;
+    if !path_is_plain(&dir) {
+        return Err(Error::UnsupportedPath { path: dir });
+    }
     let mut entries =
         fs::read_dir(&dir).map_err(Error::io(format!("listing {}", dir.display())))?;
     if entries.next().is_some() {
@@ -354,33 +357,25 @@ fn launch(
 
 /// Names, fresh ports and directories: `auth0…`, then `relay0…`.
 fn node_specs(dir: &Path, options: &StartOptions) -> Result<Vec<NodeSpec>, Error> {
-    let mut ports = free_ports(2 * options.authorities + options.relays)?.into_iter();
-    let mut next_port = || {
-        ports.next().ok_or_else(|| Error::Io {
-            context: "choosing ports".into(),
-            source: std::io::ErrorKind::AddrNotAvailable.into(),
-        })
+    let (authorities, relays) = (options.authorities, options.relays);
+    // Authorities take two ports each (ORPort, DirPort), relays one.
+    let ports = free_ports(2 * authorities + relays)?;
+    let authority = |i: usize| NodeSpec {
+        name: format!("auth{i}"),
+        or_port: ports[2 * i],
+        dir_port: Some(ports[2 * i + 1]),
+        layout: NodeLayout::new(dir.join(format!("auth{i}"))),
     };
-    let mut specs = Vec::new();
-    for i in 0..options.authorities {
-        let name = format!("auth{i}");
-        specs.push(NodeSpec {
-            layout: NodeLayout::new(dir.join(&name)),
-            name,
-            or_port: next_port()?,
-            dir_port: Some(next_port()?),
-        });
-    }
-    for i in 0..options.relays {
-        let name = format!("relay{i}");
-        specs.push(NodeSpec {
-            layout: NodeLayout::new(dir.join(&name)),
-            name,
-            or_port: next_port()?,
-            dir_port: None,
-        });
-    }
-    Ok(specs)
+    let relay = |i: usize| NodeSpec {
+        name: format!("relay{i}"),
+        or_port: ports[2 * authorities + i],
+        dir_port: None,
+        layout: NodeLayout::new(dir.join(format!("relay{i}"))),
+    };
+    Ok((0..authorities)
+        .map(authority)
+        .chain((0..relays).map(relay))
+        .collect())
 }
 
 /// Generates every node's keys, one thread per node: authority keys and
@@ -395,11 +390,9 @@ fn generate_keys(specs: &[NodeSpec], options: &StartOptions) -> Result<Vec<NodeK
         handles
             .into_iter()
             .map(|handle| {
-                handle.join().unwrap_or_else(|_| {
-                    Err(Error::InvalidOptions(
-                        "key generation thread panicked".into(),
-                    ))
-                })
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
             })
             .collect()
     })

@@ -78,6 +78,8 @@ pub(crate) fn live_owner(dir: &Path) -> Option<u32> {
 ///
 /// Returns the owner's pid, or `None` if no live owner was recorded.
 pub fn stop_owner(dir: &Path, timeout: Duration) -> Result<Option<u32>, Error> {
+    // The nodes' command lines name canonical paths.
+    let dir = &fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned());
     let Some(pid) = live_owner(dir) else {
         // Stale or missing: nothing to stop; clear a stale record.
         let _ = fs::remove_file(dir.join(OWNER_FILE));

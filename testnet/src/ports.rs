@@ -24,6 +24,14 @@ pub(crate) fn free_ports(count: usize) -> Result<Vec<u16>, Error> {
         .map_err(Error::io(context))
 }
 
+/// One port that was free on 127.0.0.1 a moment ago.
+pub(crate) fn free_port() -> Result<u16, Error> {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(Error::io("choosing a free port on 127.0.0.1"))
+}
+
 /// The log line tor writes when another process holds one of its ports.
 pub(crate) const PORT_TAKEN_LOG: &str = "Address already in use";
 

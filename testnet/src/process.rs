@@ -22,7 +22,7 @@ use rustix::process::{Pid, Signal, kill_process};
 use crate::Error;
 
 /// How long tor gets to exit after SIGTERM before it is killed. Tor exits
-/// on SIGTERM at once (`ShutdownWaitLength 0`); this is only a bound.
+/// at once on SIGTERM; this is only a bound.
 const GRACE: Duration = Duration::from_secs(5);
 
 /// Where a node keeps its files: everything under one directory.

@@ -86,6 +86,20 @@ fn network_starts_carries_an_onion_service_and_stops_cleanly() -> TestResult {
     assert_eq!(&reply, b"hello through tor");
     eprintln!("echo through the onion service in {:?}", started.elapsed());
     echo_thread.join().map_err(|_| "echo thread panicked")??;
+    let rss = |pid: u32| {
+        fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+                Some(line.trim_start_matches("VmRSS:").trim().to_owned())
+            })
+            .unwrap_or_default()
+    };
+    eprintln!(
+        "RSS: C tor service {}, client {}",
+        rss(service.pid()),
+        rss(client.pid())
+    );
 
     // Teardown: every tor we started is gone (reaped), and so is the owner
     // record.
