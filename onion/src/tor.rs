@@ -333,7 +333,10 @@ fn reachability(state: State, has_problem: bool) -> Reachability {
         // (shared/notes/tor-testnet.md, pitfall 1).
         State::DegradedUnreachable if !has_problem => Reachability::Reachable,
         State::DegradedUnreachable => Reachability::Unreachable,
-        State::Shutdown | State::Broken => Reachability::Broken,
+        State::Broken => Reachability::Broken,
+        // `Shutdown` is also the state of a service not yet launched, which
+        // a relaunched service reports first; ours only shut down when their
+        // handle is dropped, after which nobody watches.
         _ => Reachability::Starting,
     }
 }
@@ -454,6 +457,7 @@ mod tests {
             Reachability::Starting
         );
         assert_eq!(reachability(State::Broken, true), Reachability::Broken);
+        assert_eq!(reachability(State::Shutdown, false), Reachability::Starting);
     }
 
     #[test]
