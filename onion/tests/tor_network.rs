@@ -3,79 +3,17 @@
 //! names in `ALLIUM_TEST_NETWORK`. These tests can only build a Tor client
 //! for that custom network, never for the public one.
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use allium_onion::{
-    ClientKey, Connection, CustomNetwork, DialError, Network, ServiceHandle, TorConfig,
-    TorTransport, Transport,
-};
-use allium_protocol::{DiscoveryKey, IdentityKey};
+use allium_onion::{ClientKey, DialError, Transport};
+use allium_protocol::DiscoveryKey;
+use common::{dial_until_found, key, node, reachable};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// The local network, or a clear failure saying how to get one.
-fn local_network() -> Network {
-    let path = std::env::var_os("ALLIUM_TEST_NETWORK")
-        .map(PathBuf::from)
-        .expect(
-            "ALLIUM_TEST_NETWORK is not set: run the suite with ./scripts/test.sh, which starts a \
-             local Tor network, or start one with `allium-testnet up --dir DIR` and set \
-             ALLIUM_TEST_NETWORK=DIR/network.json",
-        );
-    Network::Custom(CustomNetwork::load(&path).expect("network file"))
-}
-
-struct Node {
-    tor: TorTransport,
-    _dir: tempfile::TempDir,
-}
-
-async fn node() -> Node {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let config = TorConfig {
-        network: local_network(),
-        state_dir: dir.path().join("state"),
-        cache_dir: dir.path().join("cache"),
-        dial_timeout: Duration::from_secs(60),
-    };
-    let tor = TorTransport::create(&config).expect("create");
-    tokio::time::timeout(Duration::from_secs(120), tor.bootstrap())
-        .await
-        .expect("bootstrap in time")
-        .expect("bootstrap");
-    Node { tor, _dir: dir }
-}
-
-fn key(seed: u8) -> IdentityKey {
-    IdentityKey::generate(&mut ChaCha20Rng::from_seed([seed; 32]))
-}
-
-async fn reachable(svc: &ServiceHandle) {
-    svc.wait_reachable(Duration::from_secs(120))
-        .await
-        .expect("service becomes reachable");
-}
-
-/// Dials until the descriptor has propagated; any error other than "not
-/// found yet" is returned at once.
-async fn dial_until_found(
-    from: &TorTransport,
-    svc: &ServiceHandle,
-    key: Option<&DiscoveryKey>,
-) -> Result<Connection, DialError> {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        match from.dial(svc.address(), key).await {
-            Err(DialError::NotFound) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_secs(2)).await
-            }
-            other => return other,
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoints_exchange_a_mebibyte_both_ways() {

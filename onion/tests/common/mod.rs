@@ -1,0 +1,83 @@
+//! Shared by the tests that run on the local Tor network.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use allium_onion::{
+    Connection, CustomNetwork, DialError, Network, ServiceHandle, TorConfig, TorTransport,
+    Transport,
+};
+use allium_protocol::{DiscoveryKey, IdentityKey, OnionId};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+/// The local network, or a clear failure saying how to get one.
+pub fn local_network() -> Network {
+    let path = std::env::var_os("ALLIUM_TEST_NETWORK")
+        .map(PathBuf::from)
+        .expect(
+            "ALLIUM_TEST_NETWORK is not set: run the suite with ./scripts/test.sh, which starts a \
+             local Tor network, or start one with `allium-testnet up --dir DIR` and set \
+             ALLIUM_TEST_NETWORK=DIR/network.json",
+        );
+    Network::Custom(CustomNetwork::load(&path).expect("network file"))
+}
+
+pub struct Node {
+    pub tor: TorTransport,
+    _dir: tempfile::TempDir,
+}
+
+pub async fn node() -> Node {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = TorConfig {
+        network: local_network(),
+        state_dir: dir.path().join("state"),
+        cache_dir: dir.path().join("cache"),
+        dial_timeout: Duration::from_secs(60),
+    };
+    let tor = TorTransport::create(&config).expect("create");
+    tokio::time::timeout(Duration::from_secs(120), tor.bootstrap())
+        .await
+        .expect("bootstrap in time")
+        .expect("bootstrap");
+    Node { tor, _dir: dir }
+}
+
+pub fn key(seed: u8) -> IdentityKey {
+    IdentityKey::generate(&mut ChaCha20Rng::from_seed([seed; 32]))
+}
+
+pub async fn reachable(svc: &ServiceHandle) {
+    svc.wait_reachable(Duration::from_secs(120))
+        .await
+        .expect("service becomes reachable");
+}
+
+/// Dials until the descriptor has propagated; any error other than "not
+/// found yet" is returned at once.
+pub async fn dial_until_found(
+    from: &TorTransport,
+    svc: &ServiceHandle,
+    key: Option<&DiscoveryKey>,
+) -> Result<Connection, DialError> {
+    dial_id_until_found(from, svc.address(), key).await
+}
+
+/// As [`dial_until_found`], by onion id.
+pub async fn dial_id_until_found(
+    from: &TorTransport,
+    target: OnionId,
+    key: Option<&DiscoveryKey>,
+) -> Result<Connection, DialError> {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        match from.dial(target, key).await {
+            Err(DialError::NotFound) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_secs(2)).await
+            }
+            other => return other,
+        }
+    }
+}
