@@ -666,10 +666,10 @@ impl Session {
             self.events.push_back(Event::Closed(CloseCause::Error(ProtocolError::IdleTimeout)));
             return;
         }
-        if now >= self.last_sent + self.config.keepalive_interval {
-            if let Err(e) = self.encrypt_and_queue(now, &Message::Keepalive) {
-                self.fail(e);
-            }
+        if now >= self.last_sent + self.config.keepalive_interval
+            && let Err(e) = self.encrypt_and_queue(now, &Message::Keepalive)
+        {
+            self.fail(e);
         }
     }
 
@@ -677,10 +677,10 @@ impl Session {
 
     /// Bytes to write to the stream, if any.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        if matches!(self.state, State::InitiatorStart { .. }) {
-            if let Err(e) = self.write_hello() {
-                self.fail(e);
-            }
+        if matches!(self.state, State::InitiatorStart { .. })
+            && let Err(e) = self.write_hello()
+        {
+            self.fail(e);
         }
         if self.outgoing.is_empty() {
             None
@@ -715,16 +715,16 @@ impl Session {
             return Ok(());
         };
         let mut early = Vec::new();
-        if self.purpose == Purpose::Endpoint {
-            if let Some(first) = self.pending.front() {
-                let encoded = first.encode();
-                if encoded.len() <= EARLY_DATA_MAX {
-                    early = message::pad(&encoded).ok_or(ProtocolError::MessageTooLarge {
-                        len: encoded.len(),
-                        max: EARLY_DATA_MAX,
-                    })?;
-                    self.pending.pop_front();
-                }
+        if self.purpose == Purpose::Endpoint
+            && let Some(first) = self.pending.front()
+        {
+            let encoded = first.encode();
+            if encoded.len() <= EARLY_DATA_MAX {
+                early = message::pad(&encoded).ok_or(ProtocolError::MessageTooLarge {
+                    len: encoded.len(),
+                    max: EARLY_DATA_MAX,
+                })?;
+                self.pending.pop_front();
             }
         }
         let msg = handshake.write(&early)?;
@@ -797,22 +797,22 @@ mod tests {
         let (mut ea, mut eb) = (Vec::new(), Vec::new());
         let mut replay = ReplayCache::default();
         for _ in 0..10 {
-            if let Some(x) = a.poll_transmit() {
-                if let Err(e) = b.handle_bytes(now, &x) {
+            if let Some(x) = a.poll_transmit()
+                && let Err(e) = b.handle_bytes(now, &x)
+            {
+                eb.push(e);
+            }
+            while let Some(ev) = b.poll_event() {
+                if let Event::Admission(_) = ev
+                    && let Err(e) = b.admit_stranger(now, &mut replay)
+                {
                     eb.push(e);
                 }
             }
-            while let Some(ev) = b.poll_event() {
-                if let Event::Admission(_) = ev {
-                    if let Err(e) = b.admit_stranger(now, &mut replay) {
-                        eb.push(e);
-                    }
-                }
-            }
-            if let Some(x) = b.poll_transmit() {
-                if let Err(e) = a.handle_bytes(now, &x) {
-                    ea.push(e);
-                }
+            if let Some(x) = b.poll_transmit()
+                && let Err(e) = a.handle_bytes(now, &x)
+            {
+                ea.push(e);
             }
         }
         (ea, eb)
