@@ -63,6 +63,15 @@ pub fn bob() -> &'static LocalIdentity {
     BOB.get_or_init(|| identity(BOB_SEED))
 }
 
+/// Seed of a third party's keys ("mallory"), for seeds of impostors.
+pub const MALLORY_SEED: u8 = 3;
+
+/// Neither Alice nor Bob.
+pub fn mallory() -> &'static LocalIdentity {
+    static MALLORY: OnceLock<LocalIdentity> = OnceLock::new();
+    MALLORY.get_or_init(|| identity(MALLORY_SEED))
+}
+
 /// The message the intake initiator queues before its hello (sent once the
 /// handshake is done).
 pub fn contact_request() -> Message {
@@ -120,6 +129,22 @@ pub fn responder_session(purpose: Purpose, now: Instant) -> Session {
         Purpose::Intake => Session::accept_intake(config, b, now, &mut rng),
         Purpose::Endpoint => Session::accept_endpoint(config, b, now, &mut rng),
     }
+}
+
+/// Mallory answering at Bob's intake address (having taken the place of
+/// his service, say): she can only prove her own identity, so the answer
+/// she gives [`initiator_session`] must be refused. Seeds only.
+pub fn impostor_responder_session(now: Instant) -> Session {
+    let mut rng = ChaCha20Rng::from_seed([RESPONDER_RNG_SEED; 32]);
+    let bob_id = bob().identity.onion_id();
+    Session::accept(
+        SessionConfig::default(),
+        mallory(),
+        Purpose::Intake,
+        bob_id,
+        now,
+        &mut rng,
+    )
 }
 
 /// Bob's admission policy, as an application would have it: the intake

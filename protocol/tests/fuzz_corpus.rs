@@ -19,8 +19,10 @@ use allium_protocol::frame::{FRAME_MAX, FrameDecoder};
 use allium_protocol::fuzz_harness as harness;
 use allium_protocol::{
     CancelReason, Chat, CloseCause, CloseReason, ContactAccept, DiscoveryKey, Event, FileChunk,
-    FileOffer, Message, Purpose, ReplayCache, Session, TransferId,
+    FileOffer, LocalIdentity, Message, Purpose, ReplayCache, Session, SessionConfig, TransferId,
 };
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
 
 type Target = fn(&[u8]);
 
@@ -250,6 +252,44 @@ fn file_offer() -> Message {
     })
 }
 
+/// The hello (with early data) of `local` dialling Bob's endpoint.
+fn endpoint_hello(local: &LocalIdentity) -> Vec<u8> {
+    let b = harness::bob();
+    let mut rng = ChaCha20Rng::from_seed([harness::INITIATOR_RNG_SEED; 32]);
+    let now = Instant::now();
+    let mut s = Session::connect_endpoint(
+        SessionConfig::default(),
+        local,
+        b.endpoint,
+        b.static_key.public(),
+        now,
+        &mut rng,
+    )
+    .expect("connect");
+    s.send(now, harness::early_chat()).expect("queue");
+    s.poll_transmit().expect("hello")
+}
+
+/// What the harness's impostor answers Alice's intake hello.
+fn impostor_intake_answer() -> Vec<u8> {
+    let now = Instant::now();
+    let mut init = harness::initiator_session(Purpose::Intake, now);
+    let mut resp = harness::impostor_responder_session(now);
+    let hello = init.poll_transmit().expect("hello");
+    resp.handle_bytes(now, &hello).expect("hello accepted");
+    let Some(Event::Admission(h)) = resp.poll_event() else {
+        panic!("no admission")
+    };
+    harness::admit(&mut resp, &h, now, &mut ReplayCache::default()).expect("admitted");
+    let answer = resp.poll_transmit().expect("answer");
+    let refused = init.handle_bytes(now, &answer);
+    assert_eq!(
+        refused,
+        Err(allium_protocol::ProtocolError::IdentityMismatch)
+    );
+    answer
+}
+
 /// Offsets just past each complete frame of a stream.
 fn frame_ends(stream: &[u8]) -> Vec<usize> {
     let mut d = FrameDecoder::default();
@@ -369,6 +409,25 @@ fn generate() -> Vec<(&'static str, String, Vec<u8>)> {
             other.to_responder.clone(),
         ));
     }
+    // Valid endpoint hellos from people Bob has not admitted: a stranger,
+    // and someone claiming Alice's identity with another static key. Only
+    // the static-key check at admission stops the second.
+    let mallory = harness::mallory();
+    out.push((
+        "endpoint_responder",
+        "seed-bad-stranger".into(),
+        endpoint_hello(mallory),
+    ));
+    let impostor = LocalIdentity {
+        identity: harness::alice().identity.clone(),
+        endpoint: harness::alice().endpoint,
+        static_key: mallory.static_key.clone(),
+    };
+    out.push((
+        "endpoint_responder",
+        "seed-bad-impostor-static-key".into(),
+        endpoint_hello(&impostor),
+    ));
 
     // Initiators: what Bob sends.
     for (target, t) in [
@@ -402,6 +461,13 @@ fn generate() -> Vec<(&'static str, String, Vec<u8>)> {
             out.push((target, format!("seed-refuse-{name}"), frame(4, body)));
         }
     }
+
+    // Mallory answering at Bob's intake proves Mallory, not Bob.
+    out.push((
+        "intake_initiator",
+        "seed-bad-impostor-proof".into(),
+        impostor_intake_answer(),
+    ));
 
     // Frames: a selector byte (even: handshake cap, odd: transport cap),
     // then a stream.
