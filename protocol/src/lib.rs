@@ -5,6 +5,8 @@ pub mod address;
 mod codec;
 pub mod error;
 pub mod frame;
+#[doc(hidden)]
+pub mod fuzz_harness;
 pub mod identity;
 pub mod message;
 pub mod noise;

@@ -569,7 +569,6 @@ pub(crate) fn encode_padded(msg: &Message) -> Option<Vec<u8>> {
 }
 
 /// Pads an already encoded message (see [`encode_padded`]).
-#[cfg(test)]
 pub(crate) fn pad(encoded: &[u8]) -> Option<Vec<u8>> {
     let need = encoded.len().checked_add(2)?;
     let bucket = *PADDING_BUCKETS.iter().find(|b| **b >= need)?;
