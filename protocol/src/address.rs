@@ -29,9 +29,15 @@ impl OnionId {
     /// Accepts raw key bytes (from the wire or from a key we hold) after
     /// checking that they are a valid, non-weak Ed25519 point.
     pub fn from_bytes(bytes: [u8; 32]) -> Result<Self, AddressError> {
-        let key = ed25519_dalek::VerifyingKey::from_bytes(&bytes)
-            .map_err(|_| AddressError::InvalidKey)?;
-        if key.is_weak() {
+        let point = curve25519_dalek::edwards::CompressedEdwardsY(bytes)
+            .decompress()
+            .ok_or(AddressError::InvalidKey)?;
+        // One point, one encoding: reject y ≥ p and a set sign bit with
+        // x = 0, so that two different addresses never name the same key.
+        if point.compress().to_bytes() != bytes {
+            return Err(AddressError::NonCanonicalKey);
+        }
+        if point.is_small_order() {
             return Err(AddressError::WeakKey);
         }
         Ok(OnionId(bytes))
@@ -242,6 +248,41 @@ mod tests {
             OnionId::parse(&encode_raw(off_curve, 3)),
             Err(AddressError::InvalidKey)
         );
+    }
+
+    #[test]
+    fn rejects_non_canonical_encodings() {
+        // y = p + 1 encodes the same point as y = 1 (weak anyway), and
+        // y = p + 3 ... p + 18 are non-canonical encodings of small y.
+        let mut found = 0;
+        for extra in 0u8..19 {
+            let mut y = [0xffu8; 32];
+            y[31] = 0x7f;
+            y[0] = 0xed + extra; // p + extra, little-endian, fits below 2^255
+            if extra > 18 {
+                continue;
+            }
+            for sign in [0u8, 0x80] {
+                let mut b = y;
+                b[31] |= sign;
+                match OnionId::from_bytes(b) {
+                    Err(AddressError::NonCanonicalKey) => found += 1,
+                    Err(AddressError::InvalidKey | AddressError::WeakKey) => {}
+                    other => panic!("p+{extra} sign {sign}: {other:?}"),
+                }
+            }
+        }
+        assert!(found > 0, "some non-canonical encodings decode to points");
+        // Through the text form too.
+        let mut y = [0xffu8; 32];
+        y[31] = 0x7f;
+        y[0] = 0xed + 3;
+        if OnionId::from_bytes(y) == Err(AddressError::NonCanonicalKey) {
+            assert_eq!(
+                OnionId::parse(&encode_raw(y, 3)),
+                Err(AddressError::NonCanonicalKey)
+            );
+        }
     }
 
     #[test]

@@ -30,6 +30,11 @@ pub enum AddressError {
     /// The key bytes are not a valid Ed25519 public key.
     #[error("the address does not contain a valid public key")]
     InvalidKey,
+    /// The key bytes are a non-canonical encoding of a point (another,
+    /// shorter encoding names the same key): never produced by an honest
+    /// key generator.
+    #[error("the address contains a key in a non-standard form and cannot be used")]
+    NonCanonicalKey,
     /// The key is a small-order (weak) Ed25519 point: never produced by an
     /// honest key generator, so an attack or a corrupted address.
     #[error("the address contains a weak key and cannot belong to anyone")]
@@ -121,7 +126,9 @@ pub enum ProtocolError {
     #[error("the peer's handshake is malformed: {0}")]
     MalformedHandshake(&'static str),
     /// No protocol version in common.
-    #[error("no protocol version in common (peer offers {offered:?}, we support {supported:?})")]
+    #[error(
+        "the peer's preferred protocol version is not supported (peer offers {offered:?}, we support {supported:?}); it may retry with an older one"
+    )]
     UnsupportedVersion {
         /// What the peer offered.
         offered: Vec<u8>,
@@ -225,6 +232,9 @@ pub enum CloseCause {
     Peer(CloseReason),
     /// The peer (a responder) refused us before the handshake finished.
     Refused(RefuseReason),
+    /// We (a responder) refused the peer at admission, with this reason
+    /// or silently.
+    RefusedByUs(Option<RefuseReason>),
     /// An error closed it.
     Error(ProtocolError),
 }

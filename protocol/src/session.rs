@@ -87,7 +87,12 @@ pub enum Event {
     Admission(PeerHello),
     /// The handshake finished: `peer` is proven.
     Established {
-        /// The peer's contact identity (its intake onion id).
+        /// Who the peer is. A responder learns the initiator's contact
+        /// identity (its intake id, proven by an identity proof at the intake
+        /// or by the static key on file at the endpoint). An initiator gets
+        /// the onion id it dialled (the intake id, proven by the responder's
+        /// proof; or the endpoint id, authenticated by Tor and by the
+        /// contact's static key).
         peer: OnionId,
         /// The peer's Noise static key.
         peer_static: StaticPublicKey,
@@ -595,12 +600,12 @@ impl Session {
     /// word, which tells a stranger nothing (PROTOCOL.md §7.7).
     pub fn refuse(&mut self, reason: Option<RefuseReason>) {
         if matches!(self.state, State::AwaitAdmission { .. }) {
-            if let Some(reason) = reason {
-                self.refuse_frame(&reason);
+            if let Some(r) = &reason {
+                self.refuse_frame(r);
             }
             self.state = State::Closed;
             self.events
-                .push_back(Event::Closed(CloseCause::Local(CloseReason::NotAContact)));
+                .push_back(Event::Closed(CloseCause::RefusedByUs(reason)));
         }
     }
 

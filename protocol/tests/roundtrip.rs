@@ -59,7 +59,7 @@ fn message() -> impl Strategy<Value = Message> {
             transfer(),
             0..=MAX_FILE_SIZE,
             any::<[u8; 32]>(),
-            text(1, 60, "")
+            text(1, 60, "").prop_filter("not . or ..", |n| n != "." && n != "..")
         )
             .prop_map(
                 |(transfer, size, sha256, name)| Message::FileOffer(FileOffer {
