@@ -131,7 +131,7 @@ async fn run(args: Args) -> Value {
     let c_service = c_tor(
         &net_file,
         CTorClientOptions {
-            name: Some("bench-service".into()),
+            name: Some("benchservice".into()),
             onion_service: Some(OnionServiceOptions {
                 virtual_port: SERVICE_PORT,
                 target_port: echo.port(),
@@ -147,7 +147,7 @@ async fn run(args: Args) -> Value {
     let warmup = c_tor(
         &net_file,
         CTorClientOptions {
-            name: Some("bench-warmup".into()),
+            name: Some("benchwarmup".into()),
             dir: Some(c_warm_dir.path().join("n")),
             ..CTorClientOptions::default()
         },
@@ -158,7 +158,7 @@ async fn run(args: Args) -> Value {
     let c_client = c_tor(
         &net_file,
         CTorClientOptions {
-            name: Some("bench-client".into()),
+            name: Some("benchclient".into()),
             ..CTorClientOptions::default()
         },
     )
@@ -184,7 +184,7 @@ async fn run(args: Args) -> Value {
     let warm = c_tor(
         &net_file,
         CTorClientOptions {
-            name: Some("bench-warmup".into()),
+            name: Some("benchwarmup".into()),
             dir: Some(warm_dir),
             ..CTorClientOptions::default()
         },

@@ -42,6 +42,10 @@ pub const MAX_AUTHORIZED_CLIENTS: usize =
 const MAX_OPEN_CONNECTIONS: usize = 64;
 /// Streams one circuit may open (Arti's default is 65,535).
 const STREAMS_PER_CIRCUIT: u32 = 4;
+/// Introduction requests per second the intake's introduction points pass
+/// on, and the burst they allow (sent to them as DoS parameters): contact
+/// requests are rare, floods are not.
+const INTAKE_INTRO_RATE: (u32, u32) = (5, 20);
 
 /// How to build the Tor client.
 #[derive(Clone, Debug)]
@@ -372,6 +376,12 @@ fn service_config(
             .map_err(|_| ServiceError::Tor(format!("bad nickname {nickname}")))?,
     );
     b.max_concurrent_streams_per_circuit(STREAMS_PER_CIRCUIT);
+    if authorized.is_none() {
+        let (rate, burst) = INTAKE_INTRO_RATE;
+        b.rate_limit_at_intro(Some(tor_hsservice::config::TokenBucketConfig::new(
+            rate, burst,
+        )));
+    }
     if let Some(clients) = authorized {
         if clients.len() >= MAX_AUTHORIZED_CLIENTS {
             return Err(ServiceError::TooManyClients(MAX_AUTHORIZED_CLIENTS - 1));

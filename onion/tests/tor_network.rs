@@ -191,3 +191,88 @@ async fn intake_off_then_on_and_restart_keeps_the_address() {
         .await
         .expect("reachable after restart");
 }
+
+/// Arti is given the onion key at every launch and keeps it in memory: after
+/// a service ran, nothing under Arti's directories holds the key, and no
+/// keystore directory exists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_onion_key_reaches_the_disk() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let id = key(5);
+    {
+        let config = allium_onion::TorConfig {
+            network: common::local_network(),
+            state_dir: dir.path().join("state"),
+            cache_dir: dir.path().join("cache"),
+            dial_timeout: Duration::from_secs(60),
+        };
+        let tor = allium_onion::TorTransport::create(&config).expect("create");
+        tor.bootstrap().await.expect("bootstrap");
+        let intake = tor.publish_intake(&id).await.expect("publish");
+        reachable(&intake).await;
+        let endpoint = tor
+            .publish_endpoint(
+                &key(6),
+                BTreeSet::from([ClientKey::from_secret(&DiscoveryKey([9; 32]))]),
+            )
+            .await
+            .expect("publish endpoint");
+        reachable(&endpoint).await;
+        // A client with a discovery key, too.
+        let _ = tor
+            .dial(endpoint.address(), Some(&DiscoveryKey([9; 32])))
+            .await;
+    }
+    let secrets: Vec<Vec<u8>> = vec![id.seed().to_vec(), key(6).seed().to_vec(), vec![9; 32]];
+    let secrets: Vec<Vec<u8>> = secrets
+        .into_iter()
+        .chain(tor_expanded_parts(&id))
+        .chain(tor_expanded_parts(&key(6)))
+        .collect();
+    let mut files = 0;
+    for entry in walk(dir.path()) {
+        assert!(
+            !entry.components().any(|c| c.as_os_str() == "keystore"),
+            "Arti wrote a keystore: {}",
+            entry.display()
+        );
+        if entry.is_file() {
+            files += 1;
+            let bytes = std::fs::read(&entry).expect("read");
+            for s in &secrets {
+                assert!(
+                    !bytes.windows(s.len()).any(|w| w == &s[..]),
+                    "a secret key is on disk in {}",
+                    entry.display()
+                );
+            }
+        }
+    }
+    assert!(files > 0, "Arti wrote its consensus and state somewhere");
+}
+
+/// Parts of the expanded Ed25519 key Tor uses: SHA-512(seed) split into
+/// the clamped scalar and the nonce prefix. Either on disk would be a leak.
+fn tor_expanded_parts(id: &allium_protocol::IdentityKey) -> [Vec<u8>; 2] {
+    use sha2::Digest;
+    let h = sha2::Sha512::digest(id.seed());
+    let mut scalar = h[..32].to_vec();
+    scalar[0] &= 248;
+    scalar[31] &= 127;
+    scalar[31] |= 64;
+    [scalar, h[32..].to_vec()]
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            out.push(p.clone());
+            if p.is_dir() {
+                out.extend(walk(&p));
+            }
+        }
+    }
+    out
+}
