@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use allium_onion::{ClientKey, DialError, Transport};
 use allium_protocol::DiscoveryKey;
 use common::{dial_until_found, key, node, reachable};
+use futures::StreamExt;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -207,7 +208,21 @@ async fn no_onion_key_reaches_the_disk() {
             dial_timeout: Duration::from_secs(60),
         };
         let tor = allium_onion::TorTransport::create(&config).expect("create");
+        // Progress for a progress bar: fractions that end at "ready".
+        let mut progress = Box::pin(tor.bootstrap_progress());
         tor.bootstrap().await.expect("bootstrap");
+        let last = tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                let p = progress.next().await.expect("progress stream open");
+                if p.ready {
+                    break p;
+                }
+            }
+        })
+        .await
+        .expect("progress reports ready");
+        assert!(last.fraction > 0.9 && last.fraction <= 1.0, "{last:?}");
+        assert!(!last.phase.is_empty());
         let intake = tor.publish_intake(&id).await.expect("publish");
         reachable(&intake).await;
         let endpoint = tor
