@@ -354,7 +354,11 @@ fn dial_error(e: &arti_client::Error) -> DialError {
         ErrorKind::OnionServiceNotRunning
         | ErrorKind::OnionServiceConnectionFailed
         | ErrorKind::RemoteConnectionRefused
-        | ErrorKind::RemoteStreamError => DialError::Unreachable,
+        | ErrorKind::RemoteStreamError
+        // Circuits to the service's introduction or rendezvous points did
+        // not complete in Tor's own time limits: worth a later retry.
+        | ErrorKind::TorNetworkTimeout
+        | ErrorKind::RemoteNetworkTimeout => DialError::Unreachable,
         ErrorKind::BootstrapRequired => DialError::NotBootstrapped,
         _ => DialError::Other(e.to_string()),
     }

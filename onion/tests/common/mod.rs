@@ -55,8 +55,10 @@ pub async fn reachable(svc: &ServiceHandle) {
         .expect("service becomes reachable");
 }
 
-/// Dials until the descriptor has propagated; any error other than "not
-/// found yet" is returned at once.
+/// Dials until it works, as the engine will: retrying while the descriptor
+/// propagates (`NotFound`) and while circuits fail on this busy little
+/// network (`Unreachable`). Any other error (`NotAuthorized` above all) is
+/// returned at once.
 pub async fn dial_until_found(
     from: &TorTransport,
     svc: &ServiceHandle,
@@ -74,7 +76,7 @@ pub async fn dial_id_until_found(
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         match from.dial(target, key).await {
-            Err(DialError::NotFound) if Instant::now() < deadline => {
+            Err(DialError::NotFound | DialError::Unreachable) if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_secs(2)).await
             }
             other => return other,
