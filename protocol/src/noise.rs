@@ -12,7 +12,7 @@ use rand_core::{RngCore, SeedableRng};
 use snow::params::{CipherChoice, DHChoice, HashChoice};
 use snow::resolvers::{CryptoResolver, DefaultResolver};
 use snow::types::{Cipher, Dh, Hash, Random};
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::ProtocolError;
 use crate::frame::Purpose;
@@ -46,11 +46,11 @@ impl NoiseHandshake {
         local: &StaticKeypair,
         remote: Option<&StaticPublicKey>,
         prologue: &[u8],
-        rng_seed: [u8; 32],
+        rng_seed: &[u8; 32],
     ) -> Result<Self, ProtocolError> {
         let key_problem = KeyProblem::default();
         let resolver = AlliumResolver {
-            seed: Mutex::new(Some(rng_seed)),
+            seed: Mutex::new(Some(Zeroizing::new(*rng_seed))),
             key_problem: key_problem.clone(),
         };
         let name = match purpose {
@@ -139,16 +139,16 @@ pub(crate) fn noise_internal(e: snow::Error) -> ProtocolError {
 
 /// `DefaultResolver` for hashing and ciphers; our own RNG and DH.
 struct AlliumResolver {
-    seed: Mutex<Option<[u8; 32]>>,
+    /// Zeroized when taken or when the handshake is dropped unused: it
+    /// determines the ephemeral key.
+    seed: Mutex<Option<Zeroizing<[u8; 32]>>>,
     key_problem: KeyProblem,
 }
 
 impl CryptoResolver for AlliumResolver {
     fn resolve_rng(&self) -> Option<Box<dyn Random>> {
-        let mut seed = self.seed.lock().ok()?.take()?;
-        let rng = ChaCha20Rng::from_seed(seed);
-        seed.zeroize();
-        Some(Box::new(SeededRng(rng)))
+        let seed = self.seed.lock().ok()?.take()?;
+        Some(Box::new(SeededRng(ChaCha20Rng::from_seed(*seed))))
     }
 
     fn resolve_dh(&self, choice: &DHChoice) -> Option<Box<dyn Dh>> {
@@ -273,7 +273,7 @@ mod tests {
         let mk = |initiator: bool| {
             let side = if initiator { "init" } else { "resp" };
             let resolver = AlliumResolver {
-                seed: Mutex::new(Some([0; 32])),
+                seed: Mutex::new(Some(Zeroizing::new([0; 32]))),
                 key_problem: KeyProblem::default(),
             };
             let mut b =

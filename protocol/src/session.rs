@@ -17,7 +17,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use rand_core::CryptoRngCore;
-use zeroize::Zeroize;
+use zeroize::Zeroizing;
 
 use crate::SUPPORTED_VERSIONS;
 use crate::address::OnionId;
@@ -171,7 +171,8 @@ pub struct Session {
     handshake_deadline: Instant,
     last_received: Instant,
     last_sent: Instant,
-    rng_seed: Option<[u8; 32]>,
+    /// The responder's Noise RNG seed until the hello arrives.
+    rng_seed: Option<Zeroizing<[u8; 32]>>,
 }
 
 impl Session {
@@ -235,17 +236,16 @@ impl Session {
             initiator: claimed,
         }
         .encode();
-        let mut seed = [0u8; 32];
-        rng.fill_bytes(&mut seed);
+        let mut seed = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(seed.as_mut());
         let handshake = NoiseHandshake::new(
             purpose,
             true,
             &local.static_key,
             remote_static.as_ref(),
             &prologue(&header),
-            seed,
+            &seed,
         );
-        seed.zeroize();
         let mut s = Self::new(config, local, purpose, true, target, now);
         s.state = State::InitiatorStart {
             handshake: handshake?,
@@ -285,10 +285,9 @@ impl Session {
         rng: &mut impl CryptoRngCore,
     ) -> Self {
         let mut s = Self::new(config, local, purpose, false, service, now);
-        let mut seed = [0u8; 32];
-        rng.fill_bytes(&mut seed);
+        let mut seed = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(seed.as_mut());
         s.rng_seed = Some(seed);
-        seed.zeroize();
         s
     }
 
@@ -451,7 +450,7 @@ impl Session {
             &self.local.static_key,
             None,
             &prologue(header_bytes),
-            seed,
+            &seed,
         )?;
         let payload = handshake.read(noise)?;
         let ephemeral: [u8; 32] = noise.get(..32).and_then(|e| e.try_into().ok()).ok_or(
