@@ -131,7 +131,7 @@ impl MemoryTransport {
             address,
             restricted: authorized.is_some(),
             authorized: authorized.unwrap_or_default(),
-            incoming: rx,
+            incoming: Some(rx),
             status,
             problem: watch::channel(None).1,
             control: Box::new(MemoryService {

@@ -211,7 +211,7 @@ impl TorTransport {
             address,
             restricted: authorized.is_some(),
             authorized: authorized.cloned().unwrap_or_default(),
-            incoming: conn_rx,
+            incoming: Some(conn_rx),
             status: status_rx,
             problem: problem_rx,
             control: Box::new(TorService {

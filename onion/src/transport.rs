@@ -138,12 +138,22 @@ pub(crate) trait ServiceControl: Send + Sync {
     fn set_authorized(&self, clients: &BTreeSet<ClientKey>) -> Result<(), ServiceError>;
 }
 
+/// Incoming connections of a service, split off its [`ServiceHandle`].
+pub struct Incoming(mpsc::Receiver<Connection>);
+
+impl Incoming {
+    /// The next incoming connection; `None` once the service has stopped.
+    pub async fn accept(&mut self) -> Option<Connection> {
+        self.0.recv().await
+    }
+}
+
 /// A running onion service. Dropping it stops the service.
 pub struct ServiceHandle {
     pub(crate) address: OnionId,
     pub(crate) restricted: bool,
     pub(crate) authorized: BTreeSet<ClientKey>,
-    pub(crate) incoming: mpsc::Receiver<Connection>,
+    pub(crate) incoming: Option<mpsc::Receiver<Connection>>,
     pub(crate) status: watch::Receiver<Reachability>,
     /// The transport's own words for the last problem, if any.
     pub(crate) problem: watch::Receiver<Option<String>>,
@@ -156,9 +166,20 @@ impl ServiceHandle {
         self.address
     }
 
-    /// The next incoming connection; `None` once the service has stopped.
+    /// The next incoming connection; `None` once the service has stopped
+    /// (or after [`ServiceHandle::take_incoming`]).
     pub async fn accept(&mut self) -> Option<Connection> {
-        self.incoming.recv().await
+        match &mut self.incoming {
+            Some(rx) => rx.recv().await,
+            None => None,
+        }
+    }
+
+    /// Hands the incoming connections to another task (which can then
+    /// accept while this handle is used to authorize and revoke). The
+    /// service still stops when this handle is dropped.
+    pub fn take_incoming(&mut self) -> Option<Incoming> {
+        self.incoming.take().map(Incoming)
     }
 
     /// Reachability, as it changes.

@@ -1,0 +1,1894 @@
+//! The engine task: owns the profile, the services and the bookkeeping of
+//! every connection, and applies commands and session events one at a
+//! time. Nothing here awaits the network or the disk: dials, publishing and
+//! saves run in their own tasks and report back as [`Internal`] messages.
+//!
+//! Two durability rules keep delivery exact across crashes (PROTOCOL.md
+//! §6.3): a new message goes on the wire only once the outbox holding it is
+//! saved (or an id could be reused after a crash), and a received message is
+//! acknowledged only once the new `last` is saved (or a crash could make us
+//! wait forever for an id the sender already dropped).
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use allium_onion::{ClientKey, Connection, DialError, ServiceError, ServiceHandle, Transport};
+use allium_protocol::text::TextField;
+use allium_protocol::{
+    Chat, CloseCause, CloseReason, ContactAccept, ContactRequest, DiscoveryKey, Event as SessionEvent,
+    IdentityKey, LocalIdentity, Message, OnionId, Purpose, RefuseReason, ReplayCache, Session,
+    StaticKeypair, StaticPublicKey,
+};
+use allium_vault::{
+    Contact, ContactId, ContactState, Direction, HistoryEntry, Profile, Public32, QueuedMessage,
+    Secret32,
+};
+use rand_core::{OsRng, RngCore};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::conn::{self, Admission, ConnId, FromConn, ToConn};
+use super::files::Transfers;
+use super::{
+    Command, ContactSummary, DeliveryState, EngineConfig, EngineError, Event, MessageView, Notify,
+    ProfileStore, Reply, Request, ServiceState, Status,
+};
+
+/// Kept history per contact; older lines are dropped.
+const MAX_HISTORY: usize = 10_000;
+/// Replay cache size and window (PROTOCOL.md §7.4).
+const REPLAY_KEYS: usize = 65_536;
+const REPLAY_WINDOW: Duration = Duration::from_secs(24 * 3600);
+/// How often the dial schedule is looked at when nothing else happens.
+const TICK: Duration = Duration::from_millis(250);
+
+/// Messages from the engine's own helper tasks.
+pub(super) enum Internal {
+    Dialed {
+        contact: ContactId,
+        purpose: Purpose,
+        result: Result<Connection, DialError>,
+    },
+    Published {
+        intake: bool,
+        generation: u64,
+        result: Result<ServiceHandle, ServiceError>,
+    },
+    ServiceState {
+        intake: bool,
+        generation: u64,
+        state: ServiceState,
+    },
+    Incoming {
+        intake: bool,
+        generation: u64,
+        conn: Connection,
+    },
+    Saved {
+        generation: u64,
+        result: Result<(), String>,
+        store: Box<dyn ProfileStore>,
+    },
+    /// A file task finished a step (see files.rs).
+    File(super::files::FileDone),
+}
+
+/// Which service a connection belongs to, and which way it was opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum ConnKind {
+    IntakeIn,
+    IntakeOut(ContactId),
+    EndpointIn,
+    EndpointOut(ContactId),
+}
+
+pub(super) struct ConnInfo {
+    pub(super) tx: mpsc::UnboundedSender<ToConn>,
+    pub(super) kind: ConnKind,
+    /// Known once the peer is identified.
+    pub(super) contact: Option<ContactId>,
+    pub(super) established: bool,
+    pub(super) peer_static: Option<StaticPublicKey>,
+    /// The peer's proven contact identity (intake id), once established.
+    pub(super) peer: Option<OnionId>,
+    /// Outgoing request: sent on this connection.
+    pub(super) request_sent: bool,
+    /// Incoming request: received and stored on this connection.
+    pub(super) request_received: bool,
+}
+
+/// What the engine remembers about a contact while running (not saved).
+#[derive(Default)]
+pub(super) struct Runtime {
+    /// The established endpoint session.
+    pub(super) active: Option<ConnId>,
+    /// A dial is in flight.
+    dialing: bool,
+    next_dial: Option<Instant>,
+    backoff: Duration,
+    /// Highest message id written to the active session.
+    sent_upto: u64,
+    /// Highest message id whose outbox is saved.
+    durable_upto: u64,
+    /// Message ids queued but not yet saved, with the change that added them.
+    unsaved: VecDeque<(u64, u64)>,
+    /// An acknowledgement to send once the change recording it is saved.
+    ack_due: Option<(u64, u64)>,
+    /// The change that last moved `last_received_id`.
+    last_change: u64,
+}
+
+struct Slot {
+    handle: Option<ServiceHandle>,
+    generation: u64,
+    state: ServiceState,
+}
+
+pub(super) struct Actor<T: Transport> {
+    pub(super) transport: T,
+    pub(super) config: EngineConfig,
+    pub(super) profile: Profile,
+    pub(super) local: LocalIdentity,
+    endpoint_key: IdentityKey,
+    events: mpsc::UnboundedSender<Event>,
+    notify: Option<Notify>,
+    pub(super) internal_tx: mpsc::UnboundedSender<Internal>,
+    conn_tx: mpsc::UnboundedSender<FromConn>,
+    pub(super) conns: HashMap<ConnId, ConnInfo>,
+    next_conn: ConnId,
+    pub(super) rt: HashMap<ContactId, Runtime>,
+    replay: Arc<Mutex<ReplayCache>>,
+    dial_limit: Arc<Semaphore>,
+    dials_in_flight: usize,
+    intake: Slot,
+    endpoint: Slot,
+    /// Intake token bucket: tokens and when it was last filled.
+    tokens: f64,
+    tokens_at: Instant,
+    // Persistence.
+    store: Option<Box<dyn ProfileStore>>,
+    change: u64,
+    durable: u64,
+    saving: bool,
+    save_error: Option<String>,
+    pub(super) files: Transfers,
+    shutting_down: Option<oneshot::Sender<Result<Reply, EngineError>>>,
+}
+
+pub(super) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn std_now() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
+fn onion(p: &Public32) -> Option<OnionId> {
+    OnionId::from_bytes(p.0).ok()
+}
+
+fn jitter(d: Duration) -> Duration {
+    // 50% to 150% of `d`, so that peers who lost each other at the same
+    // moment do not redial in lockstep.
+    let r = OsRng.next_u32() as f64 / u32::MAX as f64;
+    d.mul_f64(0.5 + r)
+}
+
+fn client_key(secret: &Secret32) -> ClientKey {
+    ClientKey::from_secret(&DiscoveryKey(secret.0))
+}
+
+fn text_error(e: allium_protocol::DecodeError) -> EngineError {
+    EngineError::InvalidText(e.to_string())
+}
+
+pub(super) fn spawn<T: Transport>(
+    transport: T,
+    profile: Profile,
+    store: Box<dyn ProfileStore>,
+    config: EngineConfig,
+    requests: mpsc::UnboundedReceiver<Request>,
+    events: mpsc::UnboundedSender<Event>,
+    notify: Option<Notify>,
+) -> (OnionId, tokio::task::JoinHandle<()>) {
+    let identity = IdentityKey::from_seed(&profile.keys.intake_seed.0);
+    let endpoint_key = IdentityKey::from_seed(&profile.keys.endpoint_seed.0);
+    let local = LocalIdentity {
+        endpoint: endpoint_key.onion_id(),
+        static_key: StaticKeypair::from_secret(&profile.keys.static_secret.0),
+        identity,
+    };
+    let address = local.identity.onion_id();
+    let (internal_tx, internal_rx) = mpsc::unbounded_channel();
+    let (conn_tx, conn_rx) = mpsc::unbounded_channel();
+    let mut rt = HashMap::new();
+    for c in &profile.contacts {
+        let upto = c.next_message_id.saturating_sub(1);
+        rt.insert(
+            c.id,
+            Runtime {
+                durable_upto: upto,
+                backoff: config.backoff_initial,
+                ..Runtime::default()
+            },
+        );
+    }
+    let actor = Actor {
+        transport,
+        dial_limit: Arc::new(Semaphore::new(config.max_concurrent_dials.max(1))),
+        tokens: f64::from(config.requests_per_minute),
+        tokens_at: Instant::now(),
+        config,
+        profile,
+        local,
+        endpoint_key,
+        events,
+        notify,
+        internal_tx,
+        conn_tx,
+        conns: HashMap::new(),
+        next_conn: 1,
+        rt,
+        replay: Arc::new(Mutex::new(ReplayCache::new(REPLAY_KEYS, REPLAY_WINDOW))),
+        dials_in_flight: 0,
+        intake: Slot {
+            handle: None,
+            generation: 0,
+            state: ServiceState::Off,
+        },
+        endpoint: Slot {
+            handle: None,
+            generation: 0,
+            state: ServiceState::Off,
+        },
+        store: Some(store),
+        change: 0,
+        durable: 0,
+        saving: false,
+        save_error: None,
+        files: Transfers::default(),
+        shutting_down: None,
+    };
+    let task = tokio::spawn(actor.run(requests, internal_rx, conn_rx));
+    (address, task)
+}
+
+impl<T: Transport> Actor<T> {
+    async fn run(
+        mut self,
+        mut requests: mpsc::UnboundedReceiver<Request>,
+        mut internal: mpsc::UnboundedReceiver<Internal>,
+        mut conn_events: mpsc::UnboundedReceiver<FromConn>,
+    ) {
+        self.publish(false);
+        if self.profile.settings.intake_enabled {
+            self.publish(true);
+        }
+        let now = Instant::now();
+        for r in self.rt.values_mut() {
+            r.next_dial = Some(now);
+        }
+        let mut requests_open = true;
+        loop {
+            tokio::select! {
+                req = requests.recv(), if requests_open => match req {
+                    Some(r) => self.on_request(r),
+                    None => {
+                        requests_open = false;
+                        self.begin_shutdown(None);
+                    }
+                },
+                Some(ev) = conn_events.recv() => self.on_conn_event(ev),
+                Some(msg) = internal.recv() => self.on_internal(msg),
+                _ = tokio::time::sleep(TICK) => {}
+            }
+            if self.shutting_down.is_none() && requests_open {
+                self.schedule_dials();
+            }
+            self.start_save();
+            if self.finished_shutdown() {
+                break;
+            }
+        }
+    }
+
+    // ----- events out -------------------------------------------------
+
+    pub(super) fn emit(&self, e: Event) {
+        let _ = self.events.send(e);
+        if let Some(n) = &self.notify {
+            n();
+        }
+    }
+
+    pub(super) fn summary(&self, c: &Contact) -> ContactSummary {
+        ContactSummary {
+            id: c.id,
+            address: onion(&c.intake)
+                .map(|o| o.to_address())
+                .unwrap_or_default(),
+            nickname: c.nickname.clone(),
+            state: c.state,
+            greeting: c.greeting.clone(),
+            suggested_nickname: c.suggested_nickname.clone(),
+            request_delivered: c.request_delivered,
+            online: self.rt.get(&c.id).is_some_and(|r| r.active.is_some()),
+            history_enabled: c.history_enabled,
+            queued: c.outbox.len(),
+        }
+    }
+
+    fn emit_contact(&self, id: ContactId) {
+        if let Some(c) = self.profile.contact(id) {
+            self.emit(Event::ContactChanged {
+                contact: self.summary(c),
+            });
+        }
+    }
+
+    // ----- persistence -------------------------------------------------
+
+    /// Records that the profile changed; returns the change number.
+    pub(super) fn changed(&mut self) -> u64 {
+        self.change += 1;
+        self.change
+    }
+
+    fn start_save(&mut self) {
+        if self.saving || self.durable == self.change {
+            return;
+        }
+        let Some(mut store) = self.store.take() else {
+            return;
+        };
+        self.saving = true;
+        let generation = self.change;
+        let snapshot = self.profile.clone();
+        let tx = self.internal_tx.clone();
+        tokio::spawn(async move {
+            let joined = tokio::task::spawn_blocking(move || {
+                let result = store.save(&snapshot);
+                (result, store)
+            })
+            .await;
+            if let Ok((result, store)) = joined {
+                let _ = tx.send(Internal::Saved {
+                    generation,
+                    result,
+                    store,
+                });
+            }
+        });
+    }
+
+    fn on_saved(&mut self, generation: u64, result: Result<(), String>) {
+        self.saving = false;
+        match result {
+            Ok(()) => {
+                self.durable = self.durable.max(generation);
+                if self.save_error.take().is_some() {
+                    self.emit(Event::SaveProblem { message: None });
+                }
+                self.release_durable();
+            }
+            Err(message) => {
+                if self.save_error.as_deref() != Some(message.as_str()) {
+                    self.emit(Event::SaveProblem {
+                        message: Some(message.clone()),
+                    });
+                }
+                self.save_error = Some(message);
+                // Try again later; nothing that needs the save goes out
+                // meanwhile.
+                let tx = self.internal_tx.clone();
+                self.saving = true;
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    let _ = tx.send(Internal::File(super::files::FileDone::RetrySave));
+                });
+            }
+        }
+    }
+
+    pub(super) fn retry_save(&mut self) {
+        self.saving = false;
+    }
+
+    /// Sends what was waiting for the disk: new messages and acks.
+    fn release_durable(&mut self) {
+        let durable = self.durable;
+        let ids: Vec<ContactId> = self.rt.keys().copied().collect();
+        for id in ids {
+            let Some(r) = self.rt.get_mut(&id) else { continue };
+            while let Some(&(msg, change)) = r.unsaved.front() {
+                if change > durable {
+                    break;
+                }
+                r.durable_upto = r.durable_upto.max(msg);
+                r.unsaved.pop_front();
+            }
+            let ack = match r.ack_due {
+                Some((last, change)) if change <= durable => {
+                    r.ack_due = None;
+                    Some(last)
+                }
+                _ => None,
+            };
+            if let Some(last) = ack {
+                self.send_to_contact(id, Message::Ack { id: last });
+            }
+            self.flush_outbox(id);
+        }
+    }
+
+    // ----- services ----------------------------------------------------
+
+    fn desired_authorized(&self) -> BTreeSet<ClientKey> {
+        self.profile
+            .contacts
+            .iter()
+            .filter(|c| c.state != ContactState::IncomingPending)
+            .map(|c| client_key(&c.our_discovery_key))
+            .collect()
+    }
+
+    fn publish(&mut self, intake: bool) {
+        let slot = if intake {
+            &mut self.intake
+        } else {
+            &mut self.endpoint
+        };
+        slot.generation += 1;
+        slot.handle = None;
+        slot.state = ServiceState::Starting;
+        let generation = slot.generation;
+        let transport = self.transport.clone();
+        let tx = self.internal_tx.clone();
+        let key = if intake {
+            self.local.identity.clone()
+        } else {
+            self.endpoint_key.clone()
+        };
+        let authorized = self.desired_authorized();
+        self.emit(Event::Service {
+            intake,
+            state: ServiceState::Starting,
+        });
+        tokio::spawn(async move {
+            let result = if intake {
+                transport.publish_intake(&key).await
+            } else {
+                transport.publish_endpoint(&key, authorized).await
+            };
+            let _ = tx.send(Internal::Published {
+                intake,
+                generation,
+                result,
+            });
+        });
+    }
+
+    fn on_published(
+        &mut self,
+        intake: bool,
+        generation: u64,
+        result: Result<ServiceHandle, ServiceError>,
+    ) {
+        let slot = if intake {
+            &mut self.intake
+        } else {
+            &mut self.endpoint
+        };
+        if slot.generation != generation {
+            // Switched off (or republished) meanwhile: drop = stop.
+            return;
+        }
+        match result {
+            Ok(mut handle) => {
+                let tx = self.internal_tx.clone();
+                if let Some(mut incoming) = handle.take_incoming() {
+                    let tx = tx.clone();
+                    tokio::spawn(async move {
+                        while let Some(conn) = incoming.accept().await {
+                            if tx
+                                .send(Internal::Incoming {
+                                    intake,
+                                    generation,
+                                    conn,
+                                })
+                                .is_err()
+                            {
+                                break;
+                            }
+                        }
+                    });
+                }
+                let mut status = handle.status();
+                tokio::spawn(async move {
+                    loop {
+                        let state = ServiceState::from(*status.borrow_and_update());
+                        if tx
+                            .send(Internal::ServiceState {
+                                intake,
+                                generation,
+                                state,
+                            })
+                            .is_err()
+                        {
+                            break;
+                        }
+                        if status.changed().await.is_err() {
+                            break;
+                        }
+                    }
+                });
+                slot.handle = Some(handle);
+                if !intake && let Err(e) = self.sync_authorized() {
+                    tracing::warn!("could not authorize every contact: {e}");
+                }
+            }
+            Err(e) => {
+                slot.state = ServiceState::Broken;
+                self.emit(Event::Service {
+                    intake,
+                    state: ServiceState::Broken,
+                });
+                tracing::warn!("publishing a service failed: {e}");
+            }
+        }
+    }
+
+    /// Makes the endpoint's authorized set match the contacts.
+    fn sync_authorized(&mut self) -> Result<(), EngineError> {
+        let desired = self.desired_authorized();
+        let Some(handle) = self.endpoint.handle.as_mut() else {
+            return Ok(());
+        };
+        let current = handle.authorized().clone();
+        for gone in current.difference(&desired) {
+            handle
+                .revoke(gone)
+                .map_err(|e| EngineError::Service(e.to_string()))?;
+        }
+        for new in desired.difference(&current) {
+            handle.authorize(*new).map_err(|e| match e {
+                ServiceError::TooManyClients(n) => EngineError::TooManyContacts(n),
+                e => EngineError::Service(e.to_string()),
+            })?;
+        }
+        Ok(())
+    }
+
+    // ----- commands ----------------------------------------------------
+
+    fn on_request(&mut self, req: Request) {
+        if self.shutting_down.is_some() {
+            let _ = req.reply.send(Err(EngineError::Stopped));
+            return;
+        }
+        if let Command::Shutdown = req.command {
+            self.begin_shutdown(Some(req.reply));
+            return;
+        }
+        let result = self.apply(req.command);
+        let _ = req.reply.send(result);
+    }
+
+    fn apply(&mut self, command: Command) -> Result<Reply, EngineError> {
+        match command {
+            Command::Status => Ok(Reply::Status(self.status())),
+            Command::AddContact {
+                address,
+                nickname,
+                greeting,
+            } => self.add_contact(&address, nickname, greeting).map(Reply::Contact),
+            Command::Contacts => Ok(Reply::Contacts(
+                self.profile
+                    .contacts
+                    .iter()
+                    .map(|c| self.summary(c))
+                    .collect(),
+            )),
+            Command::Accept { contact, nickname } => {
+                self.accept(contact, nickname).map(|()| Reply::Unit)
+            }
+            Command::Reject(id) => self.drop_contact(id, Drop::Reject).map(|()| Reply::Unit),
+            Command::Block(id) => self.drop_contact(id, Drop::Block).map(|()| Reply::Unit),
+            Command::Remove(id) => self.drop_contact(id, Drop::Remove).map(|()| Reply::Unit),
+            Command::Rename(id, nickname) => {
+                TextField::Nickname
+                    .validate(&nickname)
+                    .map_err(text_error)?;
+                let c = self
+                    .profile
+                    .contact_mut(id)
+                    .ok_or(EngineError::NoSuchContact)?;
+                c.nickname = nickname;
+                self.changed();
+                self.emit_contact(id);
+                Ok(Reply::Unit)
+            }
+            Command::SendMessage(id, text) => self.queue_message(id, text).map(Reply::MessageId),
+            Command::Conversation(id) => self.conversation(id).map(Reply::Conversation),
+            Command::SetHistory(id, on) => {
+                let c = self
+                    .profile
+                    .contact_mut(id)
+                    .ok_or(EngineError::NoSuchContact)?;
+                c.history_enabled = on;
+                if !on {
+                    c.history.clear();
+                }
+                self.changed();
+                self.emit_contact(id);
+                Ok(Reply::Unit)
+            }
+            Command::SetIntake(on) => {
+                if self.profile.settings.intake_enabled != on {
+                    self.profile.settings.intake_enabled = on;
+                    self.changed();
+                }
+                if on && self.intake.state == ServiceState::Off {
+                    self.publish(true);
+                } else if !on {
+                    self.intake.generation += 1;
+                    self.intake.handle = None;
+                    self.intake.state = ServiceState::Off;
+                    // Connections already open at the intake end too.
+                    let open: Vec<ConnId> = self
+                        .conns
+                        .iter()
+                        .filter(|(_, c)| c.kind == ConnKind::IntakeIn)
+                        .map(|(id, _)| *id)
+                        .collect();
+                    for id in open {
+                        self.close_conn(id, CloseReason::Shutdown);
+                    }
+                    self.emit(Event::Service {
+                        intake: true,
+                        state: ServiceState::Off,
+                    });
+                }
+                Ok(Reply::Unit)
+            }
+            Command::SetDisplayName(name) => {
+                TextField::Nickname.validate(&name).map_err(text_error)?;
+                self.profile.settings.display_name = name;
+                self.changed();
+                Ok(Reply::Unit)
+            }
+            Command::SendFile(id, path) => self.offer_file(id, path).map(Reply::Transfer),
+            Command::AcceptFile(t, folder) => self.accept_file(t, folder).map(|()| Reply::Unit),
+            Command::CancelFile(t) => self.cancel_file_by_user(t).map(|()| Reply::Unit),
+            Command::Transfers => Ok(Reply::Transfers(self.transfer_views())),
+            Command::Shutdown => Ok(Reply::Unit),
+        }
+    }
+
+    fn status(&self) -> Status {
+        Status {
+            address: self.local.identity.onion_id().to_address(),
+            intake_enabled: self.profile.settings.intake_enabled,
+            intake: self
+                .profile
+                .settings
+                .intake_enabled
+                .then_some(self.intake.state),
+            endpoint: self.endpoint.state,
+            save_error: self.save_error.clone(),
+        }
+    }
+
+    fn add_contact(
+        &mut self,
+        address: &str,
+        nickname: String,
+        greeting: String,
+    ) -> Result<ContactId, EngineError> {
+        let target = OnionId::parse(address).map_err(|e| EngineError::BadAddress(e.to_string()))?;
+        if target == self.local.identity.onion_id() || target == self.local.endpoint {
+            return Err(EngineError::OwnAddress);
+        }
+        TextField::Nickname
+            .validate(&nickname)
+            .map_err(text_error)?;
+        TextField::Greeting
+            .validate(&greeting)
+            .map_err(text_error)?;
+        let intake = Public32(*target.as_bytes());
+        if self.profile.blocked.contains(&intake) {
+            return Err(EngineError::Blocked);
+        }
+        if self.profile.contact_by_intake(&intake).is_some() {
+            return Err(EngineError::AlreadyContact);
+        }
+        self.check_capacity()?;
+        let mut key = [0u8; 32];
+        OsRng.fill_bytes(&mut key);
+        let id = self.profile.allocate_contact_id();
+        // A rejected requester we now ask ourselves is forgiven.
+        self.profile.rejected.retain(|r| r != &intake);
+        let history = self.profile.settings.history_by_default;
+        self.profile.contacts.push(Contact {
+            id,
+            intake,
+            nickname,
+            state: ContactState::OutgoingPending,
+            greeting,
+            suggested_nickname: String::new(),
+            request_delivered: false,
+            accept_pending: false,
+            their_static: None,
+            their_endpoint: None,
+            their_discovery_key: None,
+            our_discovery_key: Secret32(key),
+            history_enabled: history,
+            next_message_id: 1,
+            last_received_id: 0,
+            outbox: Vec::new(),
+            history: Vec::new(),
+            created_at: unix_now(),
+        });
+        key.fill(0);
+        self.rt.insert(
+            id,
+            Runtime {
+                backoff: self.config.backoff_initial,
+                next_dial: Some(Instant::now()),
+                ..Runtime::default()
+            },
+        );
+        // Authorize before the request leaves, so that their answer can
+        // find our endpoint (PROTOCOL.md §8 step 1).
+        if let Err(e) = self.sync_authorized() {
+            self.profile.contacts.retain(|c| c.id != id);
+            self.rt.remove(&id);
+            return Err(e);
+        }
+        self.changed();
+        self.emit_contact(id);
+        Ok(id)
+    }
+
+    fn check_capacity(&self) -> Result<(), EngineError> {
+        let max = allium_onion::MAX_AUTHORIZED_CLIENTS - 1;
+        if self.desired_authorized().len() >= max {
+            return Err(EngineError::TooManyContacts(max));
+        }
+        Ok(())
+    }
+
+    fn accept(&mut self, id: ContactId, nickname: Option<String>) -> Result<(), EngineError> {
+        if let Some(n) = &nickname {
+            TextField::Nickname.validate(n).map_err(text_error)?;
+        }
+        let c = self.profile.contact(id).ok_or(EngineError::NoSuchContact)?;
+        if c.state != ContactState::IncomingPending {
+            return Err(EngineError::WrongState("only a pending request can be accepted"));
+        }
+        self.check_capacity()?;
+        let mut key = [0u8; 32];
+        OsRng.fill_bytes(&mut key);
+        let history = self.profile.settings.history_by_default;
+        if let Some(c) = self.profile.contact_mut(id) {
+            c.state = ContactState::Accepted;
+            c.our_discovery_key = Secret32(key);
+            c.accept_pending = true;
+            c.history_enabled = history;
+            if let Some(n) = nickname {
+                c.nickname = n;
+            } else if c.nickname.is_empty() {
+                c.nickname = c.suggested_nickname.clone();
+            }
+        }
+        key.fill(0);
+        if let Err(e) = self.sync_authorized() {
+            if let Some(c) = self.profile.contact_mut(id) {
+                c.state = ContactState::IncomingPending;
+                c.accept_pending = false;
+            }
+            return Err(e);
+        }
+        let change = self.changed();
+        if let Some(r) = self.rt.get_mut(&id) {
+            r.next_dial = Some(Instant::now());
+            r.backoff = self.config.backoff_initial;
+            r.last_change = change;
+        }
+        self.emit_contact(id);
+        Ok(())
+    }
+
+    fn drop_contact(&mut self, id: ContactId, how: Drop) -> Result<(), EngineError> {
+        let c = self.profile.contact(id).ok_or(EngineError::NoSuchContact)?;
+        if how == Drop::Reject && c.state != ContactState::IncomingPending {
+            return Err(EngineError::WrongState("only a pending request can be rejected"));
+        }
+        let intake = c.intake;
+        self.profile.contacts.retain(|c| c.id != id);
+        match how {
+            Drop::Reject => {
+                if !self.profile.rejected.contains(&intake) {
+                    self.profile.rejected.push(intake);
+                }
+            }
+            Drop::Block => {
+                if !self.profile.blocked.contains(&intake) {
+                    self.profile.blocked.push(intake);
+                }
+            }
+            Drop::Remove => {}
+        }
+        // Revoke at once: from now on it cannot even find the endpoint.
+        let revoked = self.sync_authorized();
+        let conns: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.contact == Some(id))
+            .map(|(k, _)| *k)
+            .collect();
+        for conn in conns {
+            self.close_conn(conn, CloseReason::NotAContact);
+        }
+        self.rt.remove(&id);
+        self.cancel_transfers_of(id);
+        self.changed();
+        self.emit(Event::ContactRemoved { contact: id });
+        revoked
+    }
+
+    fn queue_message(&mut self, id: ContactId, text: String) -> Result<u64, EngineError> {
+        TextField::ChatText.validate(&text).map_err(text_error)?;
+        let now = unix_now();
+        let c = self
+            .profile
+            .contact_mut(id)
+            .ok_or(EngineError::NoSuchContact)?;
+        if c.state != ContactState::Accepted {
+            return Err(EngineError::WrongState(
+                "messages can be sent once the contact has accepted",
+            ));
+        }
+        let msg_id = c.next_message_id;
+        c.next_message_id += 1;
+        if c.history_enabled {
+            c.history.push(HistoryEntry {
+                direction: Direction::Outgoing,
+                id: msg_id,
+                text: text.clone(),
+                at: now,
+                delivered: false,
+            });
+            trim_history(&mut c.history);
+        }
+        c.outbox.push(QueuedMessage {
+            id: msg_id,
+            text,
+            queued_at: now,
+        });
+        let change = self.changed();
+        if let Some(r) = self.rt.get_mut(&id) {
+            r.unsaved.push_back((msg_id, change));
+            // Something to say: try now rather than at the next backoff.
+            if r.active.is_none() && !r.dialing {
+                r.next_dial = Some(Instant::now());
+            }
+        }
+        self.emit(Event::MessageState {
+            contact: id,
+            id: msg_id,
+            state: DeliveryState::Queued,
+        });
+        Ok(msg_id)
+    }
+
+    fn conversation(&self, id: ContactId) -> Result<Vec<MessageView>, EngineError> {
+        let c = self.profile.contact(id).ok_or(EngineError::NoSuchContact)?;
+        let sent_upto = self.rt.get(&id).map(|r| r.sent_upto).unwrap_or(0);
+        let state_of = |msg_id: u64, delivered: bool| {
+            Some(if delivered {
+                DeliveryState::Delivered
+            } else if msg_id <= sent_upto {
+                DeliveryState::Sent
+            } else {
+                DeliveryState::Queued
+            })
+        };
+        let mut out: Vec<MessageView> = c
+            .history
+            .iter()
+            .map(|h| MessageView {
+                direction: h.direction,
+                id: h.id,
+                text: h.text.clone(),
+                at: h.at,
+                state: match h.direction {
+                    Direction::Outgoing => state_of(h.id, h.delivered),
+                    Direction::Incoming => None,
+                },
+            })
+            .collect();
+        if !c.history_enabled {
+            out.extend(c.outbox.iter().map(|q| MessageView {
+                direction: Direction::Outgoing,
+                id: q.id,
+                text: q.text.clone(),
+                at: q.queued_at,
+                state: state_of(q.id, false),
+            }));
+        }
+        Ok(out)
+    }
+
+    // ----- shutdown ----------------------------------------------------
+
+    fn begin_shutdown(&mut self, reply: Option<oneshot::Sender<Result<Reply, EngineError>>>) {
+        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        for id in ids {
+            self.close_conn(id, CloseReason::Shutdown);
+        }
+        self.intake.handle = None;
+        self.endpoint.handle = None;
+        self.intake.generation += 1;
+        self.endpoint.generation += 1;
+        let (tx, _rx) = oneshot::channel();
+        self.shutting_down = Some(reply.unwrap_or(tx));
+    }
+
+    fn finished_shutdown(&mut self) -> bool {
+        if self.shutting_down.is_none() {
+            return false;
+        }
+        // Done once every change is saved (or saving keeps failing: then
+        // the person was told, and waiting longer will not help) and every
+        // connection reported its end.
+        let saved = self.durable == self.change || (self.save_error.is_some() && !self.saving);
+        if !saved || !self.conns.is_empty() {
+            return false;
+        }
+        if let Some(reply) = self.shutting_down.take() {
+            let _ = reply.send(match &self.save_error {
+                None => Ok(Reply::Unit),
+                Some(e) => Err(EngineError::File(format!(
+                    "the latest changes could not be saved: {e}"
+                ))),
+            });
+        }
+        true
+    }
+
+    // ----- dialling ----------------------------------------------------
+
+    fn wants_dial(&self, c: &Contact) -> Option<Purpose> {
+        match c.state {
+            ContactState::OutgoingPending if !c.request_delivered => Some(Purpose::Intake),
+            ContactState::Accepted
+                if c.their_endpoint.is_some()
+                    && c.their_discovery_key.is_some()
+                    && c.their_static.is_some() =>
+            {
+                Some(Purpose::Endpoint)
+            }
+            _ => None,
+        }
+    }
+
+    fn schedule_dials(&mut self) {
+        let now = Instant::now();
+        let mut due: Vec<(Instant, ContactId, Purpose)> = Vec::new();
+        for c in &self.profile.contacts {
+            let Some(purpose) = self.wants_dial(c) else {
+                continue;
+            };
+            let Some(r) = self.rt.get(&c.id) else { continue };
+            if r.active.is_some() || r.dialing {
+                continue;
+            }
+            if purpose == Purpose::Intake
+                && self
+                    .conns
+                    .values()
+                    .any(|k| k.kind == ConnKind::IntakeOut(c.id))
+            {
+                continue;
+            }
+            match r.next_dial {
+                Some(at) if at <= now => due.push((at, c.id, purpose)),
+                _ => {}
+            }
+        }
+        // Longest-waiting first, within the dial budget.
+        due.sort_by_key(|(at, id, _)| (*at, *id));
+        for (_, id, purpose) in due {
+            if self.dials_in_flight >= self.config.max_concurrent_dials.max(1) {
+                break;
+            }
+            self.dial(id, purpose);
+        }
+    }
+
+    fn dial(&mut self, id: ContactId, purpose: Purpose) {
+        let Some(c) = self.profile.contact(id) else {
+            return;
+        };
+        let (target, key) = match purpose {
+            Purpose::Intake => (onion(&c.intake), None),
+            Purpose::Endpoint => (
+                c.their_endpoint.as_ref().and_then(onion),
+                c.their_discovery_key
+                    .as_ref()
+                    .map(|k| DiscoveryKey(k.0)),
+            ),
+        };
+        let Some(target) = target else {
+            return;
+        };
+        if let Some(r) = self.rt.get_mut(&id) {
+            r.dialing = true;
+            r.next_dial = None;
+        }
+        self.dials_in_flight += 1;
+        let transport = self.transport.clone();
+        let limit = self.dial_limit.clone();
+        let tx = self.internal_tx.clone();
+        tokio::spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            let result = transport.dial(target, key.as_ref()).await;
+            drop(key);
+            let _ = tx.send(Internal::Dialed {
+                contact: id,
+                purpose,
+                result,
+            });
+        });
+    }
+
+    fn retry_later(&mut self, id: ContactId, failed: bool) {
+        let (initial, max) = (self.config.backoff_initial, self.config.backoff_max);
+        if let Some(r) = self.rt.get_mut(&id) {
+            let wait = if failed {
+                let w = r.backoff;
+                r.backoff = (r.backoff * 2).min(max);
+                w
+            } else {
+                r.backoff = initial;
+                initial
+            };
+            r.next_dial = Some(Instant::now() + jitter(wait));
+        }
+    }
+
+    fn on_dialed(&mut self, id: ContactId, purpose: Purpose, result: Result<Connection, DialError>) {
+        self.dials_in_flight = self.dials_in_flight.saturating_sub(1);
+        if let Some(r) = self.rt.get_mut(&id) {
+            r.dialing = false;
+        }
+        let stream = match result {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!("dial failed: {e}");
+                self.retry_later(id, true);
+                return;
+            }
+        };
+        if self.shutting_down.is_some() {
+            return;
+        }
+        let Some(c) = self.profile.contact(id) else {
+            return;
+        };
+        if self.wants_dial(c) != Some(purpose) {
+            return;
+        }
+        if purpose == Purpose::Endpoint && self.rt.get(&id).is_some_and(|r| r.active.is_some()) {
+            // They dialled us meanwhile.
+            return;
+        }
+        let session = match purpose {
+            Purpose::Intake => match onion(&c.intake) {
+                Some(target) => Session::connect_intake(
+                    self.config.session.clone(),
+                    &self.local,
+                    target,
+                    std_now(),
+                    &mut OsRng,
+                ),
+                None => return,
+            },
+            Purpose::Endpoint => {
+                let (Some(target), Some(rs)) = (
+                    c.their_endpoint.as_ref().and_then(onion),
+                    c.their_static
+                        .and_then(|s| StaticPublicKey::from_peer(s.0).ok()),
+                ) else {
+                    return;
+                };
+                Session::connect_endpoint(
+                    self.config.session.clone(),
+                    &self.local,
+                    target,
+                    rs,
+                    std_now(),
+                    &mut OsRng,
+                )
+            }
+        };
+        let mut session = match session {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("could not start a session: {e}");
+                self.retry_later(id, true);
+                return;
+            }
+        };
+        let Some(c) = self.profile.contact(id) else {
+            return;
+        };
+        let kind = match purpose {
+            Purpose::Intake => {
+                let request = ContactRequest {
+                    nickname: self.profile.settings.display_name.clone(),
+                    greeting: c.greeting.clone(),
+                    endpoint: self.local.endpoint,
+                    discovery_key: DiscoveryKey(c.our_discovery_key.0),
+                };
+                let _ = session.send(std_now(), Message::ContactRequest(request));
+                ConnKind::IntakeOut(id)
+            }
+            Purpose::Endpoint => {
+                if c.accept_pending {
+                    // Rides the IK hello as early data (PROTOCOL.md §8).
+                    let accept = self.contact_accept(id);
+                    if let Some(a) = accept {
+                        let _ = session.send(std_now(), a);
+                    }
+                }
+                ConnKind::EndpointOut(id)
+            }
+        };
+        self.spawn_conn(session, stream, kind, Some(id));
+    }
+
+    fn contact_accept(&self, id: ContactId) -> Option<Message> {
+        let c = self.profile.contact(id)?;
+        Some(Message::ContactAccept(ContactAccept {
+            endpoint: self.local.endpoint,
+            discovery_key: DiscoveryKey(c.our_discovery_key.0),
+        }))
+    }
+
+    fn spawn_conn(
+        &mut self,
+        session: Session,
+        stream: Connection,
+        kind: ConnKind,
+        contact: Option<ContactId>,
+    ) {
+        let id = self.next_conn;
+        self.next_conn += 1;
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.conns.insert(
+            id,
+            ConnInfo {
+                tx,
+                kind,
+                contact,
+                established: false,
+                peer_static: None,
+                peer: None,
+                request_sent: matches!(kind, ConnKind::IntakeOut(_)),
+                request_received: false,
+            },
+        );
+        tokio::spawn(conn::run(
+            id,
+            session,
+            stream,
+            rx,
+            self.conn_tx.clone(),
+            self.replay.clone(),
+        ));
+    }
+
+    fn on_incoming(&mut self, intake: bool, generation: u64, stream: Connection) {
+        let slot = if intake { &self.intake } else { &self.endpoint };
+        if slot.generation != generation || self.shutting_down.is_some() {
+            return;
+        }
+        let kind = if intake {
+            ConnKind::IntakeIn
+        } else {
+            ConnKind::EndpointIn
+        };
+        let unauthenticated = self
+            .conns
+            .values()
+            .filter(|c| c.kind == kind && !c.established)
+            .count();
+        if unauthenticated >= self.config.max_unauthenticated {
+            // Dropping the stream closes it: the cheapest answer to a flood.
+            return;
+        }
+        let session = if intake {
+            Session::accept_intake(
+                self.config.session.clone(),
+                &self.local,
+                std_now(),
+                &mut OsRng,
+            )
+        } else {
+            Session::accept_endpoint(
+                self.config.session.clone(),
+                &self.local,
+                std_now(),
+                &mut OsRng,
+            )
+        };
+        self.spawn_conn(session, stream, kind, None);
+    }
+
+    pub(super) fn close_conn(&mut self, conn: ConnId, reason: CloseReason) {
+        if let Some(c) = self.conns.get(&conn) {
+            let _ = c.tx.send(ToConn::Close(reason));
+        }
+    }
+
+    pub(super) fn send_on(&self, conn: ConnId, m: Message) {
+        if let Some(c) = self.conns.get(&conn) {
+            let _ = c.tx.send(ToConn::Send(m));
+        }
+    }
+
+    /// Sends on the contact's established session, if there is one.
+    pub(super) fn send_to_contact(&self, id: ContactId, m: Message) -> bool {
+        match self.rt.get(&id).and_then(|r| r.active) {
+            Some(conn) => {
+                self.send_on(conn, m);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Writes every saved, unsent outbox message to the active session.
+    fn flush_outbox(&mut self, id: ContactId) {
+        let Some(r) = self.rt.get(&id) else { return };
+        let Some(conn) = r.active else { return };
+        let (from, upto) = (r.sent_upto, r.durable_upto);
+        let Some(c) = self.profile.contact(id) else {
+            return;
+        };
+        let mut last = from;
+        let mut sent = Vec::new();
+        for q in c.outbox.iter().filter(|q| q.id > from && q.id <= upto) {
+            self.send_on(
+                conn,
+                Message::Chat(Chat {
+                    id: q.id,
+                    text: q.text.clone(),
+                }),
+            );
+            last = q.id;
+            sent.push(q.id);
+        }
+        if let Some(r) = self.rt.get_mut(&id) {
+            r.sent_upto = r.sent_upto.max(last).max(from);
+        }
+        for msg in sent {
+            self.emit(Event::MessageState {
+                contact: id,
+                id: msg,
+                state: DeliveryState::Sent,
+            });
+        }
+    }
+
+    // ----- session events ----------------------------------------------
+
+    fn on_internal(&mut self, msg: Internal) {
+        match msg {
+            Internal::Dialed {
+                contact,
+                purpose,
+                result,
+            } => self.on_dialed(contact, purpose, result),
+            Internal::Published {
+                intake,
+                generation,
+                result,
+            } => self.on_published(intake, generation, result),
+            Internal::ServiceState {
+                intake,
+                generation,
+                state,
+            } => {
+                let slot = if intake {
+                    &mut self.intake
+                } else {
+                    &mut self.endpoint
+                };
+                if slot.generation == generation && slot.state != state {
+                    slot.state = state;
+                    self.emit(Event::Service { intake, state });
+                }
+            }
+            Internal::Incoming {
+                intake,
+                generation,
+                conn,
+            } => self.on_incoming(intake, generation, conn),
+            Internal::Saved {
+                generation,
+                result,
+                store,
+            } => {
+                self.store = Some(store);
+                self.on_saved(generation, result);
+            }
+            Internal::File(done) => self.on_file_done(done),
+        }
+    }
+
+    fn on_conn_event(&mut self, ev: FromConn) {
+        let FromConn { conn, event } = ev;
+        if !self.conns.contains_key(&conn) {
+            return;
+        }
+        match event {
+            SessionEvent::Admission(hello) => {
+                let decision = self.admission(conn, hello.claimed);
+                if let Some(c) = self.conns.get(&conn) {
+                    let _ = c.tx.send(ToConn::Admit(decision));
+                }
+            }
+            SessionEvent::Established { peer, peer_static } => {
+                self.on_established(conn, peer, peer_static)
+            }
+            SessionEvent::Message(m) => self.on_message(conn, m),
+            SessionEvent::Closed(cause) => self.on_closed(conn, cause),
+            _ => {}
+        }
+    }
+
+    fn admission(&mut self, conn: ConnId, claimed: OnionId) -> Admission {
+        let Some(kind) = self.conns.get(&conn).map(|c| c.kind) else {
+            return Admission::Refuse(None);
+        };
+        let intake = Public32(*claimed.as_bytes());
+        match kind {
+            ConnKind::IntakeIn => {
+                let known = self.profile.contact_by_intake(&intake).is_some()
+                    || self.profile.rejected.contains(&intake)
+                    || self.profile.blocked.contains(&intake);
+                if !known {
+                    // Strangers pay a token; the pending list has a cap.
+                    let now = Instant::now();
+                    let per_sec = f64::from(self.config.requests_per_minute) / 60.0;
+                    let burst = f64::from(self.config.requests_per_minute.max(1));
+                    self.tokens = (self.tokens
+                        + now.duration_since(self.tokens_at).as_secs_f64() * per_sec)
+                        .min(burst);
+                    self.tokens_at = now;
+                    let pending = self
+                        .profile
+                        .contacts
+                        .iter()
+                        .filter(|c| c.state == ContactState::IncomingPending)
+                        .count();
+                    if self.tokens < 1.0 || pending >= self.config.max_pending_requests {
+                        return Admission::Refuse(Some(RefuseReason::Busy));
+                    }
+                    self.tokens -= 1.0;
+                }
+                Admission::Stranger
+            }
+            ConnKind::EndpointIn => {
+                let Some(c) = self.profile.contact_by_intake(&intake) else {
+                    return Admission::Refuse(Some(RefuseReason::NotAuthorized));
+                };
+                let allowed = c.state == ContactState::Accepted
+                    || (c.state == ContactState::OutgoingPending && c.request_delivered);
+                match (allowed, c.their_static) {
+                    (true, Some(s)) => match StaticPublicKey::from_peer(s.0) {
+                        Ok(s) => Admission::Contact(s),
+                        Err(_) => Admission::Refuse(Some(RefuseReason::NotAuthorized)),
+                    },
+                    _ => Admission::Refuse(Some(RefuseReason::NotAuthorized)),
+                }
+            }
+            _ => Admission::Refuse(None),
+        }
+    }
+
+    fn on_established(&mut self, conn: ConnId, peer: OnionId, peer_static: StaticPublicKey) {
+        let Some(info) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        info.established = true;
+        info.peer_static = Some(peer_static);
+        info.peer = Some(peer);
+        let kind = info.kind;
+        match kind {
+            ConnKind::IntakeIn => {
+                // The request follows; the peer is proven (identity proof).
+                let id = self
+                    .profile
+                    .contact_by_intake(&Public32(*peer.as_bytes()))
+                    .map(|c| c.id);
+                if let Some(info) = self.conns.get_mut(&conn) {
+                    info.contact = id;
+                }
+            }
+            ConnKind::IntakeOut(id) => {
+                // Their static key, proven for their intake id: what our
+                // endpoint will demand when they answer.
+                let s = Public32(peer_static.0);
+                if let Some(c) = self.profile.contact_mut(id)
+                    && c.their_static != Some(s)
+                {
+                    c.their_static = Some(s);
+                    self.changed();
+                }
+            }
+            ConnKind::EndpointIn => {
+                let Some(id) = self
+                    .profile
+                    .contact_by_intake(&Public32(*peer.as_bytes()))
+                    .map(|c| c.id)
+                else {
+                    self.close_conn(conn, CloseReason::NotAContact);
+                    return;
+                };
+                if let Some(info) = self.conns.get_mut(&conn) {
+                    info.contact = Some(id);
+                }
+                self.activate(conn, id, false);
+            }
+            ConnKind::EndpointOut(id) => self.activate(conn, id, true),
+        }
+    }
+
+    /// An endpoint session with contact `id` is up: make it the one.
+    fn activate(&mut self, conn: ConnId, id: ContactId, we_initiated: bool) {
+        let Some(c) = self.profile.contact(id) else {
+            self.close_conn(conn, CloseReason::NotAContact);
+            return;
+        };
+        let their_intake = c.intake;
+        let accept_pending = c.accept_pending && c.state == ContactState::Accepted;
+        let previous = self.rt.get(&id).and_then(|r| r.active);
+        if let Some(prev) = previous.filter(|p| *p != conn) {
+            // Both sides dialled. Keep the session opened by the side with
+            // the smaller intake id, as the other side computes too; if one
+            // side opened both, the newer one wins (the older is likely
+            // dead).
+            let ours_smaller = self.local.identity.onion_id().as_bytes() < &their_intake.0;
+            let prev_we_initiated = matches!(
+                self.conns.get(&prev).map(|c| c.kind),
+                Some(ConnKind::EndpointOut(_))
+            );
+            let new_wins = if prev_we_initiated == we_initiated {
+                true
+            } else {
+                we_initiated == ours_smaller
+            };
+            if new_wins {
+                self.close_conn(prev, CloseReason::Replaced);
+            } else {
+                self.close_conn(conn, CloseReason::Replaced);
+                return;
+            }
+        }
+        let was_online = previous.is_some();
+        let initial = self.config.backoff_initial;
+        if let Some(r) = self.rt.get_mut(&id) {
+            r.active = Some(conn);
+            r.sent_upto = 0;
+            r.backoff = initial;
+            r.next_dial = None;
+        }
+        if accept_pending && !we_initiated {
+            if let Some(a) = self.contact_accept(id) {
+                self.send_on(conn, a);
+            }
+        }
+        // Start the outbox over on this session: the peer drops duplicates.
+        if let Some(c) = self.profile.contact(id) {
+            let first = c.outbox.first().map(|q| q.id).unwrap_or(u64::MAX);
+            if let Some(r) = self.rt.get_mut(&id) {
+                r.sent_upto = first.saturating_sub(1).min(r.durable_upto);
+            }
+        }
+        self.flush_outbox(id);
+        self.resume_transfers(id);
+        if !was_online {
+            self.emit(Event::Presence {
+                contact: id,
+                online: true,
+            });
+            self.emit_contact(id);
+        }
+    }
+
+    fn on_message(&mut self, conn: ConnId, m: Message) {
+        let Some(info) = self.conns.get(&conn) else {
+            return;
+        };
+        let kind = info.kind;
+        let contact = info.contact;
+        // Which messages go where (PROTOCOL.md §6.7).
+        let allowed = match (&kind, &m) {
+            (_, Message::Keepalive | Message::Close(_)) => true,
+            (ConnKind::IntakeIn, Message::ContactRequest(_)) => !info.request_received,
+            (ConnKind::IntakeOut(_), Message::ContactAccept(_) | Message::ContactReject) => true,
+            (ConnKind::IntakeIn | ConnKind::IntakeOut(_), _) => false,
+            (_, Message::ContactRequest(_)) => false,
+            _ => true,
+        };
+        if !allowed {
+            self.close_conn(conn, CloseReason::ProtocolViolation);
+            return;
+        }
+        match m {
+            Message::Keepalive | Message::Close(_) => {}
+            Message::ContactRequest(req) => self.on_contact_request(conn, req),
+            Message::ContactAccept(acc) => {
+                let id = match kind {
+                    ConnKind::IntakeOut(id) => Some(id),
+                    _ => contact,
+                };
+                if let Some(id) = id {
+                    self.on_contact_accept(conn, id, acc);
+                }
+            }
+            Message::ContactReject => {
+                let id = match kind {
+                    ConnKind::IntakeOut(id) => Some(id),
+                    _ => contact,
+                };
+                if let Some(id) = id
+                    && self
+                        .profile
+                        .contact(id)
+                        .is_some_and(|c| c.state == ContactState::OutgoingPending)
+                {
+                    let _ = self.drop_contact(id, Drop::Remove);
+                    self.emit(Event::RequestRejected { contact: id });
+                }
+            }
+            Message::Chat(chat) => {
+                if let Some(id) = contact {
+                    self.on_chat(conn, id, chat);
+                }
+            }
+            Message::Ack { id: n } => {
+                if let Some(id) = contact {
+                    self.on_ack(conn, id, n);
+                }
+            }
+            other => {
+                if let Some(id) = contact {
+                    self.on_file_message(conn, id, other);
+                }
+            }
+        }
+    }
+
+    fn on_contact_request(&mut self, conn: ConnId, req: ContactRequest) {
+        let Some(info) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        info.request_received = true;
+        let Some(peer_static) = info.peer_static else {
+            return;
+        };
+        // Who asks is proven by the handshake; look them up again now.
+        let Some(claimed) = self.claimed_peer(conn) else {
+            return;
+        };
+        let intake = Public32(*claimed.as_bytes());
+        let their = (
+            Some(Public32(peer_static.0)),
+            Some(Public32(*req.endpoint.as_bytes())),
+            Some(Secret32(req.discovery_key.0)),
+        );
+        if self.profile.rejected.contains(&intake) || self.profile.blocked.contains(&intake) {
+            // Dropped without a word; it learns nothing.
+            self.close_conn(conn, CloseReason::Normal);
+            return;
+        }
+        let existing = self.profile.contact_by_intake(&intake).map(|c| (c.id, c.state));
+        match existing {
+            Some((id, ContactState::IncomingPending)) => {
+                // A repeat: keep the latest details.
+                if let Some(c) = self.profile.contact_mut(id) {
+                    (c.their_static, c.their_endpoint, c.their_discovery_key) = their;
+                    c.greeting = req.greeting;
+                    c.suggested_nickname = req.nickname;
+                }
+                self.changed();
+                self.emit_contact(id);
+            }
+            Some((id, state)) => {
+                // We asked them too, or they lost their profile and ask
+                // again: either way both want it, so it is accepted.
+                if let Some(c) = self.profile.contact_mut(id) {
+                    (c.their_static, c.their_endpoint, c.their_discovery_key) = their;
+                    c.state = ContactState::Accepted;
+                    c.request_delivered = true;
+                    c.accept_pending = true;
+                }
+                if let Some(a) = self.contact_accept(id) {
+                    self.send_on(conn, a);
+                }
+                self.changed();
+                if let Some(r) = self.rt.get_mut(&id) {
+                    r.next_dial = Some(Instant::now());
+                }
+                if state == ContactState::OutgoingPending {
+                    self.emit(Event::RequestAccepted { contact: id });
+                }
+                self.emit_contact(id);
+            }
+            None => {
+                let id = self.profile.allocate_contact_id();
+                let mut placeholder = [0u8; 32];
+                OsRng.fill_bytes(&mut placeholder);
+                self.profile.contacts.push(Contact {
+                    id,
+                    intake,
+                    nickname: String::new(),
+                    state: ContactState::IncomingPending,
+                    greeting: req.greeting,
+                    suggested_nickname: req.nickname,
+                    request_delivered: false,
+                    accept_pending: false,
+                    their_static: their.0,
+                    their_endpoint: their.1,
+                    their_discovery_key: their.2,
+                    // Replaced by a fresh key on accept; never authorized
+                    // while pending.
+                    our_discovery_key: Secret32(placeholder),
+                    history_enabled: false,
+                    next_message_id: 1,
+                    last_received_id: 0,
+                    outbox: Vec::new(),
+                    history: Vec::new(),
+                    created_at: unix_now(),
+                });
+                placeholder.fill(0);
+                self.rt.insert(
+                    id,
+                    Runtime {
+                        backoff: self.config.backoff_initial,
+                        ..Runtime::default()
+                    },
+                );
+                self.changed();
+                if let Some(c) = self.profile.contact(id) {
+                    self.emit(Event::RequestReceived {
+                        contact: self.summary(c),
+                    });
+                }
+            }
+        }
+        // "Received": the requester takes a normal close as delivery.
+        self.close_conn(conn, CloseReason::Normal);
+    }
+
+    fn claimed_peer(&self, conn: ConnId) -> Option<OnionId> {
+        // The intake handshake proved the initiator's id (`Established`).
+        self.conns.get(&conn)?.peer
+    }
+
+    fn on_contact_accept(&mut self, conn: ConnId, id: ContactId, acc: ContactAccept) {
+        let Some(c) = self.profile.contact_mut(id) else {
+            return;
+        };
+        let was = c.state;
+        if was == ContactState::IncomingPending {
+            return;
+        }
+        c.their_endpoint = Some(Public32(*acc.endpoint.as_bytes()));
+        c.their_discovery_key = Some(Secret32(acc.discovery_key.0));
+        c.state = ContactState::Accepted;
+        c.request_delivered = true;
+        let last = c.last_received_id;
+        let change = self.changed();
+        if let Some(r) = self.rt.get_mut(&id) {
+            r.next_dial = Some(Instant::now());
+            // Confirm (PROTOCOL.md §8), once the change is saved.
+            r.ack_due = Some((last, change));
+        }
+        let kind = self.conns.get(&conn).map(|c| c.kind);
+        if matches!(kind, Some(ConnKind::EndpointIn | ConnKind::EndpointOut(_))) {
+            let active = self.rt.get(&id).and_then(|r| r.active);
+            if active.is_none() {
+                let we = matches!(kind, Some(ConnKind::EndpointOut(_)));
+                self.activate(conn, id, we);
+            }
+        } else {
+            // On the intake: done there; the endpoint session follows.
+            self.close_conn(conn, CloseReason::Normal);
+        }
+        if was == ContactState::OutgoingPending {
+            self.emit(Event::RequestAccepted { contact: id });
+            self.emit_contact(id);
+        }
+    }
+
+    fn on_chat(&mut self, conn: ConnId, id: ContactId, chat: Chat) {
+        if self.rt.get(&id).and_then(|r| r.active) != Some(conn) {
+            // Not the session we keep: it is being replaced.
+            return;
+        }
+        let Some(c) = self.profile.contact_mut(id) else {
+            return;
+        };
+        if c.state != ContactState::Accepted {
+            return;
+        }
+        let last = c.last_received_id;
+        if chat.id == last.saturating_add(1) {
+            c.last_received_id = chat.id;
+            let at = unix_now();
+            if c.history_enabled {
+                c.history.push(HistoryEntry {
+                    direction: Direction::Incoming,
+                    id: chat.id,
+                    text: chat.text.clone(),
+                    at,
+                    delivered: true,
+                });
+                trim_history(&mut c.history);
+            }
+            let change = self.changed();
+            if let Some(r) = self.rt.get_mut(&id) {
+                r.ack_due = Some((chat.id, change));
+                r.last_change = change;
+            }
+            self.emit(Event::MessageReceived {
+                contact: id,
+                message: MessageView {
+                    direction: Direction::Incoming,
+                    id: chat.id,
+                    text: chat.text,
+                    at,
+                    state: None,
+                },
+            });
+        } else if chat.id <= last {
+            // A duplicate: acknowledge again once `last` is safe on disk.
+            let durable = self.durable;
+            if let Some(r) = self.rt.get_mut(&id) {
+                if r.last_change <= durable {
+                    self.send_on(conn, Message::Ack { id: last });
+                } else {
+                    r.ack_due = Some((last, r.last_change));
+                }
+            }
+        }
+        // A gap: say nothing; the sender starts over from its first
+        // unacknowledged message on the next session.
+    }
+
+    fn on_ack(&mut self, conn: ConnId, id: ContactId, n: u64) {
+        let Some(c) = self.profile.contact_mut(id) else {
+            return;
+        };
+        // The acceptor's confirmation (PROTOCOL.md §8).
+        let mut changed = false;
+        if c.accept_pending {
+            c.accept_pending = false;
+            changed = true;
+        }
+        // Never more than we sent: a hostile ack cannot drop unsent mail.
+        let n = n.min(c.next_message_id.saturating_sub(1));
+        let mut delivered = Vec::new();
+        c.outbox.retain(|q| {
+            if q.id <= n {
+                delivered.push(q.id);
+                false
+            } else {
+                true
+            }
+        });
+        if !delivered.is_empty() {
+            for h in c
+                .history
+                .iter_mut()
+                .filter(|h| h.direction == Direction::Outgoing && h.id <= n)
+            {
+                h.delivered = true;
+            }
+            changed = true;
+        }
+        if changed {
+            self.changed();
+        }
+        let _ = conn;
+        for msg in &delivered {
+            self.emit(Event::MessageState {
+                contact: id,
+                id: *msg,
+                state: DeliveryState::Delivered,
+            });
+        }
+        if !delivered.is_empty() {
+            self.emit_contact(id);
+        }
+    }
+
+    fn on_closed(&mut self, conn: ConnId, cause: CloseCause) {
+        let Some(info) = self.conns.remove(&conn) else {
+            return;
+        };
+        match info.kind {
+            ConnKind::IntakeOut(id) => {
+                let delivered = matches!(cause, CloseCause::Peer(CloseReason::Normal))
+                    && info.request_sent
+                    && info.established;
+                let pending = self
+                    .profile
+                    .contact(id)
+                    .is_some_and(|c| c.state == ContactState::OutgoingPending);
+                if delivered && pending {
+                    if let Some(c) = self.profile.contact_mut(id) {
+                        c.request_delivered = true;
+                    }
+                    self.changed();
+                    self.emit(Event::RequestDelivered { contact: id });
+                    self.emit_contact(id);
+                } else if pending {
+                    self.retry_later(id, true);
+                }
+            }
+            ConnKind::EndpointIn | ConnKind::EndpointOut(_) => {
+                let id = match info.kind {
+                    ConnKind::EndpointOut(id) => Some(id),
+                    _ => info.contact,
+                };
+                let Some(id) = id else { return };
+                let was_active = self.rt.get(&id).and_then(|r| r.active) == Some(conn);
+                if was_active {
+                    if let Some(r) = self.rt.get_mut(&id) {
+                        r.active = None;
+                        r.sent_upto = 0;
+                    }
+                    self.pause_transfers(id);
+                    self.emit(Event::Presence {
+                        contact: id,
+                        online: false,
+                    });
+                    self.emit_contact(id);
+                    let failed = !matches!(cause, CloseCause::Peer(_) | CloseCause::Local(_));
+                    self.retry_later(id, failed);
+                } else if matches!(info.kind, ConnKind::EndpointOut(_))
+                    && self.rt.get(&id).is_some_and(|r| r.active.is_none())
+                {
+                    // Our dial never became the session (refused, failed).
+                    self.retry_later(id, true);
+                }
+            }
+            ConnKind::IntakeIn => {}
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Drop {
+    Reject,
+    Block,
+    Remove,
+}
+
+fn trim_history(h: &mut Vec<HistoryEntry>) {
+    if h.len() > MAX_HISTORY {
+        let extra = h.len() - MAX_HISTORY;
+        h.drain(..extra);
+    }
+}

@@ -1,0 +1,860 @@
+//! File transfers (PROTOCOL.md §6.4): offers, a 1 MiB window of chunks in
+//! flight, acknowledgements every 256 KiB, resume after a reconnect, and the
+//! digest checked before the file gets its final name.
+//!
+//! A received file is written only into the folder the person chose, under
+//! a hidden partial name created exclusively, and moved to a sanitized name
+//! that never replaces an existing file. Hashing a whole file runs on a
+//! blocking thread; single chunk reads and writes (at most 63 KiB, to local
+//! files) are done inline.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use allium_onion::Transport;
+use allium_protocol::message::MAX_CHUNK;
+use allium_protocol::text::TextField;
+use allium_protocol::{CancelReason, FileChunk, FileOffer, Message, TransferId};
+use allium_vault::{ContactId, ContactState};
+use rand_core::{OsRng, RngCore};
+use sha2::{Digest, Sha256};
+use tokio::time::Instant;
+
+use super::actor::{Actor, Internal};
+use super::conn::ConnId;
+use super::{Cancelled, EngineError, Event, TransferDirection, TransferView};
+
+/// Bytes the sender may have beyond the last acknowledgement.
+const WINDOW: u64 = 1 << 20;
+/// The receiver acknowledges at least this often.
+const ACK_EVERY: u64 = 256 * 1024;
+/// Progress events at most this often per transfer.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+/// Results of blocking file work, back to the engine.
+pub(crate) enum FileDone {
+    /// Retry a failed save (not a file matter, but the same channel).
+    RetrySave,
+    /// The digest of a file we offer.
+    Hashed {
+        transfer: TransferId,
+        result: Result<[u8; 32], String>,
+    },
+}
+
+struct Outgoing {
+    contact: ContactId,
+    offer: FileOffer,
+    path: PathBuf,
+    /// Ready to offer (digest known).
+    hashed: bool,
+    file: Option<File>,
+    /// Next byte to send.
+    next: u64,
+    /// Bytes the receiver stored.
+    acked: u64,
+    progress: Progress,
+}
+
+struct Incoming {
+    contact: ContactId,
+    offer: FileOffer,
+    /// Sanitized.
+    name: String,
+    accepted: Option<Accepted>,
+}
+
+struct Accepted {
+    folder: PathBuf,
+    partial: PathBuf,
+    file: File,
+    received: u64,
+    acked: u64,
+    hasher: Sha256,
+    progress: Progress,
+}
+
+struct Progress {
+    at: Instant,
+    bytes: u64,
+}
+
+impl Progress {
+    fn new(bytes: u64) -> Self {
+        Progress {
+            at: Instant::now(),
+            bytes,
+        }
+    }
+
+    /// Bytes per second since the last report, if one is due.
+    fn due(&mut self, bytes: u64, force: bool) -> Option<u64> {
+        let elapsed = self.at.elapsed();
+        if !force && elapsed < PROGRESS_EVERY {
+            return None;
+        }
+        let rate = if elapsed.is_zero() {
+            0
+        } else {
+            (bytes.saturating_sub(self.bytes) as f64 / elapsed.as_secs_f64()) as u64
+        };
+        *self = Progress::new(bytes);
+        Some(rate)
+    }
+}
+
+/// Every transfer of the engine, by id.
+#[derive(Default)]
+pub(crate) struct Transfers {
+    outgoing: HashMap<TransferId, Outgoing>,
+    incoming: HashMap<TransferId, Incoming>,
+}
+
+fn hex_id(t: &TransferId) -> String {
+    hex::encode(t.0)
+}
+
+/// A name safe to create in the chosen folder: one component, no leading
+/// dots (no hidden or special files), no separators or control characters
+/// (already refused by the protocol, checked again here), not empty.
+pub fn sanitize_file_name(name: &str) -> String {
+    let cleaned: String = name
+        .chars()
+        .map(|c| {
+            if c.is_control() || matches!(c, '/' | '\\' | ':' | '\0') {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    let trimmed = cleaned.trim_start_matches(['.', ' ']).trim_end();
+    let mut out = String::new();
+    for c in trimmed.chars() {
+        if out.len() + c.len_utf8() > 200 {
+            break;
+        }
+        out.push(c);
+    }
+    if out.is_empty() {
+        "received file".to_owned()
+    } else {
+        out
+    }
+}
+
+/// `name`, or `name (1).ext`, `name (2).ext`, … : the first that does not
+/// exist. Creation itself is exclusive (hard link), so a race cannot
+/// overwrite either.
+fn candidate(folder: &Path, name: &str, n: u32) -> PathBuf {
+    if n == 0 {
+        return folder.join(name);
+    }
+    match name.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => folder.join(format!("{stem} ({n}).{ext}")),
+        _ => folder.join(format!("{name} ({n})")),
+    }
+}
+
+fn place_without_overwriting(partial: &Path, folder: &Path, name: &str) -> std::io::Result<PathBuf> {
+    for n in 0..1000 {
+        let target = candidate(folder, name, n);
+        match std::fs::hard_link(partial, &target) {
+            Ok(()) => {
+                let _ = std::fs::remove_file(partial);
+                return Ok(target);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AlreadyExists,
+        "too many files with this name in the folder",
+    ))
+}
+
+fn hash_file(path: &Path) -> Result<[u8; 32], String> {
+    let mut f = File::open(path).map_err(|e| format!("could not read the file: {e}"))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = f
+            .read(&mut buf)
+            .map_err(|e| format!("could not read the file: {e}"))?;
+        if n == 0 {
+            break;
+        }
+        h.update(buf.get(..n).unwrap_or_default());
+    }
+    Ok(h.finalize().into())
+}
+
+fn reason_words(r: CancelReason) -> &'static str {
+    match r {
+        CancelReason::ByUser => "declined or cancelled",
+        CancelReason::DigestMismatch => "the file arrived damaged (its digest did not match)",
+        CancelReason::TooLarge => "the file is larger than the receiver accepts",
+        CancelReason::Io => "the file could not be read or written",
+        CancelReason::Protocol => "the other side broke the transfer rules",
+        _ => "cancelled",
+    }
+}
+
+impl<T: Transport> Actor<T> {
+    fn out_view(&self, t: &TransferId, o: &Outgoing) -> TransferView {
+        TransferView {
+            id: hex_id(t),
+            contact: o.contact,
+            direction: TransferDirection::Outgoing,
+            name: o.offer.name.clone(),
+            size: o.offer.size,
+            done: o.acked,
+            accepted: o.file.is_some(),
+        }
+    }
+
+    fn in_view(&self, t: &TransferId, i: &Incoming) -> TransferView {
+        TransferView {
+            id: hex_id(t),
+            contact: i.contact,
+            direction: TransferDirection::Incoming,
+            name: i.name.clone(),
+            size: i.offer.size,
+            done: i.accepted.as_ref().map(|a| a.received).unwrap_or(0),
+            accepted: i.accepted.is_some(),
+        }
+    }
+
+    pub(super) fn transfer_views(&self) -> Vec<TransferView> {
+        let mut v: Vec<TransferView> = self
+            .files
+            .outgoing
+            .iter()
+            .map(|(t, o)| self.out_view(t, o))
+            .chain(self.files.incoming.iter().map(|(t, i)| self.in_view(t, i)))
+            .collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+
+    pub(super) fn offer_file(&mut self, contact: ContactId, path: PathBuf) -> Result<String, EngineError> {
+        let c = self
+            .profile
+            .contact(contact)
+            .ok_or(EngineError::NoSuchContact)?;
+        if c.state != ContactState::Accepted {
+            return Err(EngineError::WrongState(
+                "files can be sent once the contact has accepted",
+            ));
+        }
+        let meta = std::fs::metadata(&path)
+            .map_err(|e| EngineError::File(format!("could not read {}: {e}", path.display())))?;
+        if !meta.is_file() {
+            return Err(EngineError::File(format!("{} is not a file", path.display())));
+        }
+        if meta.len() == 0 {
+            return Err(EngineError::File("the file is empty".into()));
+        }
+        if meta.len() > self.config.max_outgoing_file {
+            return Err(EngineError::File(format!(
+                "the file is too large to send (at most {} bytes)",
+                self.config.max_outgoing_file
+            )));
+        }
+        let raw = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let name = sanitize_file_name(&raw);
+        TextField::FileName
+            .validate(&name)
+            .map_err(|e| EngineError::File(e.to_string()))?;
+        let mut id = [0u8; 16];
+        OsRng.fill_bytes(&mut id);
+        let transfer = TransferId(id);
+        self.files.outgoing.insert(
+            transfer,
+            Outgoing {
+                contact,
+                offer: FileOffer {
+                    transfer,
+                    size: meta.len(),
+                    sha256: [0; 32],
+                    name,
+                },
+                path: path.clone(),
+                hashed: false,
+                file: None,
+                next: 0,
+                acked: 0,
+                progress: Progress::new(0),
+            },
+        );
+        let tx = self.internal_tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = hash_file(&path);
+            let _ = tx.send(Internal::File(FileDone::Hashed { transfer, result }));
+        });
+        Ok(hex_id(&transfer))
+    }
+
+    pub(super) fn on_file_done(&mut self, done: FileDone) {
+        match done {
+            FileDone::RetrySave => self.retry_save(),
+            FileDone::Hashed { transfer, result } => {
+                let Some(o) = self.files.outgoing.get_mut(&transfer) else {
+                    return;
+                };
+                match result {
+                    Ok(digest) => {
+                        o.offer.sha256 = digest;
+                        o.hashed = true;
+                        let (contact, offer) = (o.contact, o.offer.clone());
+                        self.send_to_contact(contact, Message::FileOffer(offer));
+                    }
+                    Err(e) => self.end_outgoing(transfer, false, e, None),
+                }
+            }
+        }
+    }
+
+    /// A session with `contact` came up: offers that were interrupted are
+    /// made again with the same id, so the receiver resumes.
+    pub(super) fn resume_transfers(&mut self, contact: ContactId) {
+        let offers: Vec<FileOffer> = self
+            .files
+            .outgoing
+            .values_mut()
+            .filter(|o| o.contact == contact && o.hashed)
+            .map(|o| {
+                // The receiver says where to start again.
+                o.file = None;
+                o.offer.clone()
+            })
+            .collect();
+        for offer in offers {
+            self.send_to_contact(contact, Message::FileOffer(offer));
+        }
+    }
+
+    /// The session with `contact` ended: senders stop until it resumes.
+    pub(super) fn pause_transfers(&mut self, contact: ContactId) {
+        for o in self.files.outgoing.values_mut() {
+            if o.contact == contact {
+                o.file = None;
+            }
+        }
+    }
+
+    pub(super) fn cancel_transfers_of(&mut self, contact: ContactId) {
+        let ids: Vec<TransferId> = self
+            .files
+            .outgoing
+            .iter()
+            .filter(|(_, o)| o.contact == contact)
+            .map(|(t, _)| *t)
+            .chain(
+                self.files
+                    .incoming
+                    .iter()
+                    .filter(|(_, i)| i.contact == contact)
+                    .map(|(t, _)| *t),
+            )
+            .collect();
+        for t in ids {
+            self.end_any(t, false, "the contact was removed".into(), None);
+        }
+    }
+
+    pub(super) fn accept_file(&mut self, transfer: TransferId, folder: PathBuf) -> Result<(), EngineError> {
+        let i = self
+            .files
+            .incoming
+            .get(&transfer)
+            .ok_or(EngineError::NoSuchTransfer)?;
+        if i.accepted.is_some() {
+            return Err(EngineError::WrongState("this file was already accepted"));
+        }
+        if !folder.is_dir() {
+            return Err(EngineError::File(format!(
+                "{} is not a folder; choose another",
+                folder.display()
+            )));
+        }
+        let partial = folder.join(format!(".allium-{}.part", hex_id(&transfer)));
+        let mut opts = OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let file = opts.open(&partial).map_err(|e| {
+            EngineError::File(format!("could not write into {}: {e}", folder.display()))
+        })?;
+        let contact = i.contact;
+        if let Some(i) = self.files.incoming.get_mut(&transfer) {
+            i.accepted = Some(Accepted {
+                folder,
+                partial,
+                file,
+                received: 0,
+                acked: 0,
+                hasher: Sha256::new(),
+                progress: Progress::new(0),
+            });
+        }
+        self.send_to_contact(
+            contact,
+            Message::FileAccept {
+                transfer,
+                offset: 0,
+            },
+        );
+        Ok(())
+    }
+
+    pub(super) fn cancel_file_by_user(&mut self, transfer: TransferId) -> Result<(), EngineError> {
+        let contact = self
+            .files
+            .outgoing
+            .get(&transfer)
+            .map(|o| o.contact)
+            .or_else(|| self.files.incoming.get(&transfer).map(|i| i.contact))
+            .ok_or(EngineError::NoSuchTransfer)?;
+        self.send_to_contact(
+            contact,
+            Message::FileCancel {
+                transfer,
+                reason: CancelReason::ByUser,
+            },
+        );
+        self.end_any(transfer, false, reason_words(CancelReason::ByUser).into(), None);
+        Ok(())
+    }
+
+    /// Ends a transfer in either direction, cleaning up, with an event.
+    fn end_any(&mut self, t: TransferId, by_peer: bool, reason: String, tell: Option<CancelReason>) {
+        if self.files.outgoing.contains_key(&t) {
+            self.end_outgoing(t, by_peer, reason, tell);
+        } else {
+            self.end_incoming(t, by_peer, reason, tell);
+        }
+    }
+
+    fn end_outgoing(&mut self, t: TransferId, by_peer: bool, reason: String, tell: Option<CancelReason>) {
+        if let Some(o) = self.files.outgoing.remove(&t) {
+            if let Some(r) = tell {
+                self.send_to_contact(o.contact, Message::FileCancel { transfer: t, reason: r });
+            }
+            let transfer = self.out_view(&t, &o);
+            self.emit(Event::FileCancelled {
+                transfer,
+                cancelled: Cancelled { by_peer, reason },
+            });
+        }
+    }
+
+    fn end_incoming(&mut self, t: TransferId, by_peer: bool, reason: String, tell: Option<CancelReason>) {
+        if let Some(i) = self.files.incoming.remove(&t) {
+            if let Some(r) = tell {
+                self.send_to_contact(i.contact, Message::FileCancel { transfer: t, reason: r });
+            }
+            let transfer = self.in_view(&t, &i);
+            if let Some(a) = i.accepted {
+                drop(a.file);
+                let _ = std::fs::remove_file(&a.partial);
+            }
+            self.emit(Event::FileCancelled {
+                transfer,
+                cancelled: Cancelled { by_peer, reason },
+            });
+        }
+    }
+
+    pub(super) fn on_file_message(&mut self, conn: ConnId, contact: ContactId, m: Message) {
+        if self.rt.get(&contact).and_then(|r| r.active) != Some(conn) {
+            return;
+        }
+        match m {
+            Message::FileOffer(offer) => self.on_offer(contact, offer),
+            Message::FileAccept { transfer, offset } => {
+                let Some(o) = self.files.outgoing.get_mut(&transfer) else {
+                    return;
+                };
+                if o.contact != contact {
+                    return;
+                }
+                if offset > o.offer.size {
+                    self.end_outgoing(
+                        transfer,
+                        true,
+                        reason_words(CancelReason::Protocol).into(),
+                        Some(CancelReason::Protocol),
+                    );
+                    return;
+                }
+                let opened = File::open(&o.path).and_then(|mut f| {
+                    f.seek(SeekFrom::Start(offset))?;
+                    Ok(f)
+                });
+                match opened {
+                    Ok(f) => {
+                        o.file = Some(f);
+                        o.next = offset;
+                        o.acked = offset;
+                        self.pump(transfer);
+                    }
+                    Err(e) => self.end_outgoing(
+                        transfer,
+                        false,
+                        format!("could not read the file: {e}"),
+                        Some(CancelReason::Io),
+                    ),
+                }
+            }
+            Message::FileAck { transfer, received } => {
+                let Some(o) = self.files.outgoing.get_mut(&transfer) else {
+                    return;
+                };
+                if o.contact != contact || o.file.is_none() {
+                    return;
+                }
+                if received < o.acked || received > o.next {
+                    self.end_outgoing(
+                        transfer,
+                        true,
+                        reason_words(CancelReason::Protocol).into(),
+                        Some(CancelReason::Protocol),
+                    );
+                    return;
+                }
+                o.acked = received;
+                let force = received == o.offer.size;
+                let rate = o.progress.due(received, force);
+                if let Some(rate) = rate
+                    && let Some(o) = self.files.outgoing.get(&transfer)
+                {
+                    let transfer = self.out_view(&transfer, o);
+                    self.emit(Event::FileProgress {
+                        transfer,
+                        bytes_per_second: rate,
+                    });
+                }
+                self.pump(transfer);
+            }
+            Message::FileChunk(chunk) => self.on_chunk(contact, chunk),
+            Message::FileDone { transfer } => {
+                if let Some(o) = self.files.outgoing.get(&transfer)
+                    && o.contact == contact
+                    && o.acked == o.offer.size
+                    && let Some(o) = self.files.outgoing.remove(&transfer)
+                {
+                    let transfer = self.out_view(&transfer, &o);
+                    self.emit(Event::FileCompleted {
+                        transfer,
+                        path: None,
+                    });
+                }
+            }
+            Message::FileCancel { transfer, reason } => {
+                let ours = self
+                    .files
+                    .outgoing
+                    .get(&transfer)
+                    .map(|o| o.contact)
+                    .or_else(|| self.files.incoming.get(&transfer).map(|i| i.contact));
+                if ours == Some(contact) {
+                    self.end_any(transfer, true, reason_words(reason).into(), None);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Sends chunks while the window allows.
+    fn pump(&mut self, transfer: TransferId) {
+        let mut chunks = Vec::new();
+        let mut failed = None;
+        let contact;
+        {
+            let Some(o) = self.files.outgoing.get_mut(&transfer) else {
+                return;
+            };
+            contact = o.contact;
+            let Some(f) = o.file.as_mut() else { return };
+            while o.next < o.offer.size && o.next - o.acked < WINDOW {
+                let want = (o.offer.size - o.next).min(MAX_CHUNK as u64) as usize;
+                let mut data = vec![0u8; want];
+                if let Err(e) = f.read_exact(&mut data) {
+                    failed = Some(format!("could not read the file: {e}"));
+                    break;
+                }
+                chunks.push(FileChunk {
+                    transfer,
+                    offset: o.next,
+                    data,
+                });
+                o.next += want as u64;
+            }
+        }
+        for c in chunks {
+            self.send_to_contact(contact, Message::FileChunk(c));
+        }
+        if let Some(e) = failed {
+            self.end_outgoing(transfer, false, e, Some(CancelReason::Io));
+        }
+    }
+
+    fn on_offer(&mut self, contact: ContactId, offer: FileOffer) {
+        let t = offer.transfer;
+        if let Some(i) = self.files.incoming.get(&t) {
+            if i.contact != contact || i.offer != offer {
+                // Same id, different file: refuse this one, keep ours.
+                self.send_to_contact(
+                    contact,
+                    Message::FileCancel {
+                        transfer: t,
+                        reason: CancelReason::Protocol,
+                    },
+                );
+                return;
+            }
+            // A resume: tell them what we hold.
+            if let Some(a) = &i.accepted {
+                let offset = a.received;
+                if let Some(i) = self.files.incoming.get_mut(&t)
+                    && let Some(a) = i.accepted.as_mut()
+                {
+                    a.acked = offset;
+                }
+                self.send_to_contact(contact, Message::FileAccept { transfer: t, offset });
+            }
+            return;
+        }
+        if self.files.outgoing.contains_key(&t) {
+            self.send_to_contact(
+                contact,
+                Message::FileCancel {
+                    transfer: t,
+                    reason: CancelReason::Protocol,
+                },
+            );
+            return;
+        }
+        let cap = self.profile.settings.max_incoming_file;
+        let name = sanitize_file_name(&offer.name);
+        let waiting = self
+            .files
+            .incoming
+            .values()
+            .filter(|i| i.contact == contact && i.accepted.is_none())
+            .count();
+        let refuse = if offer.size > cap {
+            Some(CancelReason::TooLarge)
+        } else if offer.size == 0 || waiting >= self.config.max_pending_offers {
+            Some(CancelReason::Protocol)
+        } else {
+            None
+        };
+        if let Some(reason) = refuse {
+            self.send_to_contact(contact, Message::FileCancel { transfer: t, reason });
+            let transfer = TransferView {
+                id: hex_id(&t),
+                contact,
+                direction: TransferDirection::Incoming,
+                name,
+                size: offer.size,
+                done: 0,
+                accepted: false,
+            };
+            self.emit(Event::FileCancelled {
+                transfer,
+                cancelled: Cancelled {
+                    by_peer: false,
+                    reason: match reason {
+                        CancelReason::TooLarge => format!(
+                            "refused a file of {} bytes: larger than your limit of {cap} bytes",
+                            offer.size
+                        ),
+                        _ => "refused a file offer: too many offers waiting, or an empty file".into(),
+                    },
+                },
+            });
+            return;
+        }
+        let i = Incoming {
+            contact,
+            offer,
+            name,
+            accepted: None,
+        };
+        let view = self.in_view(&t, &i);
+        self.files.incoming.insert(t, i);
+        self.emit(Event::FileOffered { transfer: view });
+    }
+
+    fn on_chunk(&mut self, contact: ContactId, chunk: FileChunk) {
+        let t = chunk.transfer;
+        let Some(i) = self.files.incoming.get_mut(&t) else {
+            return;
+        };
+        if i.contact != contact {
+            return;
+        }
+        let size = i.offer.size;
+        let digest = i.offer.sha256;
+        let Some(a) = i.accepted.as_mut() else {
+            // Chunks before our accept break the rules.
+            self.end_incoming(
+                t,
+                true,
+                reason_words(CancelReason::Protocol).into(),
+                Some(CancelReason::Protocol),
+            );
+            return;
+        };
+        let len = chunk.data.len() as u64;
+        if chunk.offset != a.received || a.received.saturating_add(len) > size {
+            self.end_incoming(
+                t,
+                true,
+                reason_words(CancelReason::Protocol).into(),
+                Some(CancelReason::Protocol),
+            );
+            return;
+        }
+        if let Err(e) = a.file.write_all(&chunk.data) {
+            self.end_incoming(
+                t,
+                false,
+                format!("could not write the file: {e}"),
+                Some(CancelReason::Io),
+            );
+            return;
+        }
+        a.hasher.update(&chunk.data);
+        a.received += len;
+        let received = a.received;
+        let complete = received == size;
+        let ack = complete || received - a.acked >= ACK_EVERY;
+        if ack {
+            a.acked = received;
+        }
+        let rate = a.progress.due(received, complete);
+        if ack {
+            self.send_to_contact(contact, Message::FileAck { transfer: t, received });
+        }
+        if let Some(rate) = rate
+            && let Some(i) = self.files.incoming.get(&t)
+        {
+            let transfer = self.in_view(&t, i);
+            self.emit(Event::FileProgress {
+                transfer,
+                bytes_per_second: rate,
+            });
+        }
+        if complete {
+            self.finish_incoming(t, digest);
+        }
+    }
+
+    fn finish_incoming(&mut self, t: TransferId, digest: [u8; 32]) {
+        let Some(mut i) = self.files.incoming.remove(&t) else {
+            return;
+        };
+        let Some(a) = i.accepted.take() else { return };
+        let view = TransferView {
+            id: hex_id(&t),
+            contact: i.contact,
+            direction: TransferDirection::Incoming,
+            name: i.name.clone(),
+            size: i.offer.size,
+            done: a.received,
+            accepted: true,
+        };
+        let synced = a.file.sync_all();
+        drop(a.file);
+        let actual: [u8; 32] = a.hasher.finalize().into();
+        if actual != digest {
+            let _ = std::fs::remove_file(&a.partial);
+            self.send_to_contact(
+                i.contact,
+                Message::FileCancel {
+                    transfer: t,
+                    reason: CancelReason::DigestMismatch,
+                },
+            );
+            self.emit(Event::FileCancelled {
+                transfer: view,
+                cancelled: Cancelled {
+                    by_peer: false,
+                    reason: reason_words(CancelReason::DigestMismatch).into(),
+                },
+            });
+            return;
+        }
+        let placed = synced.and_then(|()| place_without_overwriting(&a.partial, &a.folder, &i.name));
+        match placed {
+            Ok(path) => {
+                self.send_to_contact(i.contact, Message::FileDone { transfer: t });
+                self.emit(Event::FileCompleted {
+                    transfer: view,
+                    path: Some(path),
+                });
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&a.partial);
+                self.send_to_contact(
+                    i.contact,
+                    Message::FileCancel {
+                        transfer: t,
+                        reason: CancelReason::Io,
+                    },
+                );
+                self.emit(Event::FileCancelled {
+                    transfer: view,
+                    cancelled: Cancelled {
+                        by_peer: false,
+                        reason: format!("could not save the file: {e}"),
+                    },
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_made_safe() {
+        assert_eq!(sanitize_file_name("report.pdf"), "report.pdf");
+        assert_eq!(sanitize_file_name("..bashrc"), "bashrc");
+        assert_eq!(sanitize_file_name(".hidden"), "hidden");
+        assert_eq!(sanitize_file_name("a/b\\c"), "a_b_c");
+        assert_eq!(sanitize_file_name("x\u{7}y"), "x_y");
+        assert_eq!(sanitize_file_name("..."), "received file");
+        assert_eq!(sanitize_file_name("C:evil"), "C_evil");
+        assert!(sanitize_file_name(&"é".repeat(200)).len() <= 200);
+    }
+
+    #[test]
+    fn existing_files_are_never_replaced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("a.txt"), b"old").expect("write");
+        std::fs::write(dir.path().join("a (1).txt"), b"old").expect("write");
+        let partial = dir.path().join(".part");
+        std::fs::write(&partial, b"new").expect("write");
+        let placed = place_without_overwriting(&partial, dir.path(), "a.txt").expect("placed");
+        assert_eq!(placed, dir.path().join("a (2).txt"));
+        assert_eq!(std::fs::read(dir.path().join("a.txt")).expect("read"), b"old");
+        assert_eq!(std::fs::read(&placed).expect("read"), b"new");
+        assert!(!partial.exists());
+    }
+}

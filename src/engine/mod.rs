@@ -1,0 +1,590 @@
+//! The messenger itself: contacts, sessions, delivery, files.
+//!
+//! One engine runs per unlocked profile, as a tree of tokio tasks. It talks
+//! to the outside (the window, the JSON-RPC interface, tests) only through
+//! [`EngineHandle`] commands in and [`Event`]s out, so that nothing outside
+//! ever waits on Tor or the disk. It owns the [`Profile`] and asks its
+//! [`ProfileStore`] to persist it; it never writes a file itself except
+//! received files, into the folder the person chose.
+//!
+//! ```text
+//!  UI / RPC ──EngineHandle──▶ engine task ──▶ connection tasks ──▶ Transport
+//!     ▲                        │  (Profile)        (Session)
+//!     └──────── Event ─────────┘
+//! ```
+//!
+//! It must never log addresses, nicknames or message text, and never trust
+//! a timestamp from a peer (it puts none on the wire either).
+
+mod actor;
+mod conn;
+mod files;
+mod store;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use allium_onion::{Reachability, Transport};
+use allium_protocol::{OnionId, SessionConfig, TransferId};
+use allium_vault::{ContactId, ContactState, Direction, Profile};
+use tokio::sync::{mpsc, oneshot};
+
+pub use store::{MemoryStore, NoStore, ProfileStore};
+
+/// Limits and timers. The defaults suit the Tor network; tests shrink the
+/// timers.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Per-session timers (handshake, idle, keepalive).
+    pub session: SessionConfig,
+    /// First retry delay after a failed dial or a lost session.
+    pub backoff_initial: Duration,
+    /// Longest retry delay: a contact that stays offline is still tried
+    /// this often, so presence is never stale for longer.
+    pub backoff_max: Duration,
+    /// Dials in flight at once. Tor builds few circuits at a time; a large
+    /// contact list is paced rather than dialled all at once.
+    pub max_concurrent_dials: usize,
+    /// Connections that have not finished their handshake, per service.
+    /// More are closed at once.
+    pub max_unauthenticated: usize,
+    /// Incoming requests waiting for a decision; more are refused as busy.
+    pub max_pending_requests: usize,
+    /// Contact requests accepted per minute at the intake (a token bucket
+    /// with this burst).
+    pub requests_per_minute: u32,
+    /// Largest file we offer to send (the receiver has its own cap).
+    pub max_outgoing_file: u64,
+    /// File offers a contact may have waiting for our decision.
+    pub max_pending_offers: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            session: SessionConfig::default(),
+            backoff_initial: Duration::from_secs(5),
+            backoff_max: Duration::from_secs(300),
+            max_concurrent_dials: 4,
+            max_unauthenticated: 16,
+            max_pending_requests: 100,
+            requests_per_minute: 10,
+            max_outgoing_file: allium_protocol::message::MAX_FILE_SIZE,
+            max_pending_offers: 8,
+        }
+    }
+}
+
+/// What a caller may branch on, with a message a person can act on.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The address did not parse (the text says what is wrong with it).
+    #[error("that is not a valid Allium address: {0}")]
+    BadAddress(String),
+    /// The address is this profile's own.
+    #[error("that is your own address; paste the address of the person you want to reach")]
+    OwnAddress,
+    /// A contact (or request) with this address exists already.
+    #[error("this person is already in your contacts (or a request is pending)")]
+    AlreadyContact,
+    /// The address is on the block list.
+    #[error("you blocked this address; unblock it first")]
+    Blocked,
+    /// No such contact (removed meanwhile, or a wrong id).
+    #[error("no such contact")]
+    NoSuchContact,
+    /// The contact is not in a state that allows this.
+    #[error("not possible now: {0}")]
+    WrongState(&'static str),
+    /// Text failed validation (too long, control characters, ...).
+    #[error("{0}")]
+    InvalidText(String),
+    /// The endpoint cannot authorize more contacts.
+    #[error("this profile cannot have more than {0} contacts (a Tor limit); remove one first")]
+    TooManyContacts(usize),
+    /// No such file transfer.
+    #[error("no such file transfer")]
+    NoSuchTransfer,
+    /// A file could not be read or written.
+    #[error("{0}")]
+    File(String),
+    /// The onion service could not be started or changed.
+    #[error("Tor could not publish the service: {0}")]
+    Service(String),
+    /// The engine has stopped.
+    #[error("Allium is shutting down")]
+    Stopped,
+}
+
+/// Delivery state of one of our messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// Saved, waiting for the contact to be online.
+    Queued,
+    /// Written to a session; not yet acknowledged.
+    Sent,
+    /// The contact acknowledged it.
+    Delivered,
+}
+
+/// A contact as the outside sees it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ContactSummary {
+    /// Local id.
+    pub id: ContactId,
+    /// Their `allium:` address.
+    pub address: String,
+    /// Our name for them.
+    pub nickname: String,
+    /// Where the relationship stands.
+    pub state: ContactState,
+    /// Incoming request: their greeting (plain text). Outgoing: ours.
+    pub greeting: String,
+    /// Incoming request: the name they suggest.
+    pub suggested_nickname: String,
+    /// Outgoing request: whether it reached them.
+    pub request_delivered: bool,
+    /// Whether a session with them is up now.
+    pub online: bool,
+    /// Whether history is kept.
+    pub history_enabled: bool,
+    /// Messages waiting for their acknowledgement.
+    pub queued: usize,
+}
+
+/// One message of a conversation, as shown.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct MessageView {
+    /// Who wrote it.
+    pub direction: Direction,
+    /// Its id (the sender's numbering).
+    pub id: u64,
+    /// The text, to be shown as plain text only.
+    pub text: String,
+    /// Unix seconds, our clock.
+    pub at: u64,
+    /// Outgoing: where it stands.
+    pub state: Option<DeliveryState>,
+}
+
+/// Who cancelled a transfer, and why.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Cancelled {
+    /// Whether the other side cancelled it.
+    pub by_peer: bool,
+    /// In words.
+    pub reason: String,
+}
+
+/// Direction of a file transfer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferDirection {
+    /// We send.
+    Outgoing,
+    /// We receive.
+    Incoming,
+}
+
+/// A file transfer as the outside sees it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct TransferView {
+    /// Its id, as hex.
+    pub id: String,
+    /// The contact.
+    pub contact: ContactId,
+    /// Which way.
+    pub direction: TransferDirection,
+    /// The file name (sanitized for incoming files).
+    pub name: String,
+    /// Total size in bytes.
+    pub size: u64,
+    /// Bytes stored by the receiver so far.
+    pub done: u64,
+    /// Incoming: whether we accepted it.
+    pub accepted: bool,
+}
+
+/// The engine's state, for a status line.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Status {
+    /// Our public address.
+    pub address: String,
+    /// Whether the intake is switched on.
+    pub intake_enabled: bool,
+    /// Whether the intake can be reached (`None` when switched off).
+    pub intake: Option<ServiceState>,
+    /// Whether the endpoint can be reached.
+    pub endpoint: ServiceState,
+    /// The last save error, if the latest change is not on disk.
+    pub save_error: Option<String>,
+}
+
+/// Reachability of one of our services, in words the UI maps to text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceState {
+    /// Being published.
+    Starting,
+    /// Others can reach it.
+    Reachable,
+    /// Published but currently unreachable; Tor keeps trying.
+    Unreachable,
+    /// Stopped; switching it off and on again may help.
+    Broken,
+    /// Not running.
+    Off,
+}
+
+impl From<Reachability> for ServiceState {
+    fn from(r: Reachability) -> Self {
+        match r {
+            Reachability::Starting => ServiceState::Starting,
+            Reachability::Reachable => ServiceState::Reachable,
+            Reachability::Unreachable => ServiceState::Unreachable,
+            _ => ServiceState::Broken,
+        }
+    }
+}
+
+/// What happened, for the window and the JSON-RPC notifications.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Event {
+    /// A contact was added, changed state, or was renamed.
+    ContactChanged {
+        /// The contact now.
+        contact: ContactSummary,
+    },
+    /// A contact was removed (by us, or it rejected our request).
+    ContactRemoved {
+        /// Which.
+        contact: ContactId,
+    },
+    /// A stranger asked to become a contact.
+    RequestReceived {
+        /// The new pending contact.
+        contact: ContactSummary,
+    },
+    /// Our request reached them.
+    RequestDelivered {
+        /// Which.
+        contact: ContactId,
+    },
+    /// They accepted our request.
+    RequestAccepted {
+        /// Which.
+        contact: ContactId,
+    },
+    /// They declined our request.
+    RequestRejected {
+        /// Which (now removed).
+        contact: ContactId,
+    },
+    /// A contact came online or went offline.
+    Presence {
+        /// Which.
+        contact: ContactId,
+        /// Whether a session is up.
+        online: bool,
+    },
+    /// A message arrived.
+    MessageReceived {
+        /// From whom.
+        contact: ContactId,
+        /// The message.
+        message: MessageView,
+    },
+    /// One of our messages changed delivery state.
+    MessageState {
+        /// To whom.
+        contact: ContactId,
+        /// Which.
+        id: u64,
+        /// Now.
+        state: DeliveryState,
+    },
+    /// A contact offers a file.
+    FileOffered {
+        /// The transfer.
+        transfer: TransferView,
+    },
+    /// Bytes moved.
+    FileProgress {
+        /// The transfer, with `done` updated.
+        transfer: TransferView,
+        /// Bytes per second over the last interval.
+        bytes_per_second: u64,
+    },
+    /// A transfer finished: the receiver checked the digest.
+    FileCompleted {
+        /// The transfer.
+        transfer: TransferView,
+        /// Incoming: where the file is now.
+        path: Option<PathBuf>,
+    },
+    /// A transfer was abandoned.
+    FileCancelled {
+        /// The transfer.
+        transfer: TransferView,
+        /// Who and why.
+        cancelled: Cancelled,
+    },
+    /// Our intake or endpoint changed reachability.
+    Service {
+        /// Our intake?
+        intake: bool,
+        /// Now.
+        state: ServiceState,
+    },
+    /// The latest changes could not be saved (`None`: saved again).
+    SaveProblem {
+        /// What went wrong, in words.
+        message: Option<String>,
+    },
+}
+
+/// A request to the engine, with where to send the answer.
+pub(crate) struct Request {
+    pub(crate) command: Command,
+    pub(crate) reply: oneshot::Sender<Result<Reply, EngineError>>,
+}
+
+pub(crate) enum Command {
+    Status,
+    AddContact {
+        address: String,
+        nickname: String,
+        greeting: String,
+    },
+    Contacts,
+    Accept {
+        contact: ContactId,
+        nickname: Option<String>,
+    },
+    Reject(ContactId),
+    Block(ContactId),
+    Remove(ContactId),
+    Rename(ContactId, String),
+    SendMessage(ContactId, String),
+    Conversation(ContactId),
+    SetHistory(ContactId, bool),
+    SetIntake(bool),
+    SetDisplayName(String),
+    SendFile(ContactId, PathBuf),
+    AcceptFile(TransferId, PathBuf),
+    CancelFile(TransferId),
+    Transfers,
+    Shutdown,
+}
+
+pub(crate) enum Reply {
+    Unit,
+    Contact(ContactId),
+    MessageId(u64),
+    Contacts(Vec<ContactSummary>),
+    Conversation(Vec<MessageView>),
+    Status(Status),
+    Transfer(String),
+    Transfers(Vec<TransferView>),
+}
+
+/// Commands to a running engine. Cheap to clone; every method returns once
+/// the engine has applied the command (never after network I/O).
+#[derive(Clone)]
+pub struct EngineHandle {
+    tx: mpsc::UnboundedSender<Request>,
+}
+
+macro_rules! expect_reply {
+    ($value:expr, $pat:pat => $out:expr) => {
+        match $value? {
+            $pat => Ok($out),
+            _ => Err(EngineError::Stopped),
+        }
+    };
+}
+
+impl EngineHandle {
+    async fn call(&self, command: Command) -> Result<Reply, EngineError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request { command, reply })
+            .map_err(|_| EngineError::Stopped)?;
+        rx.await.map_err(|_| EngineError::Stopped)?
+    }
+
+    /// Our address and the state of our services.
+    pub async fn status(&self) -> Result<Status, EngineError> {
+        expect_reply!(self.call(Command::Status).await, Reply::Status(s) => s)
+    }
+
+    /// Asks the owner of `address` to become a contact.
+    pub async fn add_contact(
+        &self,
+        address: &str,
+        nickname: &str,
+        greeting: &str,
+    ) -> Result<ContactId, EngineError> {
+        let command = Command::AddContact {
+            address: address.to_owned(),
+            nickname: nickname.to_owned(),
+            greeting: greeting.to_owned(),
+        };
+        expect_reply!(self.call(command).await, Reply::Contact(c) => c)
+    }
+
+    /// Every contact and request.
+    pub async fn contacts(&self) -> Result<Vec<ContactSummary>, EngineError> {
+        expect_reply!(self.call(Command::Contacts).await, Reply::Contacts(c) => c)
+    }
+
+    /// Accepts an incoming request, optionally naming the contact.
+    pub async fn accept(
+        &self,
+        contact: ContactId,
+        nickname: Option<&str>,
+    ) -> Result<(), EngineError> {
+        let command = Command::Accept {
+            contact,
+            nickname: nickname.map(str::to_owned),
+        };
+        expect_reply!(self.call(command).await, Reply::Unit => ())
+    }
+
+    /// Declines an incoming request; a repeat is dropped silently.
+    pub async fn reject(&self, contact: ContactId) -> Result<(), EngineError> {
+        expect_reply!(self.call(Command::Reject(contact)).await, Reply::Unit => ())
+    }
+
+    /// Removes a contact or request and blocks its address.
+    pub async fn block(&self, contact: ContactId) -> Result<(), EngineError> {
+        expect_reply!(self.call(Command::Block(contact)).await, Reply::Unit => ())
+    }
+
+    /// Removes a contact or request; it can no longer find our endpoint.
+    pub async fn remove(&self, contact: ContactId) -> Result<(), EngineError> {
+        expect_reply!(self.call(Command::Remove(contact)).await, Reply::Unit => ())
+    }
+
+    /// Changes our name for a contact.
+    pub async fn rename(&self, contact: ContactId, nickname: &str) -> Result<(), EngineError> {
+        let command = Command::Rename(contact, nickname.to_owned());
+        expect_reply!(self.call(command).await, Reply::Unit => ())
+    }
+
+    /// Queues a message; returns its id. It is sent when the contact is
+    /// online, and kept (in the vault) until acknowledged.
+    pub async fn send_message(&self, contact: ContactId, text: &str) -> Result<u64, EngineError> {
+        let command = Command::SendMessage(contact, text.to_owned());
+        expect_reply!(self.call(command).await, Reply::MessageId(id) => id)
+    }
+
+    /// The conversation: kept history (if on) plus queued messages.
+    pub async fn conversation(&self, contact: ContactId) -> Result<Vec<MessageView>, EngineError> {
+        let command = Command::Conversation(contact);
+        expect_reply!(self.call(command).await, Reply::Conversation(m) => m)
+    }
+
+    /// Keeps (or stops keeping and deletes) a contact's history.
+    pub async fn set_history(&self, contact: ContactId, on: bool) -> Result<(), EngineError> {
+        let command = Command::SetHistory(contact, on);
+        expect_reply!(self.call(command).await, Reply::Unit => ())
+    }
+
+    /// Publishes or withdraws the intake (the public address).
+    pub async fn set_intake(&self, on: bool) -> Result<(), EngineError> {
+        expect_reply!(self.call(Command::SetIntake(on)).await, Reply::Unit => ())
+    }
+
+    /// The name suggested to people we send requests to.
+    pub async fn set_display_name(&self, name: &str) -> Result<(), EngineError> {
+        let command = Command::SetDisplayName(name.to_owned());
+        expect_reply!(self.call(command).await, Reply::Unit => ())
+    }
+
+    /// Offers a file to a contact; returns the transfer id (hex).
+    pub async fn send_file(
+        &self,
+        contact: ContactId,
+        path: impl Into<PathBuf>,
+    ) -> Result<String, EngineError> {
+        let command = Command::SendFile(contact, path.into());
+        expect_reply!(self.call(command).await, Reply::Transfer(t) => t)
+    }
+
+    /// Accepts an offered file into `folder`.
+    pub async fn accept_file(
+        &self,
+        transfer: &str,
+        folder: impl Into<PathBuf>,
+    ) -> Result<(), EngineError> {
+        let command = Command::AcceptFile(parse_transfer(transfer)?, folder.into());
+        expect_reply!(self.call(command).await, Reply::Unit => ())
+    }
+
+    /// Declines an offer or cancels a transfer in either direction.
+    pub async fn cancel_file(&self, transfer: &str) -> Result<(), EngineError> {
+        let command = Command::CancelFile(parse_transfer(transfer)?);
+        expect_reply!(self.call(command).await, Reply::Unit => ())
+    }
+
+    /// Transfers in progress or waiting for a decision.
+    pub async fn transfers(&self) -> Result<Vec<TransferView>, EngineError> {
+        expect_reply!(self.call(Command::Transfers).await, Reply::Transfers(t) => t)
+    }
+
+    /// Closes every session, saves, and stops the engine.
+    pub async fn shutdown(&self) -> Result<(), EngineError> {
+        expect_reply!(self.call(Command::Shutdown).await, Reply::Unit => ())
+    }
+}
+
+fn parse_transfer(s: &str) -> Result<TransferId, EngineError> {
+    let mut id = [0u8; 16];
+    hex::decode_to_slice(s, &mut id).map_err(|_| EngineError::NoSuchTransfer)?;
+    Ok(TransferId(id))
+}
+
+/// Called after every event, so a window can repaint.
+pub type Notify = Arc<dyn Fn() + Send + Sync>;
+
+/// A running engine: its handle, its events, and its task.
+pub struct Engine {
+    /// Commands.
+    pub handle: EngineHandle,
+    /// Events, in order.
+    pub events: mpsc::UnboundedReceiver<Event>,
+    /// The engine task; it ends after [`EngineHandle::shutdown`].
+    pub task: tokio::task::JoinHandle<()>,
+    /// Our intake id (our address).
+    pub address: OnionId,
+}
+
+impl Engine {
+    /// Starts the engine for `profile` on `transport` (inside a tokio
+    /// runtime). Services are published in the background; watch
+    /// [`Event::Service`].
+    pub fn start<T: Transport>(
+        transport: T,
+        profile: Profile,
+        store: Box<dyn ProfileStore>,
+        config: EngineConfig,
+        notify: Option<Notify>,
+    ) -> Engine {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let (address, task) =
+            actor::spawn(transport, profile, store, config, rx, events_tx, notify);
+        Engine {
+            handle: EngineHandle { tx },
+            events,
+            task,
+            address,
+        }
+    }
+}

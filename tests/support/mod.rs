@@ -1,0 +1,163 @@
+//! Peers on the in-memory network, and waiting for what they report.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use allium::engine::{Engine, EngineConfig, EngineHandle, Event, MemoryStore};
+use allium_onion::{MemoryNetwork, MemoryTransport};
+use allium_protocol::{OnionId, SessionConfig};
+use allium_vault::{ContactId, Profile, ProfileKeys, Secret32};
+use rand_core::{OsRng, RngCore};
+
+/// Upper bound for anything to happen: only a failing test waits this long.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+pub fn keys() -> ProfileKeys {
+    let mut k = || {
+        let mut b = [0u8; 32];
+        OsRng.fill_bytes(&mut b);
+        Secret32(b)
+    };
+    ProfileKeys {
+        intake_seed: k(),
+        endpoint_seed: k(),
+        static_secret: k(),
+    }
+}
+
+pub fn config() -> EngineConfig {
+    EngineConfig {
+        session: SessionConfig::default(),
+        backoff_initial: Duration::from_millis(50),
+        backoff_max: Duration::from_millis(500),
+        ..EngineConfig::default()
+    }
+}
+
+/// One running profile.
+pub struct Peer {
+    pub net: MemoryNetwork,
+    pub transport: MemoryTransport,
+    pub store: MemoryStore,
+    pub engine: Engine,
+    pub config: EngineConfig,
+    /// Every event seen so far, in order.
+    pub seen: Vec<Event>,
+}
+
+impl Peer {
+    pub fn start(net: &MemoryNetwork) -> Peer {
+        Self::start_with(net, Profile::new(keys()), config())
+    }
+
+    pub fn start_with(net: &MemoryNetwork, profile: Profile, config: EngineConfig) -> Peer {
+        let store = MemoryStore::with(profile.clone());
+        let transport = net.node();
+        let engine = Engine::start(
+            transport.clone(),
+            profile,
+            Box::new(store.clone()),
+            config.clone(),
+            None,
+        );
+        Peer {
+            net: net.clone(),
+            transport,
+            store,
+            engine,
+            config,
+            seen: Vec::new(),
+        }
+    }
+
+    pub fn h(&self) -> &EngineHandle {
+        &self.engine.handle
+    }
+
+    pub fn address(&self) -> String {
+        self.engine.address.to_address()
+    }
+
+    pub fn id(&self) -> OnionId {
+        self.engine.address
+    }
+
+    /// Waits for an event matching `f` (looking at unseen events first).
+    pub async fn wait<F: FnMut(&Event) -> bool>(&mut self, what: &str, mut f: F) -> Event {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            match tokio::time::timeout_at(deadline, self.engine.events.recv()).await {
+                Ok(Some(e)) => {
+                    self.seen.push(e.clone());
+                    if f(&e) {
+                        return e;
+                    }
+                }
+                Ok(None) => panic!("engine stopped while waiting for {what}"),
+                Err(_) => panic!("timed out waiting for {what}"),
+            }
+        }
+    }
+
+    /// Drains events without waiting.
+    pub fn drain(&mut self) {
+        while let Ok(e) = self.engine.events.try_recv() {
+            self.seen.push(e);
+        }
+    }
+
+    /// Stops the engine (like quitting) and starts it again from what it
+    /// saved, with a fresh event stream.
+    pub async fn restart(&mut self) {
+        let _ = self.engine.handle.shutdown().await;
+        let saved = self.store.saved().expect("a saved profile");
+        self.kill_and_restart_from(saved).await;
+    }
+
+    /// Drops the engine without a clean shutdown, then starts from `saved`.
+    pub async fn kill_and_restart_from(&mut self, saved: Profile) {
+        self.engine.task.abort();
+        let _ = (&mut self.engine.task).await;
+        // Let the aborted tasks drop their services.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let fresh = Peer::start_with(&self.net, saved, self.config.clone());
+        self.store = fresh.store;
+        self.engine = fresh.engine;
+        self.transport = fresh.transport;
+    }
+}
+
+pub async fn wait_online(p: &mut Peer, c: ContactId) {
+    let online = p.h().contacts().await.expect("contacts").iter().any(|s| s.id == c && s.online);
+    if !online {
+        p.wait("presence online", |e| {
+            matches!(e, Event::Presence { contact, online: true } if *contact == c)
+        })
+        .await;
+    }
+}
+
+/// Makes `a` and `b` contacts the way people do: a adds b's address, b
+/// accepts. Returns (b's id at a, a's id at b).
+pub async fn befriend(a: &mut Peer, b: &mut Peer) -> (ContactId, ContactId) {
+    let b_at_a = a
+        .h()
+        .add_contact(&b.address(), "b", "hello, it is a")
+        .await
+        .expect("add");
+    let ev = b
+        .wait("request", |e| matches!(e, Event::RequestReceived { .. }))
+        .await;
+    let Event::RequestReceived { contact } = ev else {
+        unreachable!()
+    };
+    assert_eq!(contact.greeting, "hello, it is a");
+    b.h().accept(contact.id, Some("a")).await.expect("accept");
+    a.wait("accepted", |e| {
+        matches!(e, Event::RequestAccepted { contact } if *contact == b_at_a)
+    })
+    .await;
+    wait_online(a, b_at_a).await;
+    wait_online(b, contact.id).await;
+    (b_at_a, contact.id)
+}
