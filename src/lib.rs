@@ -3,4 +3,5 @@
 //! of `allium-protocol` (wire), `allium-onion` (Tor) and `allium-vault`
 //! (storage). The `allium` binary is a thin command line over this.
 
+pub mod app;
 pub mod engine;

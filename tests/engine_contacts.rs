@@ -22,9 +22,19 @@ async fn request_accept_and_chat_both_ways() {
     let Event::MessageReceived { contact, message } = ev else {
         unreachable!()
     };
-    assert_eq!((contact, message.id, message.text.as_str()), (a_at_b, 1, "hi b"));
+    assert_eq!(
+        (contact, message.id, message.text.as_str()),
+        (a_at_b, 1, "hi b")
+    );
     a.wait("delivered", |e| {
-        matches!(e, Event::MessageState { id: 1, state: DeliveryState::Delivered, .. })
+        matches!(
+            e,
+            Event::MessageState {
+                id: 1,
+                state: DeliveryState::Delivered,
+                ..
+            }
+        )
     })
     .await;
 
@@ -48,7 +58,11 @@ async fn request_accept_and_chat_both_ways() {
 async fn adding_checks_the_address() {
     let net = MemoryNetwork::new();
     let a = Peer::start(&net);
-    let err = a.h().add_contact("allium:nonsense", "", "").await.unwrap_err();
+    let err = a
+        .h()
+        .add_contact("allium:nonsense", "", "")
+        .await
+        .unwrap_err();
     assert!(matches!(err, EngineError::BadAddress(_)), "{err:?}");
     let err = a.h().add_contact(&a.address(), "", "").await.unwrap_err();
     assert_eq!(err, EngineError::OwnAddress);

@@ -10,6 +10,6 @@ pub use memory::{Fault, MemoryNetwork, MemoryTransport};
 pub use network::{CustomNetwork, Network, NetworkFileError};
 pub use tor::{BootstrapError, BootstrapProgress, MAX_AUTHORIZED_CLIENTS, TorConfig, TorTransport};
 pub use transport::{
-    ClientKey, Connection, DialError, Incoming, NotReachable, Reachability, SERVICE_PORT, ServiceError,
-    ServiceHandle, Transport,
+    ClientKey, Connection, DialError, Incoming, NotReachable, Reachability, SERVICE_PORT,
+    ServiceError, ServiceHandle, Transport,
 };

@@ -16,9 +16,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use allium_onion::{ClientKey, Connection, DialError, ServiceError, ServiceHandle, Transport};
 use allium_protocol::text::TextField;
 use allium_protocol::{
-    Chat, CloseCause, CloseReason, ContactAccept, ContactRequest, DiscoveryKey, Event as SessionEvent,
-    IdentityKey, LocalIdentity, Message, OnionId, Purpose, RefuseReason, ReplayCache, Session,
-    StaticKeypair, StaticPublicKey,
+    Chat, CloseCause, CloseReason, ContactAccept, ContactRequest, DiscoveryKey,
+    Event as SessionEvent, IdentityKey, LocalIdentity, Message, OnionId, Purpose, RefuseReason,
+    ReplayCache, Session, StaticKeypair, StaticPublicKey,
 };
 use allium_vault::{
     Contact, ContactId, ContactState, Direction, HistoryEntry, Profile, Public32, QueuedMessage,
@@ -308,9 +308,7 @@ impl<T: Transport> Actor<T> {
     pub(super) fn summary(&self, c: &Contact) -> ContactSummary {
         ContactSummary {
             id: c.id,
-            address: onion(&c.intake)
-                .map(|o| o.to_address())
-                .unwrap_or_default(),
+            address: onion(&c.intake).map(|o| o.to_address()).unwrap_or_default(),
             nickname: c.nickname.clone(),
             state: c.state,
             greeting: c.greeting.clone(),
@@ -403,7 +401,9 @@ impl<T: Transport> Actor<T> {
         let durable = self.durable;
         let ids: Vec<ContactId> = self.rt.keys().copied().collect();
         for id in ids {
-            let Some(r) = self.rt.get_mut(&id) else { continue };
+            let Some(r) = self.rt.get_mut(&id) else {
+                continue;
+            };
             while let Some(&(msg, change)) = r.unsaved.front() {
                 if change > durable {
                     break;
@@ -585,7 +585,9 @@ impl<T: Transport> Actor<T> {
                 address,
                 nickname,
                 greeting,
-            } => self.add_contact(&address, nickname, greeting).map(Reply::Contact),
+            } => self
+                .add_contact(&address, nickname, greeting)
+                .map(Reply::Contact),
             Command::Contacts => Ok(Reply::Contacts(
                 self.profile
                     .contacts
@@ -768,7 +770,9 @@ impl<T: Transport> Actor<T> {
         }
         let c = self.profile.contact(id).ok_or(EngineError::NoSuchContact)?;
         if c.state != ContactState::IncomingPending {
-            return Err(EngineError::WrongState("only a pending request can be accepted"));
+            return Err(EngineError::WrongState(
+                "only a pending request can be accepted",
+            ));
         }
         self.check_capacity()?;
         let mut key = [0u8; 32];
@@ -806,7 +810,9 @@ impl<T: Transport> Actor<T> {
     fn drop_contact(&mut self, id: ContactId, how: Drop) -> Result<(), EngineError> {
         let c = self.profile.contact(id).ok_or(EngineError::NoSuchContact)?;
         if how == Drop::Reject && c.state != ContactState::IncomingPending {
-            return Err(EngineError::WrongState("only a pending request can be rejected"));
+            return Err(EngineError::WrongState(
+                "only a pending request can be rejected",
+            ));
         }
         let intake = c.intake;
         self.profile.contacts.retain(|c| c.id != id);
@@ -984,7 +990,9 @@ impl<T: Transport> Actor<T> {
             let Some(purpose) = self.wants_dial(c) else {
                 continue;
             };
-            let Some(r) = self.rt.get(&c.id) else { continue };
+            let Some(r) = self.rt.get(&c.id) else {
+                continue;
+            };
             if r.active.is_some() || r.dialing {
                 continue;
             }
@@ -1019,9 +1027,7 @@ impl<T: Transport> Actor<T> {
             Purpose::Intake => (onion(&c.intake), None),
             Purpose::Endpoint => (
                 c.their_endpoint.as_ref().and_then(onion),
-                c.their_discovery_key
-                    .as_ref()
-                    .map(|k| DiscoveryKey(k.0)),
+                c.their_discovery_key.as_ref().map(|k| DiscoveryKey(k.0)),
             ),
         };
         let Some(target) = target else {
@@ -1062,7 +1068,12 @@ impl<T: Transport> Actor<T> {
         }
     }
 
-    fn on_dialed(&mut self, id: ContactId, purpose: Purpose, result: Result<Connection, DialError>) {
+    fn on_dialed(
+        &mut self,
+        id: ContactId,
+        purpose: Purpose,
+        result: Result<Connection, DialError>,
+    ) {
         self.dials_in_flight = self.dials_in_flight.saturating_sub(1);
         if let Some(r) = self.rt.get_mut(&id) {
             r.dialing = false;
@@ -1601,7 +1612,10 @@ impl<T: Transport> Actor<T> {
             self.close_conn(conn, CloseReason::Normal);
             return;
         }
-        let existing = self.profile.contact_by_intake(&intake).map(|c| (c.id, c.state));
+        let existing = self
+            .profile
+            .contact_by_intake(&intake)
+            .map(|c| (c.id, c.state));
         match existing {
             Some((id, ContactState::IncomingPending)) => {
                 // A repeat: keep the latest details.

@@ -159,7 +159,11 @@ fn candidate(folder: &Path, name: &str, n: u32) -> PathBuf {
     }
 }
 
-fn place_without_overwriting(partial: &Path, folder: &Path, name: &str) -> std::io::Result<PathBuf> {
+fn place_without_overwriting(
+    partial: &Path,
+    folder: &Path,
+    name: &str,
+) -> std::io::Result<PathBuf> {
     for n in 0..1000 {
         let target = candidate(folder, name, n);
         match std::fs::hard_link(partial, &target) {
@@ -241,7 +245,11 @@ impl<T: Transport> Actor<T> {
         v
     }
 
-    pub(super) fn offer_file(&mut self, contact: ContactId, path: PathBuf) -> Result<String, EngineError> {
+    pub(super) fn offer_file(
+        &mut self,
+        contact: ContactId,
+        path: PathBuf,
+    ) -> Result<String, EngineError> {
         let c = self
             .profile
             .contact(contact)
@@ -254,7 +262,10 @@ impl<T: Transport> Actor<T> {
         let meta = std::fs::metadata(&path)
             .map_err(|e| EngineError::File(format!("could not read {}: {e}", path.display())))?;
         if !meta.is_file() {
-            return Err(EngineError::File(format!("{} is not a file", path.display())));
+            return Err(EngineError::File(format!(
+                "{} is not a file",
+                path.display()
+            )));
         }
         if meta.len() == 0 {
             return Err(EngineError::File("the file is empty".into()));
@@ -370,7 +381,11 @@ impl<T: Transport> Actor<T> {
         }
     }
 
-    pub(super) fn accept_file(&mut self, transfer: TransferId, folder: PathBuf) -> Result<(), EngineError> {
+    pub(super) fn accept_file(
+        &mut self,
+        transfer: TransferId,
+        folder: PathBuf,
+    ) -> Result<(), EngineError> {
         let i = self
             .files
             .incoming
@@ -433,12 +448,23 @@ impl<T: Transport> Actor<T> {
                 reason: CancelReason::ByUser,
             },
         );
-        self.end_any(transfer, false, reason_words(CancelReason::ByUser).into(), None);
+        self.end_any(
+            transfer,
+            false,
+            reason_words(CancelReason::ByUser).into(),
+            None,
+        );
         Ok(())
     }
 
     /// Ends a transfer in either direction, cleaning up, with an event.
-    fn end_any(&mut self, t: TransferId, by_peer: bool, reason: String, tell: Option<CancelReason>) {
+    fn end_any(
+        &mut self,
+        t: TransferId,
+        by_peer: bool,
+        reason: String,
+        tell: Option<CancelReason>,
+    ) {
         if self.files.outgoing.contains_key(&t) {
             self.end_outgoing(t, by_peer, reason, tell);
         } else {
@@ -446,10 +472,22 @@ impl<T: Transport> Actor<T> {
         }
     }
 
-    fn end_outgoing(&mut self, t: TransferId, by_peer: bool, reason: String, tell: Option<CancelReason>) {
+    fn end_outgoing(
+        &mut self,
+        t: TransferId,
+        by_peer: bool,
+        reason: String,
+        tell: Option<CancelReason>,
+    ) {
         if let Some(o) = self.files.outgoing.remove(&t) {
             if let Some(r) = tell {
-                self.send_to_contact(o.contact, Message::FileCancel { transfer: t, reason: r });
+                self.send_to_contact(
+                    o.contact,
+                    Message::FileCancel {
+                        transfer: t,
+                        reason: r,
+                    },
+                );
             }
             let transfer = self.out_view(&t, &o);
             self.emit(Event::FileCancelled {
@@ -459,10 +497,22 @@ impl<T: Transport> Actor<T> {
         }
     }
 
-    fn end_incoming(&mut self, t: TransferId, by_peer: bool, reason: String, tell: Option<CancelReason>) {
+    fn end_incoming(
+        &mut self,
+        t: TransferId,
+        by_peer: bool,
+        reason: String,
+        tell: Option<CancelReason>,
+    ) {
         if let Some(i) = self.files.incoming.remove(&t) {
             if let Some(r) = tell {
-                self.send_to_contact(i.contact, Message::FileCancel { transfer: t, reason: r });
+                self.send_to_contact(
+                    i.contact,
+                    Message::FileCancel {
+                        transfer: t,
+                        reason: r,
+                    },
+                );
             }
             let transfer = self.in_view(&t, &i);
             if let Some(a) = i.accepted {
@@ -632,7 +682,13 @@ impl<T: Transport> Actor<T> {
                 {
                     a.acked = offset;
                 }
-                self.send_to_contact(contact, Message::FileAccept { transfer: t, offset });
+                self.send_to_contact(
+                    contact,
+                    Message::FileAccept {
+                        transfer: t,
+                        offset,
+                    },
+                );
             }
             return;
         }
@@ -662,7 +718,13 @@ impl<T: Transport> Actor<T> {
             None
         };
         if let Some(reason) = refuse {
-            self.send_to_contact(contact, Message::FileCancel { transfer: t, reason });
+            self.send_to_contact(
+                contact,
+                Message::FileCancel {
+                    transfer: t,
+                    reason,
+                },
+            );
             let transfer = TransferView {
                 id: hex_id(&t),
                 contact,
@@ -681,7 +743,9 @@ impl<T: Transport> Actor<T> {
                             "refused a file of {} bytes: larger than your limit of {cap} bytes",
                             offer.size
                         ),
-                        _ => "refused a file offer: too many offers waiting, or an empty file".into(),
+                        _ => {
+                            "refused a file offer: too many offers waiting, or an empty file".into()
+                        }
                     },
                 },
             });
@@ -747,7 +811,13 @@ impl<T: Transport> Actor<T> {
         }
         let rate = a.progress.due(received, complete);
         if ack {
-            self.send_to_contact(contact, Message::FileAck { transfer: t, received });
+            self.send_to_contact(
+                contact,
+                Message::FileAck {
+                    transfer: t,
+                    received,
+                },
+            );
         }
         if let Some(rate) = rate
             && let Some(i) = self.files.incoming.get(&t)
@@ -798,7 +868,8 @@ impl<T: Transport> Actor<T> {
             });
             return;
         }
-        let placed = synced.and_then(|()| place_without_overwriting(&a.partial, &a.folder, &i.name));
+        let placed =
+            synced.and_then(|()| place_without_overwriting(&a.partial, &a.folder, &i.name));
         match placed {
             Ok(path) => {
                 self.send_to_contact(i.contact, Message::FileDone { transfer: t });
@@ -853,7 +924,10 @@ mod tests {
         std::fs::write(&partial, b"new").expect("write");
         let placed = place_without_overwriting(&partial, dir.path(), "a.txt").expect("placed");
         assert_eq!(placed, dir.path().join("a (2).txt"));
-        assert_eq!(std::fs::read(dir.path().join("a.txt")).expect("read"), b"old");
+        assert_eq!(
+            std::fs::read(dir.path().join("a.txt")).expect("read"),
+            b"old"
+        );
         assert_eq!(std::fs::read(&placed).expect("read"), b"new");
         assert!(!partial.exists());
     }

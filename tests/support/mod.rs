@@ -13,7 +13,7 @@ use rand_core::{OsRng, RngCore};
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
 pub fn keys() -> ProfileKeys {
-    let mut k = || {
+    let k = || {
         let mut b = [0u8; 32];
         OsRng.fill_bytes(&mut b);
         Secret32(b)
@@ -128,11 +128,18 @@ impl Peer {
 }
 
 pub async fn wait_online(p: &mut Peer, c: ContactId) {
-    let online = p.h().contacts().await.expect("contacts").iter().any(|s| s.id == c && s.online);
+    let online = p
+        .h()
+        .contacts()
+        .await
+        .expect("contacts")
+        .iter()
+        .any(|s| s.id == c && s.online);
     if !online {
-        p.wait("presence online", |e| {
-            matches!(e, Event::Presence { contact, online: true } if *contact == c)
-        })
+        p.wait(
+            "presence online",
+            |e| matches!(e, Event::Presence { contact, online: true } if *contact == c),
+        )
         .await;
     }
 }
@@ -153,9 +160,10 @@ pub async fn befriend(a: &mut Peer, b: &mut Peer) -> (ContactId, ContactId) {
     };
     assert_eq!(contact.greeting, "hello, it is a");
     b.h().accept(contact.id, Some("a")).await.expect("accept");
-    a.wait("accepted", |e| {
-        matches!(e, Event::RequestAccepted { contact } if *contact == b_at_a)
-    })
+    a.wait(
+        "accepted",
+        |e| matches!(e, Event::RequestAccepted { contact } if *contact == b_at_a),
+    )
     .await;
     wait_online(a, b_at_a).await;
     wait_online(b, contact.id).await;
