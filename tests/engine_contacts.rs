@@ -77,3 +77,318 @@ async fn adding_checks_the_address() {
         .unwrap_err();
     assert!(matches!(err, EngineError::InvalidText(_)), "{err:?}");
 }
+
+/// Waits until `p`'s contact list satisfies `f`, polling.
+async fn until_contacts<F: Fn(&[allium::engine::ContactSummary]) -> bool>(
+    p: &Peer,
+    what: &str,
+    f: F,
+) {
+    let deadline = tokio::time::Instant::now() + support::PATIENCE;
+    loop {
+        let c = p.h().contacts().await.expect("contacts");
+        if f(&c) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out: {what}: {c:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_requester_is_dropped_silently_when_it_asks_again() {
+    let net = MemoryNetwork::new();
+    let mut a = Peer::start(&net);
+    let mut b = Peer::start(&net);
+    let b_at_a = a
+        .h()
+        .add_contact(&b.address(), "b", "first")
+        .await
+        .expect("add");
+    let ev = b
+        .wait("request", |e| matches!(e, Event::RequestReceived { .. }))
+        .await;
+    let Event::RequestReceived { contact } = ev else {
+        unreachable!()
+    };
+    a.wait("delivered", |e| matches!(e, Event::RequestDelivered { .. }))
+        .await;
+    b.h().reject(contact.id).await.expect("reject");
+    assert!(b.h().contacts().await.expect("contacts").is_empty());
+    // A never hears a "no" (nothing tells a requester it was rejected), and
+    // stays pending.
+    until_contacts(&a, "still pending", |c| {
+        c.len() == 1 && c[0].state == ContactState::OutgoingPending && c[0].request_delivered
+    })
+    .await;
+
+    // A removes and asks again: delivered (so it stops retrying) and
+    // dropped at B without a trace.
+    a.h().remove(b_at_a).await.expect("remove");
+    a.h()
+        .add_contact(&b.address(), "b", "second")
+        .await
+        .expect("add again");
+    a.wait("delivered again", |e| {
+        matches!(e, Event::RequestDelivered { .. })
+    })
+    .await;
+    b.drain();
+    assert!(
+        !b.seen
+            .iter()
+            .any(|e| matches!(e, Event::RequestReceived { .. })
+                && !matches!(e, Event::RequestReceived { contact } if contact.greeting == "first")),
+        "the repeat must not surface: {:?}",
+        b.seen
+    );
+    assert!(b.h().contacts().await.expect("contacts").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocking_drops_requests_and_refuses_to_add() {
+    let net = MemoryNetwork::new();
+    let mut a = Peer::start(&net);
+    let mut b = Peer::start(&net);
+    let b_at_a = a
+        .h()
+        .add_contact(&b.address(), "b", "hi")
+        .await
+        .expect("add");
+    let ev = b
+        .wait("request", |e| matches!(e, Event::RequestReceived { .. }))
+        .await;
+    let Event::RequestReceived { contact } = ev else {
+        unreachable!()
+    };
+    b.h().block(contact.id).await.expect("block");
+    let err = b.h().add_contact(&a.address(), "a", "").await.unwrap_err();
+    assert_eq!(err, EngineError::Blocked);
+    a.h().remove(b_at_a).await.expect("remove");
+    a.h()
+        .add_contact(&b.address(), "b", "again")
+        .await
+        .expect("add again");
+    a.wait("delivered", |e| matches!(e, Event::RequestDelivered { .. }))
+        .await;
+    assert!(b.h().contacts().await.expect("contacts").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_revokes_at_once() {
+    let net = MemoryNetwork::new();
+    let mut a = Peer::start(&net);
+    let mut b = Peer::start(&net);
+    let (b_at_a, a_at_b) = befriend(&mut a, &mut b).await;
+    a.h().remove(b_at_a).await.expect("remove");
+    b.wait("offline", |e| {
+        matches!(e, Event::Presence { online: false, .. })
+    })
+    .await;
+    // B can no longer even reach A's endpoint: its messages stay queued.
+    let dials = net.dial_count();
+    b.h()
+        .send_message(a_at_b, "are you there?")
+        .await
+        .expect("queued");
+    let deadline = tokio::time::Instant::now() + support::PATIENCE;
+    while net.dial_count() < dials + 3 {
+        assert!(tokio::time::Instant::now() < deadline, "B stopped dialling");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let c = b.h().contacts().await.expect("contacts");
+    assert_eq!(c[0].queued, 1);
+    assert!(!c[0].online);
+    a.drain();
+    assert!(
+        !a.seen
+            .iter()
+            .any(|e| matches!(e, Event::MessageReceived { .. }))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_adding_each_other_at_once_ends_as_contacts() {
+    let net = MemoryNetwork::new();
+    let mut a = Peer::start(&net);
+    let mut b = Peer::start(&net);
+    let (addr_a, addr_b) = (a.address(), b.address());
+    let (ra, rb) = tokio::join!(
+        a.h().add_contact(&addr_b, "b", "hi b"),
+        b.h().add_contact(&addr_a, "a", "hi a")
+    );
+    let (b_at_a, a_at_b) = (ra.expect("add"), rb.expect("add"));
+    support::wait_online(&mut a, b_at_a).await;
+    support::wait_online(&mut b, a_at_b).await;
+    a.h()
+        .send_message(b_at_a, "so we are friends")
+        .await
+        .expect("send");
+    b.wait("message", |e| matches!(e, Event::MessageReceived { .. }))
+        .await;
+    until_contacts(&b, "accepted", |c| {
+        c.len() == 1 && c[0].state == ContactState::Accepted
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_to_an_offline_peer_arrives_when_it_comes_online() {
+    let net = MemoryNetwork::new();
+    let mut a = Peer::start(&net);
+    let mut b = Peer::start(&net);
+    let saved = b.go_offline().await;
+    let b_at_a = a
+        .h()
+        .add_contact(&b.address(), "b", "hello later")
+        .await
+        .expect("add");
+    // Some dials fail while B is away; then B returns.
+    let dials = net.dial_count();
+    while net.dial_count() < dials + 2 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    b.come_back(saved).await;
+    let ev = b
+        .wait("request", |e| matches!(e, Event::RequestReceived { .. }))
+        .await;
+    let Event::RequestReceived { contact } = ev else {
+        unreachable!()
+    };
+    // A goes away before B answers; the answer waits for it.
+    let saved_a = a.go_offline().await;
+    b.h().accept(contact.id, None).await.expect("accept");
+    assert_eq!(
+        b.h().contacts().await.expect("contacts")[0].nickname,
+        "",
+        "A suggested no name"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    a.come_back(saved_a).await;
+    a.wait(
+        "accepted",
+        |e| matches!(e, Event::RequestAccepted { contact } if *contact == b_at_a),
+    )
+    .await;
+    support::wait_online(&mut a, b_at_a).await;
+    a.h().send_message(b_at_a, "made it").await.expect("send");
+    let ev = b
+        .wait("message", |e| matches!(e, Event::MessageReceived { .. }))
+        .await;
+    let Event::MessageReceived { message, .. } = ev else {
+        unreachable!()
+    };
+    assert_eq!(message.text, "made it");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_contacts_talk_to_one_hub() {
+    let net = MemoryNetwork::new();
+    let mut hub = Peer::start(&net);
+    let mut spokes: Vec<Peer> = (0..20).map(|_| Peer::start(&net)).collect();
+    let mut ids = Vec::new();
+    for s in spokes.iter_mut() {
+        ids.push(befriend(s, &mut hub).await);
+    }
+    for (i, (s, (hub_at_s, _))) in spokes.iter_mut().zip(&ids).enumerate() {
+        s.h()
+            .send_message(*hub_at_s, &format!("from spoke {i}"))
+            .await
+            .expect("send");
+    }
+    let mut got = std::collections::BTreeSet::new();
+    while got.len() < 20 {
+        let ev = hub
+            .wait("messages", |e| matches!(e, Event::MessageReceived { .. }))
+            .await;
+        let Event::MessageReceived { message, .. } = ev else {
+            unreachable!()
+        };
+        assert!(got.insert(message.text), "duplicate");
+    }
+    for (_, s_at_hub) in &ids {
+        hub.h()
+            .send_message(*s_at_hub, "from the hub")
+            .await
+            .expect("send");
+    }
+    for s in spokes.iter_mut() {
+        s.wait("reply", |e| matches!(e, Event::MessageReceived { .. }))
+            .await;
+    }
+    let contacts = hub.h().contacts().await.expect("contacts");
+    assert_eq!(contacts.len(), 20);
+    assert!(
+        contacts
+            .iter()
+            .all(|c| c.online && c.state == ContactState::Accepted)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_flood_stays_bounded_and_contacts_keep_talking() {
+    let net = MemoryNetwork::new();
+    let config = allium::engine::EngineConfig {
+        max_pending_requests: 10,
+        requests_per_minute: 20,
+        ..support::config()
+    };
+    let mut target = Peer::start_with(&net, allium_vault::Profile::new(support::keys()), config);
+    let mut friend = Peer::start(&net);
+    let (t_at_f, f_at_t) = befriend(&mut friend, &mut target).await;
+    // 60 fresh identities ask at once.
+    let flood: Vec<Peer> = (0..60).map(|_| Peer::start(&net)).collect();
+    for f in &flood {
+        f.h()
+            .add_contact(&target.address(), "", "let me in")
+            .await
+            .expect("add");
+    }
+    // Meanwhile the real contact talks both ways.
+    for i in 0..20 {
+        friend
+            .h()
+            .send_message(t_at_f, &format!("f{i}"))
+            .await
+            .expect("send");
+        target
+            .h()
+            .send_message(f_at_t, &format!("t{i}"))
+            .await
+            .expect("send");
+    }
+    let mut n = 0;
+    while n < 20 {
+        target
+            .wait(
+                "friend's messages",
+                |e| matches!(e, Event::MessageReceived { contact, .. } if *contact == f_at_t),
+            )
+            .await;
+        n += 1;
+    }
+    let mut n = 0;
+    while n < 20 {
+        friend
+            .wait("target's messages", |e| {
+                matches!(e, Event::MessageReceived { .. })
+            })
+            .await;
+        n += 1;
+    }
+    // The flood is capped: at most 10 pending, however long it goes on.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let contacts = target.h().contacts().await.expect("contacts");
+    let pending = contacts
+        .iter()
+        .filter(|c| c.state == ContactState::IncomingPending)
+        .count();
+    assert!(pending <= 10, "{pending} pending");
+    assert!(pending >= 1, "some requests get through");
+    assert_eq!(contacts.len(), pending + 1);
+    let saved = target.store.saved().expect("saved");
+    assert!(saved.contacts.len() <= 11);
+}

@@ -96,6 +96,8 @@ pub(super) struct ConnInfo {
     pub(super) request_sent: bool,
     /// Incoming request: received and stored on this connection.
     pub(super) request_received: bool,
+    /// Intake: admitted as a stranger (counts against the pending cap).
+    pub(super) admitted: bool,
 }
 
 /// What the engine remembers about a contact while running (not saved).
@@ -1193,6 +1195,7 @@ impl<T: Transport> Actor<T> {
                 peer: None,
                 request_sent: matches!(kind, ConnKind::IntakeOut(_)),
                 request_received: false,
+                admitted: false,
             },
         );
         tokio::spawn(conn::run(
@@ -1384,16 +1387,27 @@ impl<T: Transport> Actor<T> {
                         + now.duration_since(self.tokens_at).as_secs_f64() * per_sec)
                         .min(burst);
                     self.tokens_at = now;
-                    let pending = self
-                        .profile
-                        .contacts
+                    // Requests on their way count too: many admitted at
+                    // once must not overshoot the cap.
+                    let in_flight = self
+                        .conns
                         .iter()
-                        .filter(|c| c.state == ContactState::IncomingPending)
+                        .filter(|(id, c)| {
+                            **id != conn
+                                && c.kind == ConnKind::IntakeIn
+                                && c.admitted
+                                && !c.request_received
+                        })
                         .count();
-                    if self.tokens < 1.0 || pending >= self.config.max_pending_requests {
+                    if self.tokens < 1.0
+                        || self.pending_requests() + in_flight >= self.config.max_pending_requests
+                    {
                         return Admission::Refuse(Some(RefuseReason::Busy));
                     }
                     self.tokens -= 1.0;
+                }
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.admitted = true;
                 }
                 Admission::Stranger
             }
@@ -1648,6 +1662,12 @@ impl<T: Transport> Actor<T> {
                 }
                 self.emit_contact(id);
             }
+            None if self.pending_requests() >= self.config.max_pending_requests => {
+                // Full: not stored, and not a normal close, so the requester
+                // tries again later.
+                self.close_conn(conn, CloseReason::Shutdown);
+                return;
+            }
             None => {
                 let id = self.profile.allocate_contact_id();
                 let mut placeholder = [0u8; 32];
@@ -1692,6 +1712,14 @@ impl<T: Transport> Actor<T> {
         }
         // "Received": the requester takes a normal close as delivery.
         self.close_conn(conn, CloseReason::Normal);
+    }
+
+    fn pending_requests(&self) -> usize {
+        self.profile
+            .contacts
+            .iter()
+            .filter(|c| c.state == ContactState::IncomingPending)
+            .count()
     }
 
     fn claimed_peer(&self, conn: ConnId) -> Option<OnionId> {

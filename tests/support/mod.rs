@@ -30,6 +30,7 @@ pub fn config() -> EngineConfig {
         session: SessionConfig::default(),
         backoff_initial: Duration::from_millis(50),
         backoff_max: Duration::from_millis(500),
+        requests_per_minute: 6000,
         ..EngineConfig::default()
     }
 }
@@ -114,10 +115,31 @@ impl Peer {
         self.kill_and_restart_from(saved).await;
     }
 
+    /// Simulates a crash: the engine dies at once, and starts again from
+    /// whatever its store held at that moment.
+    pub async fn crash(&mut self) {
+        let saved = self.store.saved().expect("a saved profile");
+        self.kill_and_restart_from(saved).await;
+    }
+
+    /// Quits cleanly and stays offline until [`Peer::come_back`].
+    pub async fn go_offline(&mut self) -> allium_vault::Profile {
+        let _ = self.engine.handle.shutdown().await;
+        let _ = (&mut self.engine.task).await;
+        self.store.saved().expect("a saved profile")
+    }
+
+    /// Starts again from `saved` after [`Peer::go_offline`].
+    pub async fn come_back(&mut self, saved: Profile) {
+        self.kill_and_restart_from(saved).await;
+    }
+
     /// Drops the engine without a clean shutdown, then starts from `saved`.
     pub async fn kill_and_restart_from(&mut self, saved: Profile) {
         self.engine.task.abort();
-        let _ = (&mut self.engine.task).await;
+        if !self.engine.task.is_finished() {
+            let _ = (&mut self.engine.task).await;
+        }
         // Let the aborted tasks drop their services.
         tokio::time::sleep(Duration::from_millis(20)).await;
         let fresh = Peer::start_with(&self.net, saved, self.config.clone());
