@@ -28,6 +28,7 @@ impl ProfileStore for NoStore {
 pub struct MemoryStore {
     saved: Arc<Mutex<Option<Profile>>>,
     failing: Arc<Mutex<Option<String>>>,
+    delay: Arc<Mutex<std::time::Duration>>,
 }
 
 impl MemoryStore {
@@ -45,6 +46,14 @@ impl MemoryStore {
         self.saved.lock().ok().and_then(|s| s.clone())
     }
 
+    /// Makes every save take `delay` (a slow disk), widening the window in
+    /// which a crash finds a change not yet saved.
+    pub fn set_delay(&self, delay: std::time::Duration) {
+        if let Ok(mut d) = self.delay.lock() {
+            *d = delay;
+        }
+    }
+
     /// Makes every save fail with `message` (a full disk), or succeed again.
     pub fn set_failing(&self, message: Option<&str>) {
         if let Ok(mut f) = self.failing.lock() {
@@ -55,6 +64,8 @@ impl MemoryStore {
 
 impl ProfileStore for MemoryStore {
     fn save(&mut self, profile: &Profile) -> Result<(), String> {
+        let delay = self.delay.lock().map(|d| *d).unwrap_or_default();
+        std::thread::sleep(delay);
         if let Some(m) = self.failing.lock().ok().and_then(|f| f.clone()) {
             return Err(m);
         }

@@ -44,6 +44,8 @@ pub struct Peer {
     pub config: EngineConfig,
     /// Every event seen so far, in order.
     pub seen: Vec<Event>,
+    /// How long each save takes (kept across restarts).
+    pub save_delay: Duration,
 }
 
 impl Peer {
@@ -68,6 +70,7 @@ impl Peer {
             engine,
             config,
             seen: Vec::new(),
+            save_delay: Duration::ZERO,
         }
     }
 
@@ -117,9 +120,16 @@ impl Peer {
 
     /// Simulates a crash: the engine dies at once, and starts again from
     /// whatever its store held at that moment.
-    pub async fn crash(&mut self) {
+    /// Returns what it restarted from.
+    pub async fn crash(&mut self) -> Profile {
+        self.engine.task.abort();
+        if !self.engine.task.is_finished() {
+            let _ = (&mut self.engine.task).await;
+        }
+        // What a real crash leaves: every save completed before it.
         let saved = self.store.saved().expect("a saved profile");
-        self.kill_and_restart_from(saved).await;
+        self.kill_and_restart_from(saved.clone()).await;
+        saved
     }
 
     /// Quits cleanly and stays offline until [`Peer::come_back`].
@@ -143,6 +153,7 @@ impl Peer {
         // Let the aborted tasks drop their services.
         tokio::time::sleep(Duration::from_millis(20)).await;
         let fresh = Peer::start_with(&self.net, saved, self.config.clone());
+        fresh.store.set_delay(self.save_delay);
         self.store = fresh.store;
         self.engine = fresh.engine;
         self.transport = fresh.transport;
@@ -190,4 +201,18 @@ pub async fn befriend(a: &mut Peer, b: &mut Peer) -> (ContactId, ContactId) {
     wait_online(a, b_at_a).await;
     wait_online(b, contact.id).await;
     (b_at_a, contact.id)
+}
+
+impl Peer {
+    /// Makes this peer's saves slow, now and after restarts.
+    pub fn set_save_delay(&mut self, d: Duration) {
+        self.save_delay = d;
+        self.store.set_delay(d);
+    }
+
+    /// This peer's endpoint id (for faults on dials to it).
+    pub fn endpoint(&self) -> OnionId {
+        let saved = self.store.saved().expect("saved");
+        allium_protocol::IdentityKey::from_seed(&saved.keys.endpoint_seed.0).onion_id()
+    }
 }
