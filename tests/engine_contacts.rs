@@ -392,3 +392,47 @@ async fn a_request_flood_stays_bounded_and_contacts_keep_talking() {
     let saved = target.store.saved().expect("saved");
     assert!(saved.contacts.len() <= 11);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_strangers_are_capped_and_timed_out() {
+    use allium_onion::Transport;
+    use tokio::io::AsyncReadExt;
+    let net = MemoryNetwork::new();
+    let config = allium::engine::EngineConfig {
+        max_unauthenticated: 4,
+        session: allium_protocol::SessionConfig {
+            handshake_timeout: std::time::Duration::from_secs(3),
+            ..allium_protocol::SessionConfig::default()
+        },
+        ..support::config()
+    };
+    let target = Peer::start_with(&net, allium_vault::Profile::new(support::keys()), config);
+    let t = net.node();
+    let mut conns = Vec::new();
+    let deadline = tokio::time::Instant::now() + support::PATIENCE;
+    while conns.len() < 6 {
+        match t.dial(target.id(), None).await {
+            Ok(c) => conns.push(c),
+            Err(_) => {
+                assert!(tokio::time::Instant::now() < deadline, "intake never came up");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+    }
+    // Connections past the cap are closed at once, while the first four
+    // stay open (for now); none of them sent a byte.
+    let mut b = [0u8; 1];
+    for c in conns.iter_mut().skip(4) {
+        let n = tokio::time::timeout(support::PATIENCE, c.read(&mut b)).await.expect("closed");
+        assert!(matches!(n, Ok(0) | Err(_)), "the engine said something to a silent stranger");
+    }
+    for c in conns.iter_mut().take(4) {
+        let r = tokio::time::timeout(std::time::Duration::from_millis(100), c.read(&mut b)).await;
+        assert!(r.is_err(), "closed before its handshake time was up: {r:?}");
+    }
+    // Then the handshake time runs out for them too.
+    for c in conns.iter_mut().take(4) {
+        let n = tokio::time::timeout(support::PATIENCE, c.read(&mut b)).await.expect("timed out");
+        assert!(matches!(n, Ok(0) | Err(_)));
+    }
+}

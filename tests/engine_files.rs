@@ -217,6 +217,14 @@ impl Raw {
 /// Starts an engine (returned) that has `Raw` as an accepted contact, and
 /// connects the raw contact to it.
 async fn engine_with_raw_contact(net: &MemoryNetwork, max_file: u64) -> (Peer, ContactId, Raw) {
+    engine_with_raw_contact_config(net, max_file, support::config()).await
+}
+
+async fn engine_with_raw_contact_config(
+    net: &MemoryNetwork,
+    max_file: u64,
+    config: allium::engine::EngineConfig,
+) -> (Peer, ContactId, Raw) {
     let raw_keys = support::keys();
     let raw_identity = IdentityKey::from_seed(&raw_keys.intake_seed.0);
     let raw_endpoint = IdentityKey::from_seed(&raw_keys.endpoint_seed.0);
@@ -249,7 +257,7 @@ async fn engine_with_raw_contact(net: &MemoryNetwork, max_file: u64) -> (Peer, C
         history: Vec::new(),
         created_at: 0,
     });
-    let mut peer = Peer::start_with(net, profile, support::config());
+    let mut peer = Peer::start_with(net, profile, config);
     let local = LocalIdentity {
         identity: raw_identity,
         endpoint: raw_endpoint.onion_id(),
@@ -500,4 +508,26 @@ async fn a_receiver_that_lies_about_progress_is_cut_off() {
     })
     .await;
     assert_eq!(raw.expect_cancel(o.transfer).await, CancelReason::Protocol);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_goes_offline_when_a_contact_falls_silent() {
+    let net = MemoryNetwork::new();
+    let config = allium::engine::EngineConfig {
+        session: SessionConfig {
+            handshake_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_millis(800),
+            keepalive_interval: Duration::from_millis(200),
+        },
+        ..support::config()
+    };
+    let (mut peer, raw_id, raw) = engine_with_raw_contact_config(&net, 1 << 20, config).await;
+    // The raw contact keeps its stream open but never says another word
+    // (a laptop lid closed, a Tor circuit gone dark).
+    let started = tokio::time::Instant::now();
+    peer.wait("offline", |e| matches!(e, Event::Presence { contact, online: false } if *contact == raw_id))
+        .await;
+    assert!(started.elapsed() >= Duration::from_millis(600), "offline too early");
+    assert!(!peer.h().contacts().await.expect("c")[0].online);
+    drop(raw);
 }
