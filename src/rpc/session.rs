@@ -1,0 +1,443 @@
+//! One client's session: the methods, the one profile it may open, and
+//! the tasks that turn engine events and Tor state into notifications.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio::io::AsyncBufRead;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use super::passphrase;
+use super::wire::{self, ErrorCode, Line, MAX_LINE, Params, RpcError, echo};
+use crate::app::{Backend, ProfileControl, Running, TorState, check_new_passphrase};
+use crate::engine::{Engine, EngineError, EngineHandle, Event};
+
+/// How long a clean engine shutdown may take (closing sessions, saving)
+/// before its task is stopped.
+const ENGINE_STOP: Duration = Duration::from_secs(20);
+
+/// How long the last events may take to reach the output after the engine
+/// stopped (a client that stopped reading gets no more).
+const EVENTS_DRAIN: Duration = Duration::from_secs(5);
+
+/// The open profile.
+struct Open {
+    handle: EngineHandle,
+    task: JoinHandle<()>,
+    tor: watch::Receiver<TorState>,
+    name: Option<String>,
+    control: Box<dyn ProfileControl>,
+    /// Taken when the forwarders start, after the response that opened
+    /// the profile is queued (so that no event precedes it).
+    events: Option<mpsc::UnboundedReceiver<Event>>,
+    forwarders: Option<(JoinHandle<()>, JoinHandle<()>)>,
+}
+
+pub(crate) struct Session {
+    backend: Arc<dyn Backend>,
+    out: mpsc::Sender<String>,
+    open: Option<Open>,
+}
+
+impl Session {
+    pub fn new(backend: Arc<dyn Backend>, out: mpsc::Sender<String>) -> Self {
+        Session {
+            backend,
+            out,
+            open: None,
+        }
+    }
+
+    /// Reads and answers requests until the input ends or a `shutdown`.
+    pub async fn run<R: AsyncBufRead + Unpin>(&mut self, mut input: R) -> io::Result<()> {
+        let mut buf = Vec::new();
+        loop {
+            match wire::read_line(&mut input, &mut buf).await? {
+                Line::Eof => return Ok(()),
+                Line::TooLong => {
+                    let e = RpcError::new(
+                        ErrorCode::LineTooLong,
+                        format!(
+                            "a request may be at most {MAX_LINE} bytes on one line; this line \
+                             was skipped"
+                        ),
+                    );
+                    self.send(wire::response(Value::Null, Err(e))).await;
+                }
+                Line::Complete => {
+                    let line = buf.trim_ascii();
+                    // Blank lines are allowed, so that pasted sessions can
+                    // be spaced out.
+                    if line.is_empty() {
+                        continue;
+                    }
+                    let request = match wire::parse(line) {
+                        Ok(r) => r,
+                        Err((id, e)) => {
+                            self.send(wire::response(id, Err(e))).await;
+                            continue;
+                        }
+                    };
+                    let (result, stop) = self.call(&request.method, request.params).await;
+                    if let Some(id) = request.id {
+                        self.send(wire::response(id, result)).await;
+                    }
+                    self.start_forwarders();
+                    if stop {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    async fn send(&self, line: String) {
+        // A send fails only when the writer has failed; serve notices that.
+        let _ = self.out.send(line).await;
+    }
+
+    /// Stops the open profile's engine, if any, letting it save and
+    /// letting its last events out.
+    pub async fn close(&mut self) -> Result<(), RpcError> {
+        let Some(mut open) = self.open.take() else {
+            return Ok(());
+        };
+        let result = match open.handle.shutdown().await {
+            // It had stopped already: nothing left to save.
+            Ok(()) | Err(EngineError::Stopped) => Ok(()),
+            Err(e) => Err(RpcError::from(e)),
+        };
+        if tokio::time::timeout(ENGINE_STOP, &mut open.task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the engine did not stop in time; stopping it");
+            open.task.abort();
+        }
+        if let Some((mut events, tor)) = open.forwarders.take() {
+            tor.abort();
+            let _ = tor.await;
+            // The event stream ends with the engine task.
+            if tokio::time::timeout(EVENTS_DRAIN, &mut events)
+                .await
+                .is_err()
+            {
+                events.abort();
+            }
+        }
+        result
+    }
+
+    /// [`Session::close`] when nobody is left to hear how it went.
+    pub async fn close_quietly(&mut self) {
+        if self.close().await.is_err() {
+            // The engine reported the save problem as an event already.
+            tracing::warn!("the profile's last changes could not be saved");
+        }
+    }
+
+    fn start_forwarders(&mut self) {
+        let Some(open) = &mut self.open else {
+            return;
+        };
+        let Some(events) = open.events.take() else {
+            return;
+        };
+        let events = tokio::spawn(forward_events(events, self.out.clone()));
+        let tor = tokio::spawn(forward_tor(open.tor.clone(), self.out.clone()));
+        open.forwarders = Some((events, tor));
+    }
+
+    /// Runs one method; `true` when the session is to end.
+    async fn call(&mut self, method: &str, p: Params) -> (Result<Value, RpcError>, bool) {
+        if method == "shutdown" {
+            if let Err(e) = p.finish() {
+                return (Err(e), false);
+            }
+            return (self.close().await.map(|()| Value::Null), true);
+        }
+        (self.dispatch(method, p).await, false)
+    }
+
+    async fn dispatch(&mut self, method: &str, mut p: Params) -> Result<Value, RpcError> {
+        match method {
+            "profile.list" => {
+                p.finish()?;
+                Ok(json!({"profiles": self.backend.profiles()?}))
+            }
+            "profile.create" | "profile.unlock" => {
+                let name = p.string("name")?;
+                let source = passphrase::Source::from_params(&mut p)?;
+                p.finish()?;
+                // Before reading: a pipe's passphrase is read only once.
+                self.check_none_open()?;
+                let passphrase = source.read().await?;
+                let running = if method == "profile.create" {
+                    check_new_passphrase(&passphrase, &passphrase)?;
+                    self.backend.create(name, passphrase).await?
+                } else {
+                    self.backend.unlock(name, passphrase).await?
+                };
+                Ok(self.opened(running))
+            }
+            "profile.amnesic" => {
+                p.finish()?;
+                self.check_none_open()?;
+                let running = self.backend.amnesic().await?;
+                Ok(self.opened(running))
+            }
+            _ => self.engine_call(method, p).await,
+        }
+    }
+
+    async fn engine_call(&mut self, method: &str, mut p: Params) -> Result<Value, RpcError> {
+        match method {
+            "status" => {
+                p.finish()?;
+                let open = self.profile()?;
+                let s = open.handle.status().await?;
+                let tor = tor_json(&open.tor.borrow());
+                Ok(json!({
+                    "profile": open.name,
+                    "amnesic": open.name.is_none(),
+                    "address": s.address,
+                    "intake_enabled": s.intake_enabled,
+                    "intake": s.intake,
+                    "endpoint": s.endpoint,
+                    "save_error": s.save_error,
+                    "tor": tor,
+                }))
+            }
+            "tor.retry" => {
+                p.finish()?;
+                self.profile()?.control.retry_tor();
+                Ok(Value::Null)
+            }
+            "display_name.set" => {
+                let name = p.string("name")?;
+                p.finish()?;
+                self.profile()?.handle.set_display_name(&name).await?;
+                Ok(Value::Null)
+            }
+            "intake.set" => {
+                let enabled = p.bool("enabled")?;
+                p.finish()?;
+                self.profile()?.handle.set_intake(enabled).await?;
+                Ok(Value::Null)
+            }
+            "contacts.list" => {
+                p.finish()?;
+                let contacts = self.profile()?.handle.contacts().await?;
+                Ok(json!({"contacts": to_json(&contacts)?}))
+            }
+            "contacts.add" => {
+                let address = p.string("address")?;
+                let nickname = p.opt_string("nickname")?.unwrap_or_default();
+                let greeting = p.opt_string("greeting")?.unwrap_or_default();
+                p.finish()?;
+                let h = &self.profile()?.handle;
+                let id = h.add_contact(&address, &nickname, &greeting).await?;
+                Ok(json!({"contact": id}))
+            }
+            "contacts.accept" => {
+                let contact = p.contact("contact")?;
+                let nickname = p.opt_string("nickname")?;
+                p.finish()?;
+                let h = &self.profile()?.handle;
+                h.accept(contact, nickname.as_deref()).await?;
+                Ok(Value::Null)
+            }
+            "contacts.reject" | "contacts.block" | "contacts.remove" => {
+                let contact = p.contact("contact")?;
+                p.finish()?;
+                let h = &self.profile()?.handle;
+                match method {
+                    "contacts.reject" => h.reject(contact).await?,
+                    "contacts.block" => h.block(contact).await?,
+                    _ => h.remove(contact).await?,
+                }
+                Ok(Value::Null)
+            }
+            "contacts.rename" => {
+                let contact = p.contact("contact")?;
+                let nickname = p.string("nickname")?;
+                p.finish()?;
+                self.profile()?.handle.rename(contact, &nickname).await?;
+                Ok(Value::Null)
+            }
+            "messages.send" => {
+                let contact = p.contact("contact")?;
+                let text = p.string("text")?;
+                p.finish()?;
+                let id = self.profile()?.handle.send_message(contact, &text).await?;
+                Ok(json!({"id": id}))
+            }
+            "history.get" => {
+                let contact = p.contact("contact")?;
+                p.finish()?;
+                let messages = self.profile()?.handle.conversation(contact).await?;
+                Ok(json!({"messages": to_json(&messages)?}))
+            }
+            "history.set" => {
+                let contact = p.contact("contact")?;
+                let enabled = p.bool("enabled")?;
+                p.finish()?;
+                self.profile()?.handle.set_history(contact, enabled).await?;
+                Ok(Value::Null)
+            }
+            "files.send" => {
+                let contact = p.contact("contact")?;
+                let path = p.string("path")?;
+                p.finish()?;
+                let transfer = self.profile()?.handle.send_file(contact, path).await?;
+                Ok(json!({"transfer": transfer}))
+            }
+            "files.accept" => {
+                let transfer = p.string("transfer")?;
+                let folder = p.string("folder")?;
+                p.finish()?;
+                self.profile()?
+                    .handle
+                    .accept_file(&transfer, folder)
+                    .await?;
+                Ok(Value::Null)
+            }
+            "files.cancel" => {
+                let transfer = p.string("transfer")?;
+                p.finish()?;
+                self.profile()?.handle.cancel_file(&transfer).await?;
+                Ok(Value::Null)
+            }
+            "files.list" => {
+                p.finish()?;
+                let transfers = self.profile()?.handle.transfers().await?;
+                Ok(json!({"transfers": to_json(&transfers)?}))
+            }
+            _ => Err(RpcError::new(
+                ErrorCode::NoSuchMethod,
+                format!(
+                    "there is no method \"{}\"; docs/json-rpc.md lists them",
+                    echo(method)
+                ),
+            )),
+        }
+    }
+
+    fn profile(&self) -> Result<&Open, RpcError> {
+        self.open.as_ref().ok_or_else(|| {
+            RpcError::new(
+                ErrorCode::NotOpen,
+                "no profile is open yet; call profile.create, profile.unlock or \
+                 profile.amnesic first",
+            )
+        })
+    }
+
+    fn check_none_open(&self) -> Result<(), RpcError> {
+        match &self.open {
+            None => Ok(()),
+            Some(open) => Err(RpcError::new(
+                ErrorCode::AlreadyOpen,
+                match &open.name {
+                    Some(_) => {
+                        "a profile is already open; one allium process serves one \
+                                profile, so start another for a second"
+                    }
+                    None => {
+                        "an amnesic session is already open; one allium process serves \
+                             one profile, so start another for a second"
+                    }
+                },
+            )),
+        }
+    }
+
+    /// Keeps `running` as the open profile; the response describes it.
+    fn opened(&mut self, running: Running) -> Value {
+        let Running {
+            engine,
+            tor,
+            name,
+            control,
+        } = running;
+        let Engine {
+            handle,
+            events,
+            task,
+            address,
+        } = engine;
+        let address = address.to_address();
+        let result = json!({
+            "profile": name,
+            "amnesic": name.is_none(),
+            "address": address,
+        });
+        self.open = Some(Open {
+            handle,
+            task,
+            tor,
+            name,
+            control,
+            events: Some(events),
+            forwarders: None,
+        });
+        result
+    }
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<Value, RpcError> {
+    serde_json::to_value(value).map_err(|_| {
+        RpcError::new(
+            ErrorCode::Internal,
+            "the answer could not be written as JSON (a file name that is not UTF-8?)",
+        )
+    })
+}
+
+/// The Tor connection as JSON: always the same four members.
+fn tor_json(state: &TorState) -> Value {
+    match state {
+        TorState::Connecting { fraction, phase } => json!({
+            "state": "connecting", "fraction": fraction, "phase": phase, "message": null,
+        }),
+        TorState::Ready => json!({
+            "state": "ready", "fraction": 1.0, "phase": null, "message": null,
+        }),
+        TorState::Failed { message } => json!({
+            "state": "failed", "fraction": null, "phase": null, "message": message,
+        }),
+    }
+}
+
+async fn forward_events(mut events: mpsc::UnboundedReceiver<Event>, out: mpsc::Sender<String>) {
+    while let Some(event) = events.recv().await {
+        match serde_json::to_value(&event) {
+            Ok(params) => {
+                if out.send(wire::notification("event", params)).await.is_err() {
+                    return;
+                }
+            }
+            // Only a path that is not UTF-8 can fail; the content is not
+            // logged.
+            Err(_) => tracing::warn!("an engine event could not be written as JSON; dropped"),
+        }
+    }
+}
+
+/// Sends the current Tor state, then every change, until the backend
+/// stops reporting (an in-memory backend never changes it).
+async fn forward_tor(mut tor: watch::Receiver<TorState>, out: mpsc::Sender<String>) {
+    loop {
+        let state = tor_json(&tor.borrow_and_update());
+        if out.send(wire::notification("tor", state)).await.is_err() {
+            return;
+        }
+        if tor.changed().await.is_err() {
+            return;
+        }
+    }
+}
