@@ -1516,10 +1516,11 @@ impl<T: Transport> Actor<T> {
             r.backoff = initial;
             r.next_dial = None;
         }
-        if accept_pending && !we_initiated {
-            if let Some(a) = self.contact_accept(id) {
-                self.send_on(conn, a);
-            }
+        if accept_pending
+            && !we_initiated
+            && let Some(a) = self.contact_accept(id)
+        {
+            self.send_on(conn, a);
         }
         // Start the outbox over on this session: the peer drops duplicates.
         if let Some(c) = self.profile.contact(id) {
