@@ -77,3 +77,32 @@ async fn adding_checks_the_address() {
         .unwrap_err();
     assert!(matches!(err, EngineError::InvalidText(_)), "{err:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_choices_survive_a_restart() {
+    let net = MemoryNetwork::new();
+    let mut a = Peer::start(&net);
+    let before = a.h().settings().await.expect("settings");
+    assert_eq!(before.custom_network, None);
+    assert!(!before.notification_content);
+    a.h()
+        .set_custom_network(Some("/etc/allium/network.json".into()))
+        .await
+        .expect("set network");
+    a.h()
+        .set_notification_content(true)
+        .await
+        .expect("set notifications");
+    a.restart().await;
+    let after = a.h().settings().await.expect("settings");
+    assert_eq!(
+        after.custom_network.as_deref(),
+        Some("/etc/allium/network.json")
+    );
+    assert!(after.notification_content);
+    a.h().set_custom_network(None).await.expect("public again");
+    assert_eq!(
+        a.h().settings().await.expect("settings").custom_network,
+        None
+    );
+}

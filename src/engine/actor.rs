@@ -663,6 +663,21 @@ impl<T: Transport> Actor<T> {
                 self.changed();
                 Ok(Reply::Unit)
             }
+            Command::Settings => Ok(Reply::Settings(Box::new(self.profile.settings.clone()))),
+            Command::SetCustomNetwork(file) => {
+                if self.profile.settings.custom_network != file {
+                    self.profile.settings.custom_network = file;
+                    self.changed();
+                }
+                Ok(Reply::Unit)
+            }
+            Command::SetNotificationContent(on) => {
+                if self.profile.settings.notification_content != on {
+                    self.profile.settings.notification_content = on;
+                    self.changed();
+                }
+                Ok(Reply::Unit)
+            }
             Command::SendFile(id, path) => self.offer_file(id, path).map(Reply::Transfer),
             Command::AcceptFile(t, folder) => self.accept_file(t, folder).map(|()| Reply::Unit),
             Command::CancelFile(t) => self.cancel_file_by_user(t).map(|()| Reply::Unit),
@@ -1502,10 +1517,11 @@ impl<T: Transport> Actor<T> {
             r.backoff = initial;
             r.next_dial = None;
         }
-        if accept_pending && !we_initiated {
-            if let Some(a) = self.contact_accept(id) {
-                self.send_on(conn, a);
-            }
+        if accept_pending
+            && !we_initiated
+            && let Some(a) = self.contact_accept(id)
+        {
+            self.send_on(conn, a);
         }
         // Start the outbox over on this session: the peer drops duplicates.
         if let Some(c) = self.profile.contact(id) {
