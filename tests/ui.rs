@@ -466,3 +466,59 @@ fn request_cards_accept_reject_and_block() {
     assert!(!shows_part(&h, "Dee"));
     assert!(!shows_part(&h, "Cee"));
 }
+
+/// Writes `docs/screenshot.png`: the main window in the middle of a
+/// conversation. Ignored by default because it needs a graphics adapter
+/// (Mesa's software Vulkan, lavapipe, is enough): run it with
+/// `cargo test --test ui -- --ignored screenshot`.
+#[test]
+#[ignore = "renders with wgpu; run by hand to refresh docs/screenshot.png"]
+fn screenshot_of_a_conversation() {
+    let w = World::new();
+    let backend: Arc<dyn Backend> = Arc::new(w.backend.clone());
+    let runtime = w.rt.handle().clone();
+    let mut h = Harness::builder()
+        .with_size([1100.0, 700.0])
+        .with_pixels_per_point(1.5)
+        .with_theme(eframe::egui::Theme::Light)
+        .with_render_cursor(false)
+        .wgpu()
+        .build_eframe(move |cc| App::new(backend, runtime, cc.egui_ctx.clone()));
+    create_profile(&mut h);
+    let mut bea = w.peer("Bea");
+    let window_at_bea = befriend(&w, &mut h, &mut bea, "Bea");
+    let say = |h: &mut Harness<'_, App>, text: &str| {
+        fill(h, "Message", text);
+        click(h, "Send");
+        step_until(h, "delivery", |h| shows(h, text));
+    };
+    w.rt.block_on(bea.handle.send_message(
+        window_at_bea,
+        "Hi, it is Bea. I have the documents we talked about.",
+    ))
+    .expect("send");
+    step_until(&mut h, "Bea's message", |h| {
+        shows_part(h, "I have the documents")
+    });
+    say(&mut h, "Thank you. Send them here, nothing else is needed.");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("minutes-2026-03.pdf");
+    std::fs::write(&file, vec![0u8; 2_400_000]).expect("write");
+    w.rt.block_on(bea.handle.send_file(window_at_bea, &file))
+        .expect("offer");
+    step_until(&mut h, "the offer", |h| shows(h, "Accept file"));
+    let cee = w.peer("Cee");
+    let me = shown_address(&h);
+    w.rt.block_on(
+        cee.handle
+            .add_contact(&me, "work", "We met at the conference."),
+    )
+    .expect("request");
+    step_until(&mut h, "the request", |h| shows(h, "Requests waiting: 1"));
+    step_until(&mut h, "delivery of our message", |h| shows(h, "Delivered"));
+    // Let hover effects and the like settle before the picture.
+    h.step();
+    let image = h.render().expect("render");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/screenshot.png");
+    image.save(path).expect("save the screenshot");
+}
