@@ -10,7 +10,11 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use allium::app::{Backend, MemoryBackend, Running};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use allium::app::{
+    AppError, Backend, BoxFuture, MemoryBackend, Passphrase, ProfileControl, Running, TorState,
+};
 use allium::engine::{EngineConfig, EngineHandle, Event};
 use allium::ui::{App, Notice};
 use allium_onion::MemoryNetwork;
@@ -20,6 +24,7 @@ use eframe::egui::{Key, Modifiers};
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
 use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::watch;
 use zeroize::Zeroizing;
 
 /// Only a failing test waits this long.
@@ -55,7 +60,10 @@ impl World {
     }
 
     fn window(&self) -> Harness<'static, App> {
-        let backend: Arc<dyn Backend> = Arc::new(self.backend.clone());
+        self.window_over(Arc::new(self.backend.clone()))
+    }
+
+    fn window_over(&self, backend: Arc<dyn Backend>) -> Harness<'static, App> {
         let runtime = self.rt.handle().clone();
         let notices = self.notices.clone();
         Harness::builder()
@@ -284,12 +292,137 @@ fn wrong_passphrase_is_explained_and_the_right_one_unlocks() {
     step_until(&mut h, "the main window", |h| shows(h, "My address"));
     assert_eq!(shown_address(&h), address);
 
+    // A new passphrase from the settings, then lock: only it opens now.
+    click(&mut h, "Allium");
+    click(&mut h, "Settings");
+    fill(&mut h, "Current passphrase", "river lamp stone");
+    fill(&mut h, "New passphrase", "seven quiet owls at dawn");
+    fill(
+        &mut h,
+        "Repeat the new passphrase",
+        "seven quiet owls at dawn",
+    );
+    click(&mut h, "Change passphrase");
+    step_until(&mut h, "the change", |h| {
+        shows(
+            h,
+            "Your passphrase is changed. Use the new one from now on.",
+        )
+    });
     click(&mut h, "Allium");
     click(&mut h, "Lock");
     step_until(&mut h, "the unlock screen again", |h| {
         shows(h, "Unlock your profile")
     });
     assert!(!shows(&h, "My address"));
+    fill(&mut h, "Passphrase", "river lamp stone");
+    click(&mut h, "Unlock");
+    step_until(&mut h, "the old passphrase to fail", |h| {
+        shows(h, "Wrong passphrase; check it and try again (Caps Lock?)")
+    });
+    fill(&mut h, "Passphrase", "seven quiet owls at dawn");
+    click(&mut h, "Unlock");
+    step_until(&mut h, "the main window", |h| shows(h, "My address"));
+    assert_eq!(shown_address(&h), address);
+}
+
+/// The in-memory backend with a Tor connection the test controls.
+struct TorControlled {
+    inner: MemoryBackend,
+    tor: watch::Receiver<TorState>,
+    retries: Arc<AtomicUsize>,
+}
+
+impl TorControlled {
+    fn wrap(
+        &self,
+        opening: BoxFuture<Result<Running, AppError>>,
+    ) -> BoxFuture<Result<Running, AppError>> {
+        let tor = self.tor.clone();
+        let retries = self.retries.clone();
+        Box::pin(async move {
+            let mut running = opening.await?;
+            running.tor = tor;
+            running.control = Box::new(CountingRetries {
+                inner: running.control,
+                retries,
+            });
+            Ok(running)
+        })
+    }
+}
+
+impl Backend for TorControlled {
+    fn profiles(&self) -> Result<Vec<String>, AppError> {
+        self.inner.profiles()
+    }
+    fn create(&self, name: String, p: Passphrase) -> BoxFuture<Result<Running, AppError>> {
+        self.wrap(self.inner.create(name, p))
+    }
+    fn unlock(&self, name: String, p: Passphrase) -> BoxFuture<Result<Running, AppError>> {
+        self.wrap(self.inner.unlock(name, p))
+    }
+    fn amnesic(&self) -> BoxFuture<Result<Running, AppError>> {
+        self.wrap(self.inner.amnesic())
+    }
+}
+
+struct CountingRetries {
+    inner: Box<dyn ProfileControl>,
+    retries: Arc<AtomicUsize>,
+}
+
+impl ProfileControl for CountingRetries {
+    fn change_passphrase(
+        &self,
+        old: Passphrase,
+        new: Passphrase,
+    ) -> BoxFuture<Result<(), AppError>> {
+        self.inner.change_passphrase(old, new)
+    }
+    fn retry_tor(&self) {
+        self.retries.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn tor_progress_and_failure_are_told_in_words_with_a_retry() {
+    let w = World::new();
+    let (tor, rx) = watch::channel(TorState::Connecting {
+        fraction: 0.3,
+        phase: "loading the list of relays".into(),
+    });
+    let retries = Arc::new(AtomicUsize::new(0));
+    let mut h = w.window_over(Arc::new(TorControlled {
+        inner: w.backend.clone(),
+        tor: rx,
+        retries: retries.clone(),
+    }));
+    step_until(&mut h, "the welcome screen", |h| {
+        shows(h, "Start amnesic session")
+    });
+    click(&mut h, "Start amnesic session");
+    step_until(&mut h, "the progress bar", |h| {
+        shows_part(h, "Connecting to Tor: loading the list of relays")
+    });
+    tor.send_replace(TorState::Failed {
+        message: "no connection to the internet; check the cable or Wi-Fi".into(),
+    });
+    step_until(&mut h, "the failure", |h| {
+        shows(
+            h,
+            "Allium could not connect to Tor: no connection to the internet; check the \
+             cable or Wi-Fi",
+        )
+    });
+    assert!(!shows_part(&h, "Connecting to Tor"));
+    click(&mut h, "Try again");
+    step_until(&mut h, "the retry", |_| retries.load(Ordering::SeqCst) == 1);
+    assert!(shows_part(&h, "Connecting to Tor"));
+    tor.send_replace(TorState::Ready);
+    step_until(&mut h, "the bar to go", |h| {
+        !shows_part(h, "Connecting to Tor") && !shows(h, "Try again")
+    });
 }
 
 #[test]
