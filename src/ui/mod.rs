@@ -471,7 +471,20 @@ impl App {
                         Ok(folder) => folder,
                         Err(dialog) => match dialog.pick_folder().await {
                             Some(f) => f.path().to_owned(),
-                            None => return,
+                            None => {
+                                // Cancelled, or no dialog could be shown on
+                                // this desktop: either way, say what else works.
+                                tx.session(
+                                    g,
+                                    SessionMsg::TransferFailed {
+                                        transfer,
+                                        error: "no folder was chosen. You can also set a \
+                                                folder for received files in Settings."
+                                            .into(),
+                                    },
+                                );
+                                return;
+                            }
                         },
                     };
                     if let Err(e) = h.accept_file(&transfer, folder).await {
