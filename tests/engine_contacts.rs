@@ -436,3 +436,31 @@ async fn silent_strangers_are_capped_and_timed_out() {
         assert!(matches!(n, Ok(0) | Err(_)));
     }
 }
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_choices_survive_a_restart() {
+    let net = MemoryNetwork::new();
+    let mut a = Peer::start(&net);
+    let before = a.h().settings().await.expect("settings");
+    assert_eq!(before.custom_network, None);
+    assert!(!before.notification_content);
+    a.h()
+        .set_custom_network(Some("/etc/allium/network.json".into()))
+        .await
+        .expect("set network");
+    a.h()
+        .set_notification_content(true)
+        .await
+        .expect("set notifications");
+    a.restart().await;
+    let after = a.h().settings().await.expect("settings");
+    assert_eq!(
+        after.custom_network.as_deref(),
+        Some("/etc/allium/network.json")
+    );
+    assert!(after.notification_content);
+    a.h().set_custom_network(None).await.expect("public again");
+    assert_eq!(
+        a.h().settings().await.expect("settings").custom_network,
+        None
+    );
+}

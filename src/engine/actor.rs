@@ -665,6 +665,21 @@ impl<T: Transport> Actor<T> {
                 self.changed();
                 Ok(Reply::Unit)
             }
+            Command::Settings => Ok(Reply::Settings(Box::new(self.profile.settings.clone()))),
+            Command::SetCustomNetwork(file) => {
+                if self.profile.settings.custom_network != file {
+                    self.profile.settings.custom_network = file;
+                    self.changed();
+                }
+                Ok(Reply::Unit)
+            }
+            Command::SetNotificationContent(on) => {
+                if self.profile.settings.notification_content != on {
+                    self.profile.settings.notification_content = on;
+                    self.changed();
+                }
+                Ok(Reply::Unit)
+            }
             Command::SendFile(id, path) => self.offer_file(id, path).map(Reply::Transfer),
             Command::AcceptFile(t, folder) => self.accept_file(t, folder).map(|()| Reply::Unit),
             Command::CancelFile(t) => self.cancel_file_by_user(t).map(|()| Reply::Unit),

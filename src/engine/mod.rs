@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use allium_onion::{Reachability, Transport};
 use allium_protocol::{OnionId, SessionConfig, TransferId};
-use allium_vault::{ContactId, ContactState, Direction, Profile};
+use allium_vault::{ContactId, ContactState, Direction, Profile, Settings};
 use tokio::sync::{mpsc, oneshot};
 
 pub use store::{MemoryStore, NoStore, ProfileStore};
@@ -375,6 +375,9 @@ pub(crate) enum Command {
     SetHistory(ContactId, bool),
     SetIntake(bool),
     SetDisplayName(String),
+    Settings,
+    SetCustomNetwork(Option<String>),
+    SetNotificationContent(bool),
     SendFile(ContactId, PathBuf),
     AcceptFile(TransferId, PathBuf),
     CancelFile(TransferId),
@@ -391,6 +394,7 @@ pub(crate) enum Reply {
     Status(Status),
     Transfer(String),
     Transfers(Vec<TransferView>),
+    Settings(Box<Settings>),
 }
 
 /// Commands to a running engine. Cheap to clone; every method returns once
@@ -504,6 +508,26 @@ impl EngineHandle {
     /// The name suggested to people we send requests to.
     pub async fn set_display_name(&self, name: &str) -> Result<(), EngineError> {
         let command = Command::SetDisplayName(name.to_owned());
+        expect_reply!(self.call(command).await, Reply::Unit => ())
+    }
+
+    /// The person's choices, as saved with the profile.
+    pub async fn settings(&self) -> Result<Settings, EngineError> {
+        expect_reply!(self.call(Command::Settings).await, Reply::Settings(s) => *s)
+    }
+
+    /// Chooses the Tor network for the next start of this profile: `None`
+    /// for public Tor, or the path of a custom network file. The running
+    /// connection is not changed; the backend reads the choice when it
+    /// next opens the profile.
+    pub async fn set_custom_network(&self, file: Option<String>) -> Result<(), EngineError> {
+        let command = Command::SetCustomNetwork(file);
+        expect_reply!(self.call(command).await, Reply::Unit => ())
+    }
+
+    /// Whether desktop notifications may show who wrote and what.
+    pub async fn set_notification_content(&self, on: bool) -> Result<(), EngineError> {
+        let command = Command::SetNotificationContent(on);
         expect_reply!(self.call(command).await, Reply::Unit => ())
     }
 

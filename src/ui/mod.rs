@@ -1,0 +1,734 @@
+//! The desktop window (eframe/egui).
+//!
+//! It owns what the person sees and the translation of their clicks into
+//! commands: [`App`] drives a [`Backend`] (open a profile) and then the
+//! profile's engine through its [`EngineHandle`]. Every backend or engine
+//! call runs as a task on the tokio runtime; its result, the engine's
+//! events and the Tor state come back over one channel that
+//! [`eframe::App::logic`] drains into a plain state before each frame, and
+//! [`eframe::App::ui`] only draws that state.
+//!
+//! ```text
+//!  ui() ──Action──▶ task on the runtime ──▶ Backend / EngineHandle
+//!   ▲                                            │
+//!   └── logic() ◀── Msg channel ◀── forwarder ◀──┘ (events, Tor state)
+//! ```
+//!
+//! It must never block the UI thread on Tor, the vault or the disk (no
+//! `block_on`, no file access, no waiting for a reply in `logic` or `ui`),
+//! and never show text that came from a peer as anything but plain text:
+//! no markup, no links, nothing fetched or loaded because of it.
+
+mod notice;
+mod state;
+mod view;
+mod words;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use allium_onion::CustomNetwork;
+use allium_vault::ContactId;
+use tokio::runtime::Handle;
+use tokio::sync::{mpsc, oneshot};
+use zeroize::Zeroizing;
+
+use crate::app::{AppError, Backend, Passphrase, ProfileControl, Running, TorState};
+use crate::engine::{Engine, EngineHandle};
+
+pub use notice::{Notice, Notifier};
+use state::{MainState, Screen, SessionMsg, Snapshot, UiState};
+
+/// The window's title.
+pub const TITLE: &str = "Allium";
+
+/// Opens the window and runs it until it is closed. Call it on the main
+/// thread, outside the runtime (not from inside `block_on`); every piece
+/// of work runs on `runtime`. When the window closes, the open profile is
+/// shut down (and saved) before this returns, for at most ten seconds.
+pub fn run(backend: Arc<dyn Backend>, runtime: Handle) -> Result<(), eframe::Error> {
+    let options = eframe::NativeOptions {
+        viewport: eframe::egui::ViewportBuilder::default()
+            .with_title(TITLE)
+            .with_app_id("allium")
+            .with_inner_size([980.0, 680.0])
+            .with_min_inner_size([640.0, 440.0]),
+        ..Default::default()
+    };
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let result = eframe::run_native(
+        TITLE,
+        options,
+        Box::new(move |cc| {
+            let mut app = App::new(backend, runtime, cc.egui_ctx.clone());
+            app.on_shutdown = Some(done_tx);
+            Ok(Box::new(app))
+        }),
+    );
+    // The engine saves on shutdown; give it a moment, but never hang a
+    // closing app on a stuck disk.
+    let _ = done_rx.recv_timeout(Duration::from_secs(10));
+    result
+}
+
+/// Background results, tagged with the session they belong to so that
+/// nothing from a locked profile reaches the next one.
+enum Msg {
+    Profiles(Result<Vec<String>, AppError>),
+    OpenFailed(AppError),
+    Opened(Box<Opened>),
+    Session(u64, SessionMsg),
+}
+
+/// A profile the backend opened, with what the window needs to drive it.
+struct Opened {
+    generation: u64,
+    handle: EngineHandle,
+    control: Arc<dyn ProfileControl>,
+    /// Dropping it stops the task that forwards events and Tor states.
+    stop: oneshot::Sender<()>,
+    snapshot: Snapshot,
+}
+
+/// The open profile's handles. Dropping it stops forwarding its events.
+struct Session {
+    generation: u64,
+    handle: EngineHandle,
+    control: Arc<dyn ProfileControl>,
+    _stop: oneshot::Sender<()>,
+}
+
+/// Sends results to the window and wakes it.
+#[derive(Clone)]
+struct UiSender {
+    tx: mpsc::UnboundedSender<Msg>,
+    ctx: eframe::egui::Context,
+}
+
+impl UiSender {
+    /// Whether the window is still there to receive it.
+    fn send(&self, msg: Msg) -> bool {
+        let ok = self.tx.send(msg).is_ok();
+        self.ctx.request_repaint();
+        ok
+    }
+
+    fn session(&self, generation: u64, msg: SessionMsg) -> bool {
+        self.send(Msg::Session(generation, msg))
+    }
+}
+
+/// What the person asked for, collected while drawing and carried out
+/// after it.
+pub(crate) enum Action {
+    Create {
+        name: String,
+        passphrase: Passphrase,
+    },
+    Unlock {
+        name: String,
+        passphrase: Passphrase,
+    },
+    Amnesic,
+    Lock,
+    RetryTor,
+    SetIntake(bool),
+    AddContact {
+        address: String,
+        nickname: String,
+        greeting: String,
+    },
+    Accept(ContactId, String),
+    Reject(ContactId),
+    Block(ContactId),
+    Remove(ContactId),
+    SendMessage(ContactId, String),
+    SetHistory(ContactId, bool),
+    /// Pick a file with the system dialog and offer it.
+    SendFile(ContactId, rfd::AsyncFileDialog),
+    /// Accept into this folder, or ask with the dialog.
+    AcceptFile(String, Result<PathBuf, rfd::AsyncFileDialog>),
+    CancelFile(String),
+    OpenFolder(PathBuf),
+    ChangePassphrase {
+        old: Passphrase,
+        new: Passphrase,
+    },
+    SetNetwork(Option<String>),
+    SetNotificationContent(bool),
+    SetDisplayName(String),
+}
+
+/// The Allium window.
+pub struct App {
+    backend: Arc<dyn Backend>,
+    runtime: Handle,
+    sender: UiSender,
+    rx: mpsc::UnboundedReceiver<Msg>,
+    state: UiState,
+    session: Option<Session>,
+    /// Counts opened sessions; messages from older ones are dropped.
+    generation: u64,
+    /// The screen to go back to if opening a profile fails.
+    back_to: Screen,
+    notifier: Notifier,
+    /// Told when the engine finished shutting down after the window closed.
+    on_shutdown: Option<std::sync::mpsc::Sender<()>>,
+}
+
+impl App {
+    /// A window over `backend`; all work runs on `runtime`, and `ctx` is
+    /// woken whenever a result or an event arrives. Starts by listing the
+    /// profiles (in the background).
+    pub fn new(backend: Arc<dyn Backend>, runtime: Handle, ctx: eframe::egui::Context) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let sender = UiSender { tx, ctx };
+        let notifier = notice::desktop(runtime.clone());
+        let mut app = App {
+            backend,
+            runtime,
+            sender,
+            rx,
+            state: UiState::default(),
+            session: None,
+            generation: 0,
+            back_to: Screen::Create,
+            notifier,
+            on_shutdown: None,
+        };
+        app.list_profiles();
+        app
+    }
+
+    /// Replaces the desktop notifications (tests record them instead).
+    pub fn with_notifier(mut self, notifier: Notifier) -> Self {
+        self.notifier = notifier;
+        self
+    }
+
+    fn list_profiles(&mut self) {
+        self.state.screen = Screen::Loading;
+        let backend = self.backend.clone();
+        let sender = self.sender.clone();
+        // The real backend reads a directory: not on the UI thread.
+        self.runtime.spawn_blocking(move || {
+            sender.send(Msg::Profiles(backend.profiles()));
+        });
+    }
+
+    /// Folds one background result into the state.
+    fn receive(&mut self, msg: Msg, focused: bool) {
+        match msg {
+            Msg::Profiles(Ok(names)) => {
+                self.state.start_error = None;
+                if self.state.unlock.profile.is_none() {
+                    self.state.unlock.profile = names.first().cloned();
+                }
+                self.state.screen = if names.is_empty() {
+                    Screen::Create
+                } else {
+                    Screen::Unlock
+                };
+                self.state.profiles = names;
+            }
+            Msg::Profiles(Err(e)) => {
+                self.state.start_error = Some(state::capitalize(&e.to_string()));
+                self.state.screen = Screen::Create;
+            }
+            Msg::OpenFailed(e) => {
+                // Back to the form the person came from, with the reason.
+                let text = Some(state::capitalize(&e.to_string()));
+                if self.back_to == Screen::Unlock {
+                    self.state.unlock.error = text;
+                } else {
+                    self.state.create.error = text;
+                }
+                self.state.screen = self.back_to.clone();
+            }
+            Msg::Opened(o) => {
+                let o = *o;
+                if o.generation != self.generation {
+                    return;
+                }
+                self.state.main = Some(MainState::new(o.snapshot));
+                self.state.screen = Screen::Main;
+                self.state.create = Default::default();
+                self.state.unlock.passphrase = Default::default();
+                self.state.unlock.error = None;
+                self.session = Some(Session {
+                    generation: o.generation,
+                    handle: o.handle,
+                    control: o.control,
+                    _stop: o.stop,
+                });
+            }
+            Msg::Session(generation, msg) => {
+                let current = self.session.as_ref().map(|s| s.generation);
+                let Some(main) = self.state.main.as_mut() else {
+                    return;
+                };
+                if current != Some(generation) {
+                    return;
+                }
+                if let Some(alert) = main.apply(msg, focused) {
+                    let name = match &alert {
+                        state::Alert::Message { contact, .. } => main.contact_name(*contact),
+                        state::Alert::Request { .. } => String::new(),
+                    };
+                    let n = notice::notice_for(&alert, &name, main.settings.notification_content);
+                    (self.notifier)(n);
+                }
+            }
+        }
+    }
+
+    /// Starts the work the person asked for.
+    fn dispatch(&mut self, action: Action) {
+        match action {
+            Action::Create { name, passphrase } => {
+                self.back_to = Screen::Create;
+                self.state.screen = Screen::Opening("Creating your profile…");
+                let fut = self.backend.create(name, passphrase);
+                self.open(fut);
+            }
+            Action::Unlock { name, passphrase } => {
+                self.back_to = Screen::Unlock;
+                self.state.screen = Screen::Opening("Unlocking your profile…");
+                let fut = self.backend.unlock(name, passphrase);
+                self.open(fut);
+            }
+            Action::Amnesic => {
+                self.back_to = self.state.screen.clone();
+                self.state.screen = Screen::Opening("Starting an amnesic session…");
+                let fut = self.backend.amnesic();
+                self.open(fut);
+            }
+            Action::Lock => self.lock(),
+            Action::OpenFolder(folder) => {
+                let sender = self.sender.clone();
+                let generation = self.generation;
+                self.runtime.spawn_blocking(move || {
+                    if let Err(e) = open_folder(&folder) {
+                        sender.session(
+                            generation,
+                            SessionMsg::Failed(format!(
+                                "the folder could not be opened ({e}); it is {}",
+                                folder.display()
+                            )),
+                        );
+                    }
+                });
+            }
+            other => self.dispatch_session(other),
+        }
+    }
+
+    fn open(&mut self, fut: crate::app::BoxFuture<Result<Running, AppError>>) {
+        self.state.unlock.error = None;
+        self.state.create.error = None;
+        self.generation += 1;
+        let generation = self.generation;
+        let sender = self.sender.clone();
+        self.runtime.spawn(async move {
+            match fut.await {
+                Ok(running) => opened(generation, running, sender).await,
+                Err(e) => {
+                    sender.send(Msg::OpenFailed(e));
+                }
+            }
+        });
+    }
+
+    /// Closes the profile: the engine saves and stops in the background,
+    /// and the window goes back to the unlock screen at once.
+    fn lock(&mut self) {
+        self.generation += 1;
+        self.state.main = None;
+        if let Some(s) = self.session.take() {
+            let handle = s.handle;
+            self.runtime.spawn(async move {
+                let _ = handle.shutdown().await;
+            });
+        }
+        self.state.unlock = Default::default();
+        self.list_profiles();
+    }
+
+    fn dispatch_session(&mut self, action: Action) {
+        let Some(session) = &self.session else {
+            return;
+        };
+        let h = session.handle.clone();
+        let g = session.generation;
+        let tx = self.sender.clone();
+        let fail = move |tx: &UiSender, e: &dyn std::fmt::Display| {
+            tx.session(g, SessionMsg::Failed(e.to_string()));
+        };
+        match action {
+            Action::RetryTor => {
+                let control = session.control.clone();
+                if let Some(main) = &mut self.state.main {
+                    main.tor = TorState::Connecting {
+                        fraction: 0.0,
+                        phase: "starting again".into(),
+                    };
+                }
+                self.runtime.spawn_blocking(move || control.retry_tor());
+            }
+            Action::SetIntake(on) => {
+                self.runtime.spawn(async move {
+                    if let Err(e) = h.set_intake(on).await {
+                        fail(&tx, &e);
+                    }
+                });
+            }
+            Action::AddContact {
+                address,
+                nickname,
+                greeting,
+            } => {
+                self.runtime.spawn(async move {
+                    let msg = match h.add_contact(&address, &nickname, &greeting).await {
+                        Ok(id) => SessionMsg::ContactAdded(id),
+                        Err(e) => SessionMsg::AddFailed(e.to_string()),
+                    };
+                    tx.session(g, msg);
+                });
+            }
+            Action::Accept(id, name) => {
+                self.runtime.spawn(async move {
+                    let name = (!name.trim().is_empty()).then(|| name.trim().to_owned());
+                    if let Err(e) = h.accept(id, name.as_deref()).await {
+                        fail(&tx, &e);
+                    }
+                });
+            }
+            Action::Reject(id) => {
+                self.runtime.spawn(async move {
+                    if let Err(e) = h.reject(id).await {
+                        fail(&tx, &e);
+                    }
+                });
+            }
+            Action::Block(id) => {
+                self.runtime.spawn(async move {
+                    if let Err(e) = h.block(id).await {
+                        fail(&tx, &e);
+                    }
+                });
+            }
+            Action::Remove(id) => {
+                self.runtime.spawn(async move {
+                    if let Err(e) = h.remove(id).await {
+                        fail(&tx, &e);
+                    }
+                });
+            }
+            Action::SendMessage(contact, text) => {
+                self.runtime.spawn(async move {
+                    let msg = match h.send_message(contact, &text).await {
+                        Ok(id) => SessionMsg::Sent {
+                            contact,
+                            id,
+                            text,
+                            at: words::now(),
+                        },
+                        Err(e) => SessionMsg::SendFailed {
+                            contact,
+                            text,
+                            error: e.to_string(),
+                        },
+                    };
+                    tx.session(g, msg);
+                });
+            }
+            Action::SetHistory(contact, on) => {
+                self.runtime.spawn(async move {
+                    if let Err(e) = h.set_history(contact, on).await {
+                        fail(&tx, &e);
+                    }
+                });
+            }
+            Action::SendFile(contact, dialog) => {
+                self.runtime.spawn(async move {
+                    let Some(file) = dialog.pick_file().await else {
+                        return; // The person changed their mind.
+                    };
+                    match h.send_file(contact, file.path()).await {
+                        Ok(_) => {
+                            if let Ok(list) = h.transfers().await {
+                                tx.session(g, SessionMsg::Transfers(list));
+                            }
+                        }
+                        Err(e) => fail(&tx, &format!("the file was not sent: {e}")),
+                    }
+                });
+            }
+            Action::AcceptFile(transfer, folder) => {
+                self.runtime.spawn(async move {
+                    let folder = match folder {
+                        Ok(folder) => folder,
+                        Err(dialog) => match dialog.pick_folder().await {
+                            Some(f) => f.path().to_owned(),
+                            None => {
+                                // Cancelled, or no dialog could be shown on
+                                // this desktop: either way, say what else works.
+                                tx.session(
+                                    g,
+                                    SessionMsg::TransferFailed {
+                                        transfer,
+                                        error: "no folder was chosen. You can also set a \
+                                                folder for received files in Settings."
+                                            .into(),
+                                    },
+                                );
+                                return;
+                            }
+                        },
+                    };
+                    if let Err(e) = h.accept_file(&transfer, folder).await {
+                        tx.session(
+                            g,
+                            SessionMsg::TransferFailed {
+                                transfer,
+                                error: e.to_string(),
+                            },
+                        );
+                    }
+                });
+            }
+            Action::CancelFile(transfer) => {
+                self.runtime.spawn(async move {
+                    if let Err(e) = h.cancel_file(&transfer).await {
+                        tx.session(
+                            g,
+                            SessionMsg::TransferFailed {
+                                transfer,
+                                error: e.to_string(),
+                            },
+                        );
+                    }
+                });
+            }
+            Action::ChangePassphrase { old, new } => {
+                let fut = session.control.change_passphrase(old, new);
+                self.runtime.spawn(async move {
+                    tx.session(g, SessionMsg::PassphraseChanged(fut.await));
+                });
+            }
+            Action::SetNetwork(file) => {
+                let rt = self.runtime.clone();
+                self.runtime.spawn(async move {
+                    // Check the file now, while the person is here to fix
+                    // it, rather than at the next unlock.
+                    if let Some(path) = file.clone() {
+                        let checked = rt
+                            .spawn_blocking(move || {
+                                CustomNetwork::load(std::path::Path::new(&path))
+                                    .and_then(|n| n.check())
+                            })
+                            .await;
+                        let problem = match checked {
+                            Ok(Ok(())) => None,
+                            Ok(Err(e)) => Some(state::capitalize(&e.to_string())),
+                            Err(_) => Some("The file could not be checked.".to_owned()),
+                        };
+                        if let Some(p) = problem {
+                            tx.session(g, SessionMsg::NetworkSaved(Err(p)));
+                            return;
+                        }
+                    }
+                    let r = h
+                        .set_custom_network(file.clone())
+                        .await
+                        .map(|()| file)
+                        .map_err(|e| state::capitalize(&e.to_string()));
+                    tx.session(g, SessionMsg::NetworkSaved(r));
+                });
+            }
+            Action::SetNotificationContent(on) => {
+                self.runtime.spawn(async move {
+                    match h.set_notification_content(on).await {
+                        Ok(()) => {
+                            if let Ok(s) = h.settings().await {
+                                tx.session(g, SessionMsg::Settings(s));
+                            }
+                        }
+                        Err(e) => fail(&tx, &e),
+                    }
+                });
+            }
+            Action::SetDisplayName(name) => {
+                self.runtime.spawn(async move {
+                    let r = h
+                        .set_display_name(&name)
+                        .await
+                        .map(|()| name)
+                        .map_err(|e| state::capitalize(&e.to_string()));
+                    tx.session(g, SessionMsg::DisplayNameSaved(r));
+                });
+            }
+            Action::Create { .. }
+            | Action::Unlock { .. }
+            | Action::Amnesic
+            | Action::Lock
+            | Action::OpenFolder(_) => {}
+        }
+    }
+}
+
+/// Collects what the window shows first, tells the window, then forwards
+/// events and Tor states until the engine stops or the session is closed.
+/// The snapshot is sent before any event, so no event is overwritten by
+/// an older snapshot.
+async fn opened(generation: u64, running: Running, sender: UiSender) {
+    let Running {
+        engine,
+        mut tor,
+        name,
+        control,
+    } = running;
+    let Engine {
+        handle,
+        mut events,
+        address,
+        ..
+    } = engine;
+    let snapshot = match snapshot(&handle, name, address.to_address(), &mut tor).await {
+        Ok(s) => s,
+        Err(e) => {
+            sender.send(Msg::OpenFailed(AppError::Storage(e.to_string())));
+            return;
+        }
+    };
+    let (stop, mut stopped) = oneshot::channel();
+    let delivered = sender.send(Msg::Opened(Box::new(Opened {
+        generation,
+        handle: handle.clone(),
+        control: Arc::from(control),
+        stop,
+        snapshot,
+    })));
+    if !delivered {
+        let _ = handle.shutdown().await;
+        return;
+    }
+    let mut tor_open = true;
+    loop {
+        tokio::select! {
+            _ = &mut stopped => break,
+            e = events.recv() => match e {
+                Some(e) => {
+                    if !sender.session(generation, SessionMsg::Event(Box::new(e))) {
+                        break;
+                    }
+                }
+                None => {
+                    sender.session(generation, SessionMsg::Stopped);
+                    break;
+                }
+            },
+            changed = tor.changed(), if tor_open => match changed {
+                Ok(()) => {
+                    let t = tor.borrow_and_update().clone();
+                    sender.session(generation, SessionMsg::Tor(t));
+                }
+                // The backend no longer reports: the last state stands.
+                Err(_) => tor_open = false,
+            },
+        }
+    }
+}
+
+async fn snapshot(
+    handle: &EngineHandle,
+    name: Option<String>,
+    address: String,
+    tor: &mut tokio::sync::watch::Receiver<TorState>,
+) -> Result<Snapshot, crate::engine::EngineError> {
+    let status = handle.status().await?;
+    let settings = handle.settings().await?;
+    let contacts = handle.contacts().await?;
+    let transfers = handle.transfers().await?;
+    let mut conversations = Vec::new();
+    for c in &contacts {
+        let messages = handle.conversation(c.id).await?;
+        if !messages.is_empty() {
+            conversations.push((c.id, messages));
+        }
+    }
+    let tor = tor.borrow_and_update().clone();
+    Ok(Snapshot {
+        name,
+        address,
+        tor,
+        status,
+        settings,
+        contacts,
+        transfers,
+        conversations,
+    })
+}
+
+/// Opens a folder in the system's file manager.
+fn open_folder(folder: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(target_os = "windows")]
+    let program = "explorer";
+    #[cfg(target_os = "macos")]
+    let program = "open";
+    #[cfg(not(any(target_os = "windows", target_os = "macos")))]
+    let program = "xdg-open";
+    // The child is not waited for beyond its start: file managers keep
+    // running.
+    std::process::Command::new(program)
+        .arg(folder)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map(drop)
+}
+
+impl eframe::App for App {
+    fn logic(&mut self, ctx: &eframe::egui::Context, _frame: &mut eframe::Frame) {
+        let focused = ctx.input(|i| i.viewport().focused.unwrap_or(true));
+        while let Ok(msg) = self.rx.try_recv() {
+            self.receive(msg, focused);
+        }
+    }
+
+    fn ui(&mut self, ui: &mut eframe::egui::Ui, frame: &mut eframe::Frame) {
+        let mut actions = Vec::new();
+        view::draw(ui, frame, &mut self.state, &mut actions);
+        for a in actions {
+            self.dispatch(a);
+        }
+        // Nothing drawn may open a link: peer text is never a link, and
+        // this keeps a future mistake from opening a browser.
+        ui.ctx().output_mut(|o| {
+            o.commands
+                .retain(|c| !matches!(c, eframe::egui::OutputCommand::OpenUrl(_)));
+        });
+    }
+
+    fn on_exit(&mut self) {
+        self.generation += 1;
+        let done = self.on_shutdown.take();
+        if let Some(s) = self.session.take() {
+            let handle = s.handle;
+            self.runtime.spawn(async move {
+                let _ = handle.shutdown().await;
+                if let Some(d) = done {
+                    let _ = d.send(());
+                }
+            });
+        }
+    }
+}
+
+/// A passphrase typed into a form, moved out of it so that the form keeps
+/// no copy.
+pub(crate) fn take_passphrase(field: &mut Zeroizing<String>) -> Passphrase {
+    Zeroizing::new(std::mem::take(&mut **field))
+}

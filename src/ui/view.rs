@@ -1,0 +1,1120 @@
+//! Drawing: turns [`UiState`] into widgets and clicks into [`Action`]s.
+//!
+//! Nothing here waits, reads a file or talks to the engine. Text from a
+//! peer (greetings, suggested names, messages, file names) is only ever
+//! put in a plain [`Label`]: never markup, never a link, never an image.
+//! Every input and button has a visible label that is also its accessible
+//! name, so screen readers (and the kittest tests) can find it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use allium_protocol::OnionId;
+use allium_vault::{ContactId, ContactState};
+use eframe::egui::{
+    self, Button, Color32, Frame, Id, Key, Label, Modal, Panel, ProgressBar, RichText, ScrollArea,
+    Sense, TextEdit, Ui, Vec2,
+};
+use qrcode::{Color as QrColor, QrCode};
+
+use super::state::{
+    MainState, Screen, TransferEntry, TransferOutcome, UiState, View, capitalize, incoming,
+};
+use super::{Action, take_passphrase, words};
+use crate::app::{TorState, check_new_passphrase, passphrase_hint};
+use crate::engine::TransferDirection;
+
+/// The amnesic banner, shown on every screen of such a session.
+pub(crate) const AMNESIC_BANNER: &str = "Amnesic session — nothing is saved";
+
+/// The sentence under the intake switch.
+const INTAKE_SENTENCE: &str = "When this is off, nobody new can send you a request. \
+                               Your contacts can still reach you.";
+
+const FORM_WIDTH: f32 = 460.0;
+
+/// Draws the whole window.
+pub(crate) fn draw(
+    ui: &mut Ui,
+    frame: &eframe::Frame,
+    state: &mut UiState,
+    actions: &mut Vec<Action>,
+) {
+    match state.screen.clone() {
+        Screen::Loading => waiting(ui, "Starting Allium…"),
+        Screen::Opening(what) => waiting(ui, what),
+        Screen::Unlock => unlock(ui, state, actions),
+        Screen::Create => create(ui, state, actions),
+        Screen::Main => main_window(ui, frame, state, actions),
+    }
+}
+
+fn error_color(ui: &Ui) -> Color32 {
+    ui.visuals().error_fg_color
+}
+
+fn good_color(ui: &Ui) -> Color32 {
+    if ui.visuals().dark_mode {
+        Color32::from_rgb(120, 200, 120)
+    } else {
+        Color32::from_rgb(20, 120, 40)
+    }
+}
+
+fn error_line(ui: &mut Ui, error: Option<&str>) {
+    if let Some(e) = error {
+        let c = error_color(ui);
+        ui.add(Label::new(RichText::new(e).color(c)).wrap());
+    }
+}
+
+fn outcome_line(ui: &mut Ui, outcome: &super::state::Outcome) {
+    match outcome {
+        Some(Ok(text)) => {
+            let c = good_color(ui);
+            ui.add(Label::new(RichText::new(text).color(c)).wrap());
+        }
+        Some(Err(text)) => error_line(ui, Some(text)),
+        None => {}
+    }
+}
+
+/// A labelled one-line text field; the label is its accessible name.
+fn field(
+    ui: &mut Ui,
+    label: &str,
+    text: &mut String,
+    hint: &str,
+    password: bool,
+) -> egui::Response {
+    let l = ui.label(label);
+    ui.add(
+        TextEdit::singleline(text)
+            .hint_text(hint.to_owned())
+            .password(password)
+            .desired_width(f32::INFINITY),
+    )
+    .labelled_by(l.id)
+}
+
+fn submitted(ui: &Ui, r: &egui::Response) -> bool {
+    r.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter))
+}
+
+/// A column of forms in the middle of the window.
+fn centered_page(ui: &mut Ui, add: impl FnOnce(&mut Ui)) {
+    egui::CentralPanel::default_margins().show(ui, |ui| {
+        ScrollArea::vertical().auto_shrink(false).show(ui, |ui| {
+            let margin = ((ui.available_width() - FORM_WIDTH) / 2.0).max(0.0);
+            ui.horizontal(|ui| {
+                ui.add_space(margin);
+                ui.vertical(|ui| {
+                    ui.set_max_width(FORM_WIDTH);
+                    ui.add_space(24.0);
+                    add(ui);
+                });
+            });
+        });
+    });
+}
+
+fn card(ui: &mut Ui, add: impl FnOnce(&mut Ui)) {
+    Frame::group(ui.style()).inner_margin(12.0).show(ui, |ui| {
+        ui.set_width(ui.available_width());
+        add(ui);
+    });
+}
+
+fn waiting(ui: &mut Ui, what: &str) {
+    centered_page(ui, |ui| {
+        ui.horizontal(|ui| {
+            ui.spinner();
+            ui.label(what);
+        });
+        ui.label("This can take a few seconds.");
+    });
+}
+
+fn amnesic_card(ui: &mut Ui, actions: &mut Vec<Action>) {
+    card(ui, |ui| {
+        ui.label(RichText::new("Amnesic session").strong().size(17.0));
+        ui.add(
+            Label::new(
+                "Nothing is saved. When you close Allium, your address, contacts and \
+                 messages are gone for good. Good for a one-off conversation.",
+            )
+            .wrap(),
+        );
+        if ui.button("Start amnesic session").clicked() {
+            actions.push(Action::Amnesic);
+        }
+    });
+}
+
+fn strength(ui: &mut Ui, passphrase: &str) {
+    if passphrase.is_empty() {
+        return;
+    }
+    let (words, level) = passphrase_hint(passphrase);
+    ui.add(
+        ProgressBar::new(f32::from(level) / 4.0)
+            .desired_width(FORM_WIDTH / 2.0)
+            .text(format!("Strength: {words}")),
+    );
+}
+
+fn create(ui: &mut Ui, state: &mut UiState, actions: &mut Vec<Action>) {
+    let has_profiles = !state.profiles.is_empty();
+    let start_error = state.start_error.clone();
+    let mut go_unlock = false;
+    centered_page(ui, |ui| {
+        ui.heading("Welcome to Allium");
+        ui.add(
+            Label::new(
+                "Chat with people without an account, a phone number or a server. \
+                 Everything goes through Tor.",
+            )
+            .wrap(),
+        );
+        error_line(ui, start_error.as_deref());
+        ui.add_space(12.0);
+        let f = &mut state.create;
+        card(ui, |ui| {
+            ui.label(RichText::new("Create a profile").strong().size(17.0));
+            ui.add(
+                Label::new(
+                    "A profile keeps your address and contacts on this computer, locked \
+                     with a passphrase. Nobody can recover a forgotten passphrase.",
+                )
+                .wrap(),
+            );
+            field(ui, "Profile name", &mut f.name, "for example: work", false);
+            field(
+                ui,
+                "Passphrase",
+                &mut f.passphrase,
+                "several words are best",
+                true,
+            );
+            strength(ui, &f.passphrase);
+            let r = field(
+                ui,
+                "Repeat the passphrase",
+                &mut f.confirm,
+                "type it again",
+                true,
+            );
+            error_line(ui, f.error.as_deref());
+            let enter = submitted(ui, &r);
+            if ui.button("Create profile").clicked() || enter {
+                if f.name.trim().is_empty() {
+                    f.error = Some("Choose a name for the profile.".into());
+                } else if let Err(e) = check_new_passphrase(&f.passphrase, &f.confirm) {
+                    f.error = Some(capitalize(&e.to_string()));
+                    f.confirm = Default::default();
+                } else {
+                    f.error = None;
+                    f.confirm = Default::default();
+                    actions.push(Action::Create {
+                        name: f.name.trim().to_owned(),
+                        passphrase: take_passphrase(&mut f.passphrase),
+                    });
+                }
+            }
+        });
+        ui.add_space(12.0);
+        amnesic_card(ui, actions);
+        if has_profiles {
+            ui.add_space(12.0);
+            go_unlock = ui.button("Back to unlocking a profile").clicked();
+        }
+    });
+    if go_unlock {
+        state.screen = Screen::Unlock;
+    }
+}
+
+fn unlock(ui: &mut Ui, state: &mut UiState, actions: &mut Vec<Action>) {
+    let profiles = state.profiles.clone();
+    let mut go_create = false;
+    centered_page(ui, |ui| {
+        ui.heading("Unlock your profile");
+        let f = &mut state.unlock;
+        card(ui, |ui| {
+            if profiles.len() > 1 {
+                ui.label("Profile");
+                for p in &profiles {
+                    ui.radio_value(&mut f.profile, Some(p.clone()), p.as_str());
+                }
+            } else if let Some(p) = profiles.first() {
+                ui.label(format!("Profile: {p}"));
+            }
+            let r = field(ui, "Passphrase", &mut f.passphrase, "", true);
+            error_line(ui, f.error.as_deref());
+            let enter = submitted(ui, &r);
+            if ui.button("Unlock").clicked() || enter {
+                match f.profile.clone() {
+                    None => f.error = Some("Choose a profile.".into()),
+                    Some(_) if f.passphrase.is_empty() => {
+                        f.error = Some("Type the profile's passphrase.".into());
+                    }
+                    Some(name) => {
+                        f.error = None;
+                        actions.push(Action::Unlock {
+                            name,
+                            passphrase: take_passphrase(&mut f.passphrase),
+                        });
+                    }
+                }
+            }
+        });
+        ui.add_space(16.0);
+        ui.label(RichText::new("Or").strong());
+        go_create = ui.button("Create a new profile").clicked();
+        ui.add_space(8.0);
+        amnesic_card(ui, actions);
+    });
+    if go_create {
+        state.create.error = None;
+        state.screen = Screen::Create;
+    }
+}
+
+fn main_window(ui: &mut Ui, frame: &eframe::Frame, state: &mut UiState, actions: &mut Vec<Action>) {
+    let Some(m) = state.main.as_mut() else {
+        return;
+    };
+    Panel::top("menu").show(ui, |ui| {
+        egui::MenuBar::new().ui(ui, |ui| {
+            ui.menu_button("Allium", |ui| {
+                if ui.button("Settings").clicked() {
+                    m.view = View::Settings;
+                }
+                ui.separator();
+                let lock = if m.is_amnesic() {
+                    "End session (erases everything)"
+                } else {
+                    "Lock"
+                };
+                if ui.button(lock).clicked() {
+                    actions.push(Action::Lock);
+                }
+            });
+            match &m.name {
+                Some(n) => ui.weak(format!("Profile: {n}")),
+                None => ui.weak("Amnesic session"),
+            };
+        });
+    });
+    if m.is_amnesic() {
+        Panel::top("amnesic")
+            .frame(
+                Frame::new()
+                    .fill(Color32::from_rgb(250, 215, 90))
+                    .inner_margin(8.0),
+            )
+            .show(ui, |ui| {
+                ui.label(
+                    RichText::new(AMNESIC_BANNER)
+                        .strong()
+                        .size(16.0)
+                        .color(Color32::BLACK),
+                );
+                ui.label(
+                    RichText::new("Closing Allium erases your address, contacts and messages.")
+                        .color(Color32::BLACK),
+                );
+            });
+    }
+    if m.tor != TorState::Ready {
+        Panel::top("tor").show(ui, |ui| tor_status(ui, m, actions));
+    }
+    if m.error.is_some() || m.notice.is_some() || m.save_problem.is_some() || m.stopped {
+        Panel::top("alerts").show(ui, |ui| alerts(ui, m));
+    }
+    Panel::left("contacts")
+        .default_size(300.0)
+        .min_size(240.0)
+        .show(ui, |ui| {
+            ScrollArea::vertical().show(ui, |ui| sidebar(ui, m, actions));
+        });
+    egui::CentralPanel::default_margins().show(ui, |ui| match m.view {
+        View::Home => home(ui, m),
+        View::Contact(id) => contact_page(ui, frame, m, id, actions),
+        View::Settings => settings_page(ui, m, actions),
+    });
+    if m.add.is_some() {
+        add_dialog(ui.ctx(), m, actions);
+    }
+    // "5 min ago" must move on even when nothing happens.
+    ui.ctx().request_repaint_after(Duration::from_secs(30));
+}
+
+fn tor_status(ui: &mut Ui, m: &MainState, actions: &mut Vec<Action>) {
+    match &m.tor {
+        TorState::Connecting { fraction, phase } => {
+            ui.add(
+                ProgressBar::new(*fraction)
+                    .desired_width(ui.available_width())
+                    .text(format!("Connecting to Tor: {phase}")),
+            );
+            ui.small("Your contacts can be reached once this is done. It can take a minute.");
+        }
+        TorState::Failed { message } => {
+            let c = error_color(ui);
+            ui.add(
+                Label::new(
+                    RichText::new(format!("Allium could not connect to Tor: {message}")).color(c),
+                )
+                .wrap(),
+            );
+            if ui.button("Try again").clicked() {
+                actions.push(Action::RetryTor);
+            }
+        }
+        TorState::Ready => {}
+    }
+}
+
+fn alerts(ui: &mut Ui, m: &mut MainState) {
+    if m.stopped {
+        error_line(
+            ui,
+            Some("Allium stopped working for this profile. Lock it and unlock it again."),
+        );
+    }
+    if let Some(p) = &m.save_problem {
+        error_line(
+            ui,
+            Some(&format!(
+                "Your latest changes are not saved yet: {p}. Allium keeps trying."
+            )),
+        );
+    }
+    let mut dismiss = false;
+    if let Some(e) = &m.error {
+        ui.horizontal_wrapped(|ui| {
+            let c = error_color(ui);
+            ui.label(RichText::new(e).color(c));
+            dismiss |= ui.button("Dismiss").clicked();
+        });
+    }
+    if let Some(n) = &m.notice {
+        ui.horizontal_wrapped(|ui| {
+            ui.label(n);
+            dismiss |= ui.button("OK").clicked();
+        });
+    }
+    if dismiss {
+        m.error = None;
+        m.notice = None;
+    }
+}
+
+fn sidebar(ui: &mut Ui, m: &mut MainState, actions: &mut Vec<Action>) {
+    ui.heading("My address");
+    ui.add(
+        Label::new(RichText::new(&m.address).monospace())
+            .wrap()
+            .selectable(true),
+    );
+    ui.horizontal(|ui| {
+        if ui.button("Copy address").clicked() {
+            ui.ctx().copy_text(m.address.clone());
+            m.copied = true;
+        }
+        let qr = if m.show_qr {
+            "Hide QR code"
+        } else {
+            "Show QR code"
+        };
+        if ui.button(qr).clicked() {
+            m.show_qr = !m.show_qr;
+        }
+    });
+    if m.copied {
+        ui.small("Copied. Give it only to people you want to hear from.");
+    }
+    if m.show_qr {
+        qr_code(ui, &m.address);
+    }
+    ui.add_space(6.0);
+    let mut on = m.status.intake_enabled;
+    if ui
+        .checkbox(&mut on, "Accept new contact requests")
+        .changed()
+    {
+        m.status.intake_enabled = on;
+        m.status.intake = None;
+        actions.push(Action::SetIntake(on));
+    }
+    ui.add(Label::new(RichText::new(INTAKE_SENTENCE).small()).wrap());
+    if m.status.intake_enabled {
+        ui.add(Label::new(RichText::new(words::intake(m.status.intake)).small().weak()).wrap());
+    }
+    ui.separator();
+    ui.horizontal(|ui| {
+        ui.heading("Contacts");
+        if ui.button("Add contact").clicked() {
+            m.add = Some(Default::default());
+        }
+    });
+    let requests: Vec<(ContactId, String)> = m
+        .contacts
+        .values()
+        .filter(|c| c.summary.state == ContactState::IncomingPending)
+        .map(|c| (c.summary.id, c.display_name()))
+        .collect();
+    if !requests.is_empty() {
+        ui.label(RichText::new(format!("Requests waiting: {}", requests.len())).strong());
+        for (id, name) in requests {
+            let selected = m.view == View::Contact(id);
+            if ui
+                .add(Button::selectable(selected, format!("Request from {name}")))
+                .clicked()
+            {
+                m.open_contact(id);
+            }
+        }
+        ui.add_space(6.0);
+    }
+    let rows: Vec<(ContactId, String)> = m
+        .contacts
+        .values()
+        .filter(|c| c.summary.state != ContactState::IncomingPending)
+        .map(|c| {
+            let state = match (c.summary.state, c.summary.online) {
+                (ContactState::OutgoingPending, _) => "waiting for them to accept",
+                (_, true) => "online",
+                (_, false) => "offline",
+            };
+            let unread = match c.unread {
+                0 => String::new(),
+                1 => ", 1 new message".to_owned(),
+                n => format!(", {n} new messages"),
+            };
+            let offers = m
+                .transfers_with(c.summary.id)
+                .filter(|t| {
+                    incoming(&t.view) && !t.view.accepted && t.outcome == TransferOutcome::Active
+                })
+                .count();
+            let offers = match offers {
+                0 => String::new(),
+                1 => ", offers a file".to_owned(),
+                n => format!(", offers {n} files"),
+            };
+            (
+                c.summary.id,
+                format!("{} — {state}{unread}{offers}", c.display_name()),
+            )
+        })
+        .collect();
+    if rows.is_empty() && m.contacts.is_empty() {
+        ui.add(
+            Label::new(
+                RichText::new("No contacts yet. Add someone's address, or give them yours.").weak(),
+            )
+            .wrap(),
+        );
+    }
+    for (id, text) in rows {
+        let selected = m.view == View::Contact(id);
+        let b = Button::selectable(selected, text).min_size(Vec2::new(ui.available_width(), 0.0));
+        if ui.add(b).clicked() {
+            m.open_contact(id);
+        }
+    }
+}
+
+/// The address as a QR code, drawn square by square.
+fn qr_code(ui: &mut Ui, address: &str) {
+    let Ok(code) = QrCode::new(address.as_bytes()) else {
+        return;
+    };
+    let modules = code.width();
+    let colors = code.to_colors();
+    // A quiet zone of four modules, as scanners expect.
+    let cells = modules + 8;
+    let side = ui.available_width().min(220.0);
+    let cell = side / cells as f32;
+    let (rect, response) = ui.allocate_exact_size(Vec2::splat(side), Sense::hover());
+    response.widget_info(|| {
+        egui::WidgetInfo::labeled(egui::Role::Image, true, "QR code of your address")
+    });
+    let painter = ui.painter_at(rect);
+    painter.rect_filled(rect, 0.0, Color32::WHITE);
+    for (i, c) in colors.iter().enumerate() {
+        if *c == QrColor::Dark {
+            let x = (i % modules + 4) as f32 * cell;
+            let y = (i / modules + 4) as f32 * cell;
+            let min = rect.min + Vec2::new(x, y);
+            painter.rect_filled(
+                egui::Rect::from_min_size(min, Vec2::splat(cell)),
+                0.0,
+                Color32::BLACK,
+            );
+        }
+    }
+}
+
+fn home(ui: &mut Ui, m: &MainState) {
+    ui.heading("Welcome");
+    let text = if m.contacts.is_empty() {
+        "To start, give your address to someone you trust (\"Copy address\"), or add \
+         theirs with \"Add contact\"."
+    } else {
+        "Choose a contact on the left."
+    };
+    ui.add(Label::new(text).wrap());
+}
+
+fn contact_page(
+    ui: &mut Ui,
+    frame: &eframe::Frame,
+    m: &mut MainState,
+    id: ContactId,
+    actions: &mut Vec<Action>,
+) {
+    let Some(entry) = m.contacts.get(&id) else {
+        m.view = View::Home;
+        return;
+    };
+    let summary = entry.summary.clone();
+    let name = entry.display_name();
+    match summary.state {
+        ContactState::IncomingPending => request_card(ui, m, id, actions),
+        ContactState::OutgoingPending => {
+            ui.heading(&name);
+            ui.add(Label::new(format!("Waiting for {name} to accept your request.")).wrap());
+            let text = if summary.request_delivered {
+                "Your request reached them."
+            } else {
+                "Your request has not reached them yet. Allium keeps trying while you are \
+                 both online."
+            };
+            ui.add(Label::new(text).wrap());
+            if !summary.greeting.is_empty() {
+                ui.label("Your message:");
+                card(ui, |ui| {
+                    ui.add(Label::new(RichText::new(&summary.greeting)).wrap());
+                });
+            }
+            if ui.button("Cancel request").clicked() {
+                actions.push(Action::Remove(id));
+            }
+        }
+        ContactState::Accepted => chat(ui, frame, m, id, &name, actions),
+    }
+}
+
+fn request_card(ui: &mut Ui, m: &mut MainState, id: ContactId, actions: &mut Vec<Action>) {
+    let Some(entry) = m.contacts.get_mut(&id) else {
+        return;
+    };
+    let s = entry.summary.clone();
+    ui.heading("Contact request");
+    ScrollArea::vertical().show(ui, |ui| {
+        ui.label("Someone with this address wants to become your contact:");
+        ui.add(
+            Label::new(RichText::new(&s.address).monospace())
+                .wrap()
+                .selectable(true),
+        );
+        if !s.suggested_nickname.is_empty() {
+            ui.horizontal_wrapped(|ui| {
+                ui.label("They call themselves:");
+                ui.add(Label::new(RichText::new(&s.suggested_nickname).strong()));
+            });
+        }
+        ui.label("Their message:");
+        card(ui, |ui| {
+            if s.greeting.is_empty() {
+                ui.weak("(no message)");
+            } else {
+                ui.add(
+                    Label::new(RichText::new(&s.greeting))
+                        .wrap()
+                        .selectable(true),
+                );
+            }
+        });
+        ui.add(
+            Label::new(
+                "Accept only people you expect. A contact can see when you are online and \
+                 send you messages and files.",
+            )
+            .wrap(),
+        );
+        field(
+            ui,
+            "Name for this contact",
+            &mut entry.accept_name,
+            "only you see this",
+            false,
+        );
+        ui.horizontal(|ui| {
+            if ui.button("Accept").clicked() {
+                actions.push(Action::Accept(id, entry.accept_name.clone()));
+            }
+            if ui.button("Reject").clicked() {
+                actions.push(Action::Reject(id));
+            }
+            if ui.button("Block").clicked() {
+                actions.push(Action::Block(id));
+            }
+        });
+        ui.add(
+            Label::new(
+                RichText::new(
+                    "Reject: the request disappears, and Allium ignores it if they ask \
+                     again. Block: Allium refuses everything from this address from now on.",
+                )
+                .small(),
+            )
+            .wrap(),
+        );
+    });
+}
+
+fn chat(
+    ui: &mut Ui,
+    frame: &eframe::Frame,
+    m: &mut MainState,
+    id: ContactId,
+    name: &str,
+    actions: &mut Vec<Action>,
+) {
+    let Some(summary) = m.contacts.get(&id).map(|c| c.summary.clone()) else {
+        return;
+    };
+    let amnesic = m.is_amnesic();
+    Panel::top("chat-head").show(ui, |ui| {
+        ui.horizontal(|ui| {
+            ui.heading(name);
+            if summary.online {
+                let c = good_color(ui);
+                ui.label(RichText::new("online").color(c));
+            } else {
+                ui.weak("offline: messages wait until you are both online");
+            }
+        });
+        let mut keep = summary.history_enabled;
+        if ui.checkbox(&mut keep, "Keep history").changed() {
+            actions.push(Action::SetHistory(id, keep));
+        }
+        let text = if amnesic {
+            "In an amnesic session nothing is kept, whatever this says."
+        } else if keep {
+            "Messages are kept, encrypted, in your profile. Switching this off deletes them."
+        } else {
+            "Messages disappear when you lock or close Allium."
+        };
+        ui.add(Label::new(RichText::new(text).small()).wrap());
+    });
+    Panel::bottom("chat-input").show(ui, |ui| {
+        ui.add_space(4.0);
+        let folder = m.settings_form.download_folder.trim().to_owned();
+        let mut dismiss = Vec::new();
+        for t in m.transfers_with(id) {
+            transfer_row(ui, frame, t, name, &folder, actions, &mut dismiss);
+        }
+        for d in dismiss {
+            m.dismiss_transfer(&d);
+        }
+        let draft = m.drafts.entry(id).or_default();
+        ui.horizontal(|ui| {
+            let l = ui.label("Message");
+            let width = (ui.available_width() - 170.0).max(120.0);
+            let r = ui
+                .add(
+                    TextEdit::singleline(draft)
+                        .hint_text("Write a message")
+                        .desired_width(width),
+                )
+                .labelled_by(l.id);
+            let enter = submitted(ui, &r);
+            let send = ui
+                .add_enabled(!draft.trim().is_empty(), Button::new("Send"))
+                .clicked();
+            if (send || enter) && !draft.trim().is_empty() {
+                actions.push(Action::SendMessage(id, std::mem::take(draft)));
+                r.request_focus();
+            }
+            if ui.button("Send a file…").clicked() {
+                let dialog = rfd::AsyncFileDialog::new()
+                    .set_title("Choose a file to send")
+                    .set_parent(frame);
+                actions.push(Action::SendFile(id, dialog));
+            }
+        });
+        ui.add_space(4.0);
+    });
+    ScrollArea::vertical()
+        .stick_to_bottom(true)
+        .auto_shrink(false)
+        .show(ui, |ui| {
+            let Some(list) = m.conversations.get(&id) else {
+                ui.weak("No messages yet.");
+                return;
+            };
+            for msg in list {
+                let outgoing = msg.direction == allium_vault::Direction::Outgoing;
+                ui.horizontal(|ui| {
+                    ui.label(RichText::new(if outgoing { "You" } else { name }).strong());
+                    ui.weak(words::ago(msg.at));
+                    if let Some(s) = msg.state {
+                        let (word, tip) = words::delivery(s);
+                        ui.label(RichText::new(word).small()).on_hover_text(tip);
+                    }
+                });
+                // Plain text only: whatever it contains, it is shown as typed.
+                ui.add(Label::new(RichText::new(&msg.text)).wrap().selectable(true));
+                ui.add_space(8.0);
+            }
+        });
+}
+
+fn transfer_row(
+    ui: &mut Ui,
+    frame: &eframe::Frame,
+    t: &TransferEntry,
+    name: &str,
+    folder: &str,
+    actions: &mut Vec<Action>,
+    dismiss: &mut Vec<String>,
+) {
+    let v = &t.view;
+    card(ui, |ui| {
+        match &t.outcome {
+            TransferOutcome::Active if incoming(v) && !v.accepted => {
+                ui.add(
+                    Label::new(format!(
+                        "{name} offers a file: {} ({})",
+                        v.name,
+                        words::size(v.size)
+                    ))
+                    .wrap(),
+                );
+                ui.add(
+                    Label::new(
+                        RichText::new(
+                            "Open only files you expected: a file can harm your computer \
+                             or reveal who you are when opened.",
+                        )
+                        .small(),
+                    )
+                    .wrap(),
+                );
+                ui.horizontal(|ui| {
+                    if ui.button("Accept file").clicked() {
+                        let target = if folder.is_empty() {
+                            Err(rfd::AsyncFileDialog::new()
+                                .set_title("Choose where to save the file")
+                                .set_parent(frame))
+                        } else {
+                            Ok(PathBuf::from(folder))
+                        };
+                        actions.push(Action::AcceptFile(v.id.clone(), target));
+                    }
+                    if ui.button("Decline").clicked() {
+                        actions.push(Action::CancelFile(v.id.clone()));
+                    }
+                });
+            }
+            TransferOutcome::Active => {
+                let fraction = if v.size == 0 {
+                    0.0
+                } else {
+                    v.done as f32 / v.size as f32
+                };
+                let way = match v.direction {
+                    TransferDirection::Incoming => "Receiving",
+                    TransferDirection::Outgoing => "Sending",
+                };
+                let waiting = v.direction == TransferDirection::Outgoing && v.done == 0;
+                let text = if waiting {
+                    format!("{way} {}: waiting for {name} to accept", v.name)
+                } else {
+                    format!(
+                        "{way} {}: {:.0}% at {}",
+                        v.name,
+                        fraction * 100.0,
+                        words::speed(t.bytes_per_second)
+                    )
+                };
+                ui.add(ProgressBar::new(fraction).text(text));
+                if ui.button("Cancel transfer").clicked() {
+                    actions.push(Action::CancelFile(v.id.clone()));
+                }
+            }
+            TransferOutcome::Completed(path) => {
+                ui.horizontal_wrapped(|ui| {
+                    if incoming(v) {
+                        ui.label(format!("Received {}.", v.name));
+                        if let Some(dir) = path.as_ref().and_then(|p| p.parent())
+                            && ui.button("Open folder").clicked()
+                        {
+                            actions.push(Action::OpenFolder(dir.to_owned()));
+                        }
+                    } else {
+                        ui.label(format!("{} was delivered.", v.name));
+                    }
+                    if ui.button("Dismiss").clicked() {
+                        dismiss.push(v.id.clone());
+                    }
+                });
+            }
+            TransferOutcome::Cancelled(c) => {
+                ui.horizontal_wrapped(|ui| {
+                    let who = if c.by_peer { name } else { "you" };
+                    ui.label(format!("{} was cancelled by {who}: {}", v.name, c.reason));
+                    if ui.button("Dismiss").clicked() {
+                        dismiss.push(v.id.clone());
+                    }
+                });
+            }
+        }
+        error_line(ui, t.error.as_deref());
+    });
+}
+
+fn add_dialog(ctx: &egui::Context, m: &mut MainState, actions: &mut Vec<Action>) {
+    let own = OnionId::parse(&m.address).ok();
+    let Some(form) = m.add.as_mut() else {
+        return;
+    };
+    let mut cancel = false;
+    let modal = Modal::new(Id::unique("add-contact")).show(ctx, |ui| {
+        ui.set_width(FORM_WIDTH);
+        ui.heading("Add a contact");
+        ui.add(
+            Label::new(
+                "Paste the address the other person gave you. They see your request and \
+                 your message, and decide whether to accept.",
+            )
+            .wrap(),
+        );
+        field(ui, "Their address", &mut form.address, "allium:…", false);
+        let address = form.address.trim().to_owned();
+        let valid = if address.is_empty() {
+            ui.small("It starts with \"allium:\".");
+            false
+        } else {
+            match OnionId::parse(&address) {
+                Ok(id) if Some(id) == own => {
+                    error_line(ui, Some("That is your own address."));
+                    false
+                }
+                Ok(_) => {
+                    let c = good_color(ui);
+                    ui.label(RichText::new("This address looks right.").color(c));
+                    true
+                }
+                Err(e) => {
+                    error_line(ui, Some(&format!("Not a valid address: {e}.")));
+                    false
+                }
+            }
+        };
+        field(
+            ui,
+            "Name for them",
+            &mut form.nickname,
+            "only you see this",
+            false,
+        );
+        field(
+            ui,
+            "Message with your request",
+            &mut form.greeting,
+            "say who you are, so they know it is you",
+            false,
+        );
+        error_line(ui, form.error.as_deref());
+        ui.horizontal(|ui| {
+            let ready = valid && !form.busy;
+            if ui.add_enabled(ready, Button::new("Send request")).clicked() {
+                form.busy = true;
+                form.error = None;
+                actions.push(Action::AddContact {
+                    address,
+                    nickname: form.nickname.trim().to_owned(),
+                    greeting: form.greeting.trim().to_owned(),
+                });
+            }
+            cancel = ui.button("Cancel").clicked();
+        });
+    });
+    if cancel || modal.should_close() {
+        m.add = None;
+    }
+}
+
+fn settings_page(ui: &mut Ui, m: &mut MainState, actions: &mut Vec<Action>) {
+    let amnesic = m.is_amnesic();
+    ui.horizontal(|ui| {
+        ui.heading("Settings");
+        if ui.button("Back").clicked() {
+            m.view = View::Home;
+        }
+    });
+    ScrollArea::vertical().auto_shrink(false).show(ui, |ui| {
+        ui.set_max_width(560.0);
+        let f = &mut m.settings_form;
+
+        section(ui, "Passphrase");
+        if amnesic {
+            ui.label("An amnesic session has no passphrase: nothing is saved.");
+        } else {
+            field(ui, "Current passphrase", &mut f.old, "", true);
+            field(
+                ui,
+                "New passphrase",
+                &mut f.new,
+                "several words are best",
+                true,
+            );
+            strength(ui, &f.new);
+            field(ui, "Repeat the new passphrase", &mut f.confirm, "", true);
+            if ui
+                .add_enabled(!f.passphrase_busy, Button::new("Change passphrase"))
+                .clicked()
+            {
+                if f.old.is_empty() {
+                    f.passphrase_outcome = Some(Err("Type your current passphrase.".into()));
+                } else if let Err(e) = check_new_passphrase(&f.new, &f.confirm) {
+                    f.passphrase_outcome = Some(Err(capitalize(&e.to_string())));
+                } else {
+                    f.passphrase_busy = true;
+                    f.passphrase_outcome = None;
+                    f.confirm = Default::default();
+                    actions.push(Action::ChangePassphrase {
+                        old: take_passphrase(&mut f.old),
+                        new: take_passphrase(&mut f.new),
+                    });
+                }
+            }
+            if f.passphrase_busy {
+                ui.horizontal(|ui| {
+                    ui.spinner();
+                    ui.label("Changing the passphrase…");
+                });
+            }
+            outcome_line(ui, &f.passphrase_outcome);
+        }
+
+        section(ui, "Your name");
+        ui.add(
+            Label::new(
+                "The name people see when you send them a request. Leave it empty to stay \
+                 unnamed.",
+            )
+            .wrap(),
+        );
+        field(ui, "Your name", &mut f.display_name, "", false);
+        if ui.button("Save name").clicked() {
+            actions.push(Action::SetDisplayName(f.display_name.trim().to_owned()));
+        }
+        outcome_line(ui, &f.display_name_outcome);
+
+        section(ui, "Notifications");
+        let mut content = m.settings.notification_content;
+        if ui
+            .checkbox(&mut content, "Show who wrote and what in notifications")
+            .changed()
+        {
+            m.settings.notification_content = content;
+            actions.push(Action::SetNotificationContent(content));
+        }
+        ui.add(
+            Label::new(
+                RichText::new(
+                    "Off: a notification only says \"New message\". On: anyone who can see \
+                     your screen can read it.",
+                )
+                .small(),
+            )
+            .wrap(),
+        );
+
+        section(ui, "Received files");
+        field(
+            ui,
+            "Save received files in",
+            &mut f.download_folder,
+            "empty: ask each time",
+            false,
+        );
+        ui.add(
+            Label::new(
+                RichText::new("A folder on this computer. Leave it empty to choose for each file.")
+                    .small(),
+            )
+            .wrap(),
+        );
+
+        section(ui, "Network");
+        if amnesic {
+            ui.label("An amnesic session always uses the public Tor network.");
+        } else {
+            ui.radio_value(
+                &mut f.custom_network,
+                false,
+                "Public Tor network (recommended)",
+            );
+            ui.radio_value(
+                &mut f.custom_network,
+                true,
+                "A custom Tor network (experts)",
+            );
+            if f.custom_network {
+                field(
+                    ui,
+                    "Network file",
+                    &mut f.network_file,
+                    "/path/to/network.json",
+                    false,
+                );
+            }
+            if ui.button("Save network choice").clicked() {
+                let file = f.network_file.trim();
+                if f.custom_network && file.is_empty() {
+                    f.network_outcome = Some(Err("Choose the network file.".into()));
+                } else {
+                    f.network_outcome = None;
+                    let choice = f.custom_network.then(|| file.to_owned());
+                    actions.push(Action::SetNetwork(choice));
+                }
+            }
+            ui.add(
+                Label::new(
+                    RichText::new("Allium uses it from the next time you unlock this profile.")
+                        .small(),
+                )
+                .wrap(),
+            );
+            outcome_line(ui, &f.network_outcome);
+        }
+
+        section(ui, "About");
+        ui.label(format!("Allium {}", env!("CARGO_PKG_VERSION")));
+        ui.label(format!(
+            "Arti {} (Tor, built in)",
+            allium_onion::ARTI_VERSION
+        ));
+        ui.add(
+            Label::new(
+                "Allium has no servers. Messages go straight between you and your contacts, \
+                 through Tor.",
+            )
+            .wrap(),
+        );
+    });
+}
+
+fn section(ui: &mut Ui, title: &str) {
+    ui.add_space(14.0);
+    ui.label(RichText::new(title).strong().size(17.0));
+    ui.separator();
+}
