@@ -1,8 +1,15 @@
 #![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
 
+mod error;
+mod format;
 pub mod profile;
+mod vault;
 
+pub use error::VaultError;
+pub use format::{FORMAT_VERSION, HEADER_LEN, KdfParams, MAGIC};
 pub use profile::{
     Contact, ContactId, ContactState, Direction, HistoryEntry, Profile, ProfileKeys, Public32,
     QueuedMessage, Secret32, Settings,
 };
+pub use vault::Vault;
