@@ -4,6 +4,7 @@
 mod error;
 mod format;
 pub mod profile;
+mod saver;
 mod vault;
 
 pub use error::VaultError;
@@ -12,4 +13,5 @@ pub use profile::{
     Contact, ContactId, ContactState, Direction, HistoryEntry, Profile, ProfileKeys, Public32,
     QueuedMessage, Secret32, Settings,
 };
+pub use saver::{SaveStatus, Saver, StatusCallback};
 pub use vault::Vault;
