@@ -5,6 +5,7 @@ mod error;
 mod format;
 pub mod profile;
 mod saver;
+mod store;
 mod vault;
 
 pub use error::VaultError;
@@ -14,4 +15,7 @@ pub use profile::{
     QueuedMessage, Secret32, Settings,
 };
 pub use saver::{SaveStatus, Saver, StatusCallback};
+pub use store::{
+    ProfileLock, ProfileName, ProfilePaths, ProfileStore, UnlockedProfile, default_data_dir,
+};
 pub use vault::Vault;
