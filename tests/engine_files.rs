@@ -305,6 +305,33 @@ fn offer(size: u64, name: &str, data_for_digest: &[u8]) -> FileOffer {
     }
 }
 
+/// The raw contact offers `o`, and the engine's person accepts it into `dir`.
+async fn offer_accepted(raw: &mut Raw, peer: &mut Peer, dir: &std::path::Path, o: &FileOffer) {
+    raw.send(Message::FileOffer(o.clone())).await;
+    peer.wait("offer", |e| matches!(e, Event::FileOffered { .. }))
+        .await;
+    peer.h()
+        .accept_file(&hex::encode(o.transfer.0), dir)
+        .await
+        .expect("accept");
+}
+
+/// Sends one chunk of `o` and returns why the engine cancelled.
+async fn cancel_after_chunk(
+    raw: &mut Raw,
+    o: &FileOffer,
+    offset: u64,
+    data: &[u8],
+) -> CancelReason {
+    raw.send(Message::FileChunk(FileChunk {
+        transfer: o.transfer,
+        offset,
+        data: data.to_vec(),
+    }))
+    .await;
+    raw.expect_cancel(o.transfer).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_file_offers_are_refused_with_the_right_reason() {
     let net = MemoryNetwork::new();
@@ -349,61 +376,25 @@ async fn hostile_file_offers_are_refused_with_the_right_reason() {
 
     // A chunk at the wrong offset, after an accept.
     let skip = offer(data.len() as u64, "b.txt", &data);
-    raw.send(Message::FileOffer(skip.clone())).await;
-    peer.wait("offer", |e| matches!(e, Event::FileOffered { .. }))
-        .await;
-    peer.h()
-        .accept_file(&hex::encode(skip.transfer.0), dir.path())
-        .await
-        .expect("accept");
-    raw.send(Message::FileChunk(FileChunk {
-        transfer: skip.transfer,
-        offset: 3,
-        data: data.clone(),
-    }))
-    .await;
+    offer_accepted(&mut raw, &mut peer, dir.path(), &skip).await;
     assert_eq!(
-        raw.expect_cancel(skip.transfer).await,
+        cancel_after_chunk(&mut raw, &skip, 3, &data).await,
         CancelReason::Protocol
     );
 
     // More data than offered.
     let over = offer(4, "c.txt", b"abcd");
-    raw.send(Message::FileOffer(over.clone())).await;
-    peer.wait("offer", |e| matches!(e, Event::FileOffered { .. }))
-        .await;
-    peer.h()
-        .accept_file(&hex::encode(over.transfer.0), dir.path())
-        .await
-        .expect("accept");
-    raw.send(Message::FileChunk(FileChunk {
-        transfer: over.transfer,
-        offset: 0,
-        data: data.clone(),
-    }))
-    .await;
+    offer_accepted(&mut raw, &mut peer, dir.path(), &over).await;
     assert_eq!(
-        raw.expect_cancel(over.transfer).await,
+        cancel_after_chunk(&mut raw, &over, 0, &data).await,
         CancelReason::Protocol
     );
 
     // The digest does not match what arrived.
     let lie = offer(data.len() as u64, "d.txt", b"something else");
-    raw.send(Message::FileOffer(lie.clone())).await;
-    peer.wait("offer", |e| matches!(e, Event::FileOffered { .. }))
-        .await;
-    peer.h()
-        .accept_file(&hex::encode(lie.transfer.0), dir.path())
-        .await
-        .expect("accept");
-    raw.send(Message::FileChunk(FileChunk {
-        transfer: lie.transfer,
-        offset: 0,
-        data: data.clone(),
-    }))
-    .await;
+    offer_accepted(&mut raw, &mut peer, dir.path(), &lie).await;
     assert_eq!(
-        raw.expect_cancel(lie.transfer).await,
+        cancel_after_chunk(&mut raw, &lie, 0, &data).await,
         CancelReason::DigestMismatch
     );
 

@@ -472,6 +472,12 @@ impl<T: Transport> Actor<T> {
         }
     }
 
+    fn tell_cancel(&self, contact: ContactId, transfer: TransferId, tell: Option<CancelReason>) {
+        if let Some(reason) = tell {
+            self.send_to_contact(contact, Message::FileCancel { transfer, reason });
+        }
+    }
+
     fn end_outgoing(
         &mut self,
         t: TransferId,
@@ -480,15 +486,7 @@ impl<T: Transport> Actor<T> {
         tell: Option<CancelReason>,
     ) {
         if let Some(o) = self.files.outgoing.remove(&t) {
-            if let Some(r) = tell {
-                self.send_to_contact(
-                    o.contact,
-                    Message::FileCancel {
-                        transfer: t,
-                        reason: r,
-                    },
-                );
-            }
+            self.tell_cancel(o.contact, t, tell);
             let transfer = self.out_view(&t, &o);
             self.emit(Event::FileCancelled {
                 transfer,
@@ -505,15 +503,7 @@ impl<T: Transport> Actor<T> {
         tell: Option<CancelReason>,
     ) {
         if let Some(i) = self.files.incoming.remove(&t) {
-            if let Some(r) = tell {
-                self.send_to_contact(
-                    i.contact,
-                    Message::FileCancel {
-                        transfer: t,
-                        reason: r,
-                    },
-                );
-            }
+            self.tell_cancel(i.contact, t, tell);
             let transfer = self.in_view(&t, &i);
             if let Some(a) = i.accepted {
                 drop(a.file);
