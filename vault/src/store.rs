@@ -1,0 +1,359 @@
+//! Profiles on disk: where they live, their names, and the lock that keeps
+//! two processes from opening one profile.
+//!
+//! This module owns the directory layout under the data directory:
+//!
+//! ```text
+//! <base>/profiles/<name>/vault        the encrypted vault (0600)
+//! <base>/profiles/<name>/lock         empty; locked while unlocked (0600)
+//! <base>/profiles/<name>/tor/state    Arti's state directory (0700)
+//! <base>/profiles/<name>/tor/cache    Arti's cache directory (0700)
+//! ```
+//!
+//! It must never write anything about a profile outside its vault except
+//! the name (the directory's name, readable without unlocking by design),
+//! the empty lock file and what Arti itself keeps in `tor/`.
+
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::error::VaultError;
+use crate::format::KdfParams;
+use crate::profile::Profile;
+use crate::saver::Saver;
+use crate::vault::{self, Vault};
+
+const PROFILES_DIR: &str = "profiles";
+const VAULT_FILE: &str = "vault";
+const LOCK_FILE: &str = "lock";
+
+/// A valid profile name: 1 to 32 characters, each a letter or digit (any
+/// script), a space, `-` or `_`, not starting or ending with a space. So a
+/// name can never be a path, a hidden file or `..`.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ProfileName(String);
+
+impl ProfileName {
+    /// Checks `name` ([`VaultError::InvalidProfileName`] if it is not valid).
+    pub fn new(name: &str) -> Result<ProfileName, VaultError> {
+        let count = name.chars().count();
+        let allowed = |c: char| c.is_alphanumeric() || c == ' ' || c == '-' || c == '_';
+        let valid = (1..=32).contains(&count)
+            && name.chars().all(allowed)
+            && !name.starts_with(' ')
+            && !name.ends_with(' ');
+        if valid {
+            Ok(ProfileName(name.to_owned()))
+        } else {
+            Err(VaultError::InvalidProfileName)
+        }
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ProfileName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for ProfileName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ProfileName({:?})", self.0)
+    }
+}
+
+impl std::str::FromStr for ProfileName {
+    type Err = VaultError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ProfileName::new(s)
+    }
+}
+
+/// Where one profile's files are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProfilePaths {
+    /// The profile's directory.
+    pub dir: PathBuf,
+    /// The vault file.
+    pub vault: PathBuf,
+    /// Arti's state directory.
+    pub tor_state: PathBuf,
+    /// Arti's cache directory.
+    pub tor_cache: PathBuf,
+}
+
+impl ProfilePaths {
+    fn new(dir: PathBuf) -> Self {
+        ProfilePaths {
+            vault: dir.join(VAULT_FILE),
+            tor_state: dir.join("tor").join("state"),
+            tor_cache: dir.join("tor").join("cache"),
+            dir,
+        }
+    }
+}
+
+/// The exclusive lock on a profile: held while the profile is unlocked, so
+/// that no other process (or second window) opens it and overwrites its
+/// saves. Released when dropped.
+#[derive(Debug)]
+pub struct ProfileLock {
+    _file: File,
+}
+
+impl ProfileLock {
+    fn acquire(dir: &Path) -> Result<ProfileLock, VaultError> {
+        let path = dir.join(LOCK_FILE);
+        let opened = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            // On read-only media the profile can still be opened (and
+            // locked through a read-only descriptor); saves then fail with
+            // `NotWritable`.
+            .or_else(|e| match e.kind() {
+                std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied => {
+                    File::open(&path)
+                }
+                _ => Err(e),
+            });
+        let file = opened.map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => VaultError::ProfileNotFound,
+            _ => VaultError::write("opening the profile's lock file", e),
+        })?;
+        match file.try_lock() {
+            Ok(()) => Ok(ProfileLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(VaultError::ProfileInUse),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(VaultError::write("locking the profile", e))
+            }
+        }
+    }
+}
+
+/// The profiles under one data directory.
+#[derive(Clone, Debug)]
+pub struct ProfileStore {
+    base: PathBuf,
+}
+
+/// The platform's data directory for Allium (e.g.
+/// `~/.local/share/allium` on Linux), from the `directories` crate.
+pub fn default_data_dir() -> Result<PathBuf, VaultError> {
+    directories::ProjectDirs::from("org", "Allium", "Allium")
+        .map(|d| d.data_dir().to_path_buf())
+        .ok_or(VaultError::NoDataDir)
+}
+
+/// Creates `dir` and its missing parents with mode 0700.
+pub(crate) fn create_private_dir_all(dir: &Path) -> Result<(), VaultError> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| VaultError::write("creating a folder for the profile", e))
+}
+
+impl ProfileStore {
+    /// Profiles under `base` (the app's `--data-dir`). Nothing is created
+    /// until a profile is.
+    pub fn new(base: impl Into<PathBuf>) -> ProfileStore {
+        ProfileStore { base: base.into() }
+    }
+
+    /// Profiles under [`default_data_dir`].
+    pub fn open_default() -> Result<ProfileStore, VaultError> {
+        default_data_dir().map(ProfileStore::new)
+    }
+
+    /// The data directory.
+    pub fn base_dir(&self) -> &Path {
+        &self.base
+    }
+
+    fn profiles_dir(&self) -> PathBuf {
+        self.base.join(PROFILES_DIR)
+    }
+
+    /// Where the files of profile `name` are (whether or not it exists).
+    pub fn paths(&self, name: &ProfileName) -> ProfilePaths {
+        ProfilePaths::new(self.profiles_dir().join(name.as_str()))
+    }
+
+    /// The names of the existing profiles, sorted, without unlocking any
+    /// (nothing else about them can be read without the passphrase).
+    pub fn list(&self) -> Result<Vec<ProfileName>, VaultError> {
+        let entries = match fs::read_dir(self.profiles_dir()) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(VaultError::read("listing the profiles", e)),
+        };
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| VaultError::read("listing the profiles", e))?;
+            let Some(name) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| ProfileName::new(n).ok())
+            else {
+                continue;
+            };
+            if entry.path().join(VAULT_FILE).is_file() {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// Creates profile `name` holding `profile`, with the default KDF
+    /// parameters, and returns it unlocked. Fails with
+    /// [`VaultError::ProfileExists`] if the name is taken.
+    pub fn create(
+        &self,
+        name: &ProfileName,
+        passphrase: &str,
+        profile: &Profile,
+    ) -> Result<UnlockedProfile, VaultError> {
+        self.create_with_params(name, passphrase, KdfParams::default(), profile)
+    }
+
+    /// Like [`ProfileStore::create`] with explicit KDF parameters (tests use
+    /// [`KdfParams::insecure_for_tests`]).
+    pub fn create_with_params(
+        &self,
+        name: &ProfileName,
+        passphrase: &str,
+        params: KdfParams,
+        profile: &Profile,
+    ) -> Result<UnlockedProfile, VaultError> {
+        let profiles = self.profiles_dir();
+        create_private_dir_all(&profiles)?;
+        let paths = self.paths(name);
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&paths.dir)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => VaultError::ProfileExists,
+                _ => VaultError::write("creating the profile's folder", e),
+            })?;
+        let made = (|| {
+            let lock = ProfileLock::acquire(&paths.dir)?;
+            create_private_dir_all(&paths.tor_state)?;
+            create_private_dir_all(&paths.tor_cache)?;
+            let vault = Vault::create(&paths.vault, passphrase, params, profile)?;
+            Ok(UnlockedProfile {
+                name: name.clone(),
+                paths: paths.clone(),
+                vault,
+                lock,
+            })
+        })();
+        if made.is_err() {
+            // No half-made profile: it would be listed but never open.
+            let _ = fs::remove_dir_all(&paths.dir);
+        }
+        made
+    }
+
+    /// Unlocks profile `name`: the handle (holding the profile's lock) and
+    /// the profile.
+    pub fn unlock(
+        &self,
+        name: &ProfileName,
+        passphrase: &str,
+    ) -> Result<(UnlockedProfile, Profile), VaultError> {
+        let paths = self.paths(name);
+        if !paths.vault.is_file() {
+            return Err(VaultError::ProfileNotFound);
+        }
+        let lock = ProfileLock::acquire(&paths.dir)?;
+        // Safe now that we hold the lock: no one else is saving here.
+        vault::remove_stale_temp_files(&paths.vault)?;
+        let (vault, profile) = Vault::open(&paths.vault, passphrase)?;
+        create_private_dir_all(&paths.tor_state)?;
+        create_private_dir_all(&paths.tor_cache)?;
+        Ok((
+            UnlockedProfile {
+                name: name.clone(),
+                paths,
+                vault,
+                lock,
+            },
+            profile,
+        ))
+    }
+
+    /// Deletes profile `name` and everything in its folder. Fails with
+    /// [`VaultError::ProfileInUse`] while it is unlocked anywhere.
+    pub fn delete(&self, name: &ProfileName) -> Result<(), VaultError> {
+        let paths = self.paths(name);
+        if !paths.dir.is_dir() {
+            return Err(VaultError::ProfileNotFound);
+        }
+        let _lock = ProfileLock::acquire(&paths.dir)?;
+        fs::remove_dir_all(&paths.dir).map_err(|e| VaultError::write("deleting the profile", e))
+    }
+}
+
+/// An unlocked profile: its vault handle, its paths, and the lock that
+/// keeps every other process out until this is dropped.
+#[derive(Debug)]
+pub struct UnlockedProfile {
+    name: ProfileName,
+    paths: ProfilePaths,
+    vault: Vault,
+    lock: ProfileLock,
+}
+
+impl UnlockedProfile {
+    /// The profile's name.
+    pub fn name(&self) -> &ProfileName {
+        &self.name
+    }
+
+    /// Where its files are (Arti's state and cache directories among them).
+    pub fn paths(&self) -> &ProfilePaths {
+        &self.paths
+    }
+
+    /// The vault, for synchronous saves and passphrase changes.
+    pub fn vault_mut(&mut self) -> &mut Vault {
+        &mut self.vault
+    }
+
+    /// Hands the vault to a background [`Saver`], which keeps the profile
+    /// locked until it is shut down or dropped.
+    pub fn into_saver(self) -> Result<Saver, VaultError> {
+        Saver::spawn_target(Box::new(self.vault), None, Some(Box::new(self.lock)))
+    }
+
+    /// Like [`UnlockedProfile::into_saver`], with a status callback.
+    pub fn into_saver_with_callback(
+        self,
+        on_status: crate::saver::StatusCallback,
+    ) -> Result<Saver, VaultError> {
+        Saver::spawn_target(
+            Box::new(self.vault),
+            Some(on_status),
+            Some(Box::new(self.lock)),
+        )
+    }
+}
+
+/// Sets `path`'s mode to 0700 (used for directories we create under a
+/// shared parent, where the umask might have been permissive).
+pub(crate) fn make_private(path: &Path) -> Result<(), VaultError> {
+    fs::set_permissions(path, fs::Permissions::from_mode(0o700))
+        .map_err(|e| VaultError::write("protecting a folder", e))
+}
