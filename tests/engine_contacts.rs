@@ -414,7 +414,10 @@ async fn silent_strangers_are_capped_and_timed_out() {
         match t.dial(target.id(), None).await {
             Ok(c) => conns.push(c),
             Err(_) => {
-                assert!(tokio::time::Instant::now() < deadline, "intake never came up");
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "intake never came up"
+                );
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             }
         }
@@ -423,8 +426,13 @@ async fn silent_strangers_are_capped_and_timed_out() {
     // stay open (for now); none of them sent a byte.
     let mut b = [0u8; 1];
     for c in conns.iter_mut().skip(4) {
-        let n = tokio::time::timeout(support::PATIENCE, c.read(&mut b)).await.expect("closed");
-        assert!(matches!(n, Ok(0) | Err(_)), "the engine said something to a silent stranger");
+        let n = tokio::time::timeout(support::PATIENCE, c.read(&mut b))
+            .await
+            .expect("closed");
+        assert!(
+            matches!(n, Ok(0) | Err(_)),
+            "the engine said something to a silent stranger"
+        );
     }
     for c in conns.iter_mut().take(4) {
         let r = tokio::time::timeout(std::time::Duration::from_millis(100), c.read(&mut b)).await;
@@ -432,7 +440,9 @@ async fn silent_strangers_are_capped_and_timed_out() {
     }
     // Then the handshake time runs out for them too.
     for c in conns.iter_mut().take(4) {
-        let n = tokio::time::timeout(support::PATIENCE, c.read(&mut b)).await.expect("timed out");
+        let n = tokio::time::timeout(support::PATIENCE, c.read(&mut b))
+            .await
+            .expect("timed out");
         assert!(matches!(n, Ok(0) | Err(_)));
     }
 }

@@ -525,9 +525,15 @@ async fn presence_goes_offline_when_a_contact_falls_silent() {
     // The raw contact keeps its stream open but never says another word
     // (a laptop lid closed, a Tor circuit gone dark).
     let started = tokio::time::Instant::now();
-    peer.wait("offline", |e| matches!(e, Event::Presence { contact, online: false } if *contact == raw_id))
-        .await;
-    assert!(started.elapsed() >= Duration::from_millis(600), "offline too early");
+    peer.wait(
+        "offline",
+        |e| matches!(e, Event::Presence { contact, online: false } if *contact == raw_id),
+    )
+    .await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(600),
+        "offline too early"
+    );
     assert!(!peer.h().contacts().await.expect("c")[0].online);
     drop(raw);
 }

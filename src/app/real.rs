@@ -96,7 +96,10 @@ struct VaultInner {
 
 impl ProfileStore for VaultStore {
     fn save(&mut self, profile: &Profile) -> Result<(), String> {
-        let mut inner = self.inner.lock().map_err(|_| "the vault lock is poisoned")?;
+        let mut inner = self
+            .inner
+            .lock()
+            .map_err(|_| "the vault lock is poisoned")?;
         inner
             .unlocked
             .vault_mut()
@@ -116,7 +119,11 @@ struct Control {
 }
 
 impl ProfileControl for Control {
-    fn change_passphrase(&self, old: Passphrase, new: Passphrase) -> BoxFuture<Result<(), AppError>> {
+    fn change_passphrase(
+        &self,
+        old: Passphrase,
+        new: Passphrase,
+    ) -> BoxFuture<Result<(), AppError>> {
         let vault = self.vault.clone();
         Box::pin(async move {
             let Some(vault) = vault else {
@@ -250,7 +257,11 @@ impl Backend for Arc<RealBackend> {
             .collect())
     }
 
-    fn create(&self, profile_name: String, passphrase: Passphrase) -> BoxFuture<Result<Running, AppError>> {
+    fn create(
+        &self,
+        profile_name: String,
+        passphrase: Passphrase,
+    ) -> BoxFuture<Result<Running, AppError>> {
         let this = self.clone();
         Box::pin(async move {
             let n = name(&profile_name)?;
@@ -271,7 +282,11 @@ impl Backend for Arc<RealBackend> {
         })
     }
 
-    fn unlock(&self, profile_name: String, passphrase: Passphrase) -> BoxFuture<Result<Running, AppError>> {
+    fn unlock(
+        &self,
+        profile_name: String,
+        passphrase: Passphrase,
+    ) -> BoxFuture<Result<Running, AppError>> {
         let this = self.clone();
         Box::pin(async move {
             let n = name(&profile_name)?;
