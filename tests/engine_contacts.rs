@@ -474,3 +474,135 @@ async fn settings_choices_survive_a_restart() {
         None
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_that_fails_to_start_is_tried_again() {
+    let net = MemoryNetwork::new();
+    let profile = allium_vault::Profile::new(support::keys());
+    let mut first = Peer::start_with(&net, profile.clone(), support::config());
+    first
+        .wait("published", |e| {
+            matches!(
+                e,
+                Event::Service {
+                    intake: true,
+                    state: allium::engine::ServiceState::Reachable
+                }
+            )
+        })
+        .await;
+    // The same identity again: its services cannot start while the first
+    // runs (the in-memory network refuses a second publisher).
+    let mut second = Peer::start_with(&net, profile, support::config());
+    second
+        .wait("broken", |e| {
+            matches!(
+                e,
+                Event::Service {
+                    intake: true,
+                    state: allium::engine::ServiceState::Broken
+                }
+            )
+        })
+        .await;
+    first.go_offline().await;
+    second
+        .wait("published after all", |e| {
+            matches!(
+                e,
+                Event::Service {
+                    intake: true,
+                    state: allium::engine::ServiceState::Reachable
+                }
+            )
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stolen_intake_key_cannot_take_over_a_contact() {
+    use allium_onion::Transport;
+    use allium_protocol::{
+        ContactRequest, DiscoveryKey, Event as SessionEvent, IdentityKey, LocalIdentity, Message,
+        Session, SessionConfig, StaticKeypair,
+    };
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let net = MemoryNetwork::new();
+    let mut a = Peer::start(&net);
+    let mut b = Peer::start(&net);
+    let (b_at_a, a_at_b) = befriend(&mut a, &mut b).await;
+    let b_keys = b.store.saved().expect("saved").keys;
+    let before = a.store.saved().expect("saved").contacts[0].their_static;
+    a.drain();
+    a.seen.clear();
+
+    // The thief has B's intake key but not B's static key.
+    let thief = LocalIdentity {
+        identity: IdentityKey::from_seed(&b_keys.intake_seed.0),
+        endpoint: IdentityKey::from_seed(&support::keys().endpoint_seed.0).onion_id(),
+        static_key: StaticKeypair::from_secret(&support::keys().static_secret.0),
+    };
+    let mut stream = net.node().dial(a.id(), None).await.expect("dial");
+    let now = std::time::Instant::now();
+    let mut s = Session::connect_intake(
+        SessionConfig::default(),
+        &thief,
+        a.id(),
+        now,
+        &mut rand_core::OsRng,
+    )
+    .expect("session");
+    s.send(
+        now,
+        Message::ContactRequest(ContactRequest {
+            nickname: "B".into(),
+            greeting: "it is me, new phone".into(),
+            endpoint: thief.endpoint,
+            discovery_key: DiscoveryKey([5; 32]),
+        }),
+    )
+    .expect("send");
+    let mut buf = vec![0u8; 70_000];
+    let cause = loop {
+        while let Some(t) = s.poll_transmit() {
+            stream.write_all(&t).await.expect("write");
+        }
+        if let Some(SessionEvent::Closed(c)) =
+            std::iter::from_fn(|| s.poll_event()).find(|e| matches!(e, SessionEvent::Closed(_)))
+        {
+            break c;
+        }
+        let n = tokio::time::timeout(support::PATIENCE, stream.read(&mut buf))
+            .await
+            .expect("answer")
+            .expect("read");
+        if n == 0 {
+            s.handle_eof();
+        } else {
+            let _ = s.handle_bytes(std::time::Instant::now(), &buf[..n]);
+        }
+    };
+    // Closed like any delivered request: the thief learns nothing.
+    assert_eq!(
+        cause,
+        allium_protocol::CloseCause::Peer(allium_protocol::CloseReason::Normal)
+    );
+    let after = a.store.saved().expect("saved").contacts[0].their_static;
+    assert_eq!(before, after, "the contact's static key was replaced");
+    a.drain();
+    assert!(
+        !a.seen.iter().any(|e| matches!(
+            e,
+            Event::RequestReceived { .. } | Event::ContactChanged { .. }
+        )),
+        "{:?}",
+        a.seen
+    );
+    // The real B still talks to A.
+    b.h().send_message(a_at_b, "still me").await.expect("send");
+    a.wait(
+        "message",
+        |e| matches!(e, Event::MessageReceived { contact, .. } if *contact == b_at_a),
+    )
+    .await;
+}

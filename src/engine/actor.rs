@@ -72,6 +72,8 @@ pub(super) enum Internal {
     },
     /// A file task finished a step (see files.rs).
     File(super::files::FileDone),
+    /// Time to try publishing a service again after a failure.
+    Republish { intake: bool, generation: u64 },
 }
 
 /// Which service a connection belongs to, and which way it was opened.
@@ -125,6 +127,8 @@ struct Slot {
     handle: Option<ServiceHandle>,
     generation: u64,
     state: ServiceState,
+    /// Failed launches in a row (for the retry delay).
+    attempts: u32,
 }
 
 pub(super) struct Actor<T: Transport> {
@@ -241,11 +245,13 @@ pub(super) fn spawn<T: Transport>(
             handle: None,
             generation: 0,
             state: ServiceState::Off,
+            attempts: 0,
         },
         endpoint: Slot {
             handle: None,
             generation: 0,
             state: ServiceState::Off,
+            attempts: 0,
         },
         store: Some(store),
         change: 0,
@@ -529,6 +535,7 @@ impl<T: Transport> Actor<T> {
                     }
                 });
                 slot.handle = Some(handle);
+                slot.attempts = 0;
                 if !intake && let Err(e) = self.sync_authorized() {
                     tracing::warn!("could not authorize every contact: {e}");
                 }
@@ -540,6 +547,26 @@ impl<T: Transport> Actor<T> {
                     state: ServiceState::Broken,
                 });
                 tracing::warn!("publishing a service failed: {e}");
+                // A launch can fail for passing reasons (Tor still
+                // bootstrapping, a busy network): try again, slower each
+                // time, until it works or the service is switched off.
+                let slot = if intake {
+                    &mut self.intake
+                } else {
+                    &mut self.endpoint
+                };
+                let attempt = slot.attempts;
+                slot.attempts = slot.attempts.saturating_add(1);
+                let wait = self
+                    .config
+                    .backoff_initial
+                    .saturating_mul(1 << attempt.min(6))
+                    .min(self.config.backoff_max);
+                let tx = self.internal_tx.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(jitter(wait)).await;
+                    let _ = tx.send(Internal::Republish { intake, generation });
+                });
             }
         }
     }
@@ -1359,6 +1386,16 @@ impl<T: Transport> Actor<T> {
                 self.on_saved(generation, result);
             }
             Internal::File(done) => self.on_file_done(done),
+            Internal::Republish { intake, generation } => {
+                let slot = if intake { &self.intake } else { &self.endpoint };
+                // Only if nothing happened since (switched off, shut down).
+                if slot.generation == generation
+                    && slot.handle.is_none()
+                    && self.shutting_down.is_none()
+                {
+                    self.publish(intake);
+                }
+            }
         }
     }
 
@@ -1645,7 +1682,16 @@ impl<T: Transport> Actor<T> {
         let existing = self
             .profile
             .contact_by_intake(&intake)
-            .map(|c| (c.id, c.state));
+            .map(|c| (c.id, c.state, c.their_static));
+        if let Some((_, _, Some(on_file))) = existing
+            && on_file != Public32(peer_static.0)
+        {
+            // Same intake id, another static key: not the person we know
+            // (PROTOCOL.md §8 step 6). Nothing changes; it learns nothing.
+            self.close_conn(conn, CloseReason::Normal);
+            return;
+        }
+        let existing = existing.map(|(id, state, _)| (id, state));
         match existing {
             Some((id, ContactState::IncomingPending)) => {
                 // A repeat: keep the latest details.
