@@ -606,3 +606,54 @@ async fn a_stolen_intake_key_cannot_take_over_a_contact() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_contact_gets_a_key_the_endpoint_already_published() {
+    let net = MemoryNetwork::new();
+    let mut a = Peer::start(&net);
+    let b = Peer::start(&net);
+    a.wait("endpoint up", |e| {
+        matches!(
+            e,
+            Event::Service {
+                intake: false,
+                state: allium::engine::ServiceState::Reachable
+            }
+        )
+    })
+    .await;
+    // Spare keys exist before anyone is added, and were in the first
+    // descriptor (the endpoint was published with them).
+    let deadline = tokio::time::Instant::now() + support::PATIENCE;
+    let spares = loop {
+        let saved = a.store.saved().expect("saved");
+        if saved.spare_discovery_keys.len() == 2 {
+            break saved.spare_discovery_keys;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no spare keys saved"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    let id = a.h().add_contact(&b.address(), "b", "").await.expect("add");
+    let deadline = tokio::time::Instant::now() + support::PATIENCE;
+    loop {
+        let saved = a.store.saved().expect("saved");
+        if let Some(c) = saved.contact(id) {
+            assert!(
+                spares.contains(&c.our_discovery_key),
+                "a fresh key, not a published one"
+            );
+            // The pool is topped up again, with keys not given to anyone.
+            assert_eq!(saved.spare_discovery_keys.len(), 2);
+            assert!(!saved.spare_discovery_keys.contains(&c.our_discovery_key));
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "contact never saved"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}

@@ -40,6 +40,9 @@ const MAX_HISTORY: usize = 10_000;
 /// Replay cache size and window (PROTOCOL.md §7.4).
 const REPLAY_KEYS: usize = 65_536;
 const REPLAY_WINDOW: Duration = Duration::from_secs(24 * 3600);
+/// Spare discovery keys kept authorized on the endpoint (see
+/// `Profile::spare_discovery_keys`).
+const SPARE_KEYS: usize = 2;
 /// How often the dial schedule is looked at when nothing else happens.
 const TICK: Duration = Duration::from_millis(250);
 
@@ -272,6 +275,7 @@ impl<T: Transport> Actor<T> {
         mut internal: mpsc::UnboundedReceiver<Internal>,
         mut conn_events: mpsc::UnboundedReceiver<FromConn>,
     ) {
+        self.top_up_spares();
         self.publish(false);
         if self.profile.settings.intake_enabled {
             self.publish(true);
@@ -441,7 +445,49 @@ impl<T: Transport> Actor<T> {
             .iter()
             .filter(|c| c.state != ContactState::IncomingPending)
             .map(|c| client_key(&c.our_discovery_key))
+            .chain(self.profile.spare_discovery_keys.iter().map(client_key))
             .collect()
+    }
+
+    /// Keeps [`SPARE_KEYS`] spare discovery keys (fewer when the endpoint
+    /// is nearly full: contacts come first).
+    fn top_up_spares(&mut self) {
+        let max = allium_onion::MAX_AUTHORIZED_CLIENTS - 1;
+        let used = self
+            .profile
+            .contacts
+            .iter()
+            .filter(|c| c.state != ContactState::IncomingPending)
+            .count();
+        let want = SPARE_KEYS.min(max.saturating_sub(used));
+        let mut added = false;
+        while self.profile.spare_discovery_keys.len() < want {
+            let mut key = [0u8; 32];
+            OsRng.fill_bytes(&mut key);
+            self.profile.spare_discovery_keys.push(Secret32(key));
+            key.fill(0);
+            added = true;
+        }
+        if self.profile.spare_discovery_keys.len() > want {
+            self.profile.spare_discovery_keys.truncate(want);
+            added = true;
+        }
+        if added {
+            self.changed();
+        }
+    }
+
+    /// A discovery key for a new contact: a spare one (already in the
+    /// published descriptor) if there is one, else a fresh one.
+    fn take_discovery_key(&mut self) -> Secret32 {
+        if let Some(k) = self.profile.spare_discovery_keys.pop() {
+            return k;
+        }
+        let mut key = [0u8; 32];
+        OsRng.fill_bytes(&mut key);
+        let k = Secret32(key);
+        key.fill(0);
+        k
     }
 
     fn publish(&mut self, intake: bool) {
@@ -753,8 +799,7 @@ impl<T: Transport> Actor<T> {
             return Err(EngineError::AlreadyContact);
         }
         self.check_capacity()?;
-        let mut key = [0u8; 32];
-        OsRng.fill_bytes(&mut key);
+        let key = self.take_discovery_key();
         let id = self.profile.allocate_contact_id();
         // A rejected requester we now ask ourselves is forgiven.
         self.profile.rejected.retain(|r| r != &intake);
@@ -771,7 +816,7 @@ impl<T: Transport> Actor<T> {
             their_static: None,
             their_endpoint: None,
             their_discovery_key: None,
-            our_discovery_key: Secret32(key),
+            our_discovery_key: key,
             history_enabled: history,
             next_message_id: 1,
             last_received_id: 0,
@@ -779,7 +824,7 @@ impl<T: Transport> Actor<T> {
             history: Vec::new(),
             created_at: unix_now(),
         });
-        key.fill(0);
+        self.top_up_spares();
         self.rt.insert(
             id,
             Runtime {
@@ -802,7 +847,14 @@ impl<T: Transport> Actor<T> {
 
     fn check_capacity(&self) -> Result<(), EngineError> {
         let max = allium_onion::MAX_AUTHORIZED_CLIENTS - 1;
-        if self.desired_authorized().len() >= max {
+        // Spare keys make room: only contacts count.
+        let contacts = self
+            .profile
+            .contacts
+            .iter()
+            .filter(|c| c.state != ContactState::IncomingPending)
+            .count();
+        if contacts >= max {
             return Err(EngineError::TooManyContacts(max));
         }
         Ok(())
@@ -819,12 +871,11 @@ impl<T: Transport> Actor<T> {
             ));
         }
         self.check_capacity()?;
-        let mut key = [0u8; 32];
-        OsRng.fill_bytes(&mut key);
+        let key = self.take_discovery_key();
         let history = self.profile.settings.history_by_default;
         if let Some(c) = self.profile.contact_mut(id) {
             c.state = ContactState::Accepted;
-            c.our_discovery_key = Secret32(key);
+            c.our_discovery_key = key;
             c.accept_pending = true;
             c.history_enabled = history;
             if let Some(n) = nickname {
@@ -833,7 +884,7 @@ impl<T: Transport> Actor<T> {
                 c.nickname = c.suggested_nickname.clone();
             }
         }
-        key.fill(0);
+        self.top_up_spares();
         if let Err(e) = self.sync_authorized() {
             if let Some(c) = self.profile.contact_mut(id) {
                 c.state = ContactState::IncomingPending;
@@ -874,6 +925,7 @@ impl<T: Transport> Actor<T> {
             Drop::Remove => {}
         }
         // Revoke at once: from now on it cannot even find the endpoint.
+        self.top_up_spares();
         let revoked = self.sync_authorized();
         let conns: Vec<ConnId> = self
             .conns

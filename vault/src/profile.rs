@@ -98,6 +98,12 @@ pub struct Profile {
     /// The next [`ContactId`] to hand out; ids are never reused.
     #[serde(default = "first_contact_id")]
     pub next_contact_id: u64,
+    /// Discovery keys already authorized on our endpoint but not yet given
+    /// to anyone: the next contact gets one, so that its answer can find the
+    /// endpoint at once instead of waiting for Tor to publish a new
+    /// descriptor (Arti uploads a changed one at most once a minute).
+    #[serde(default)]
+    pub spare_discovery_keys: Vec<Secret32>,
 }
 
 fn first_contact_id() -> u64 {
@@ -275,6 +281,7 @@ impl Profile {
             blocked: Vec::new(),
             rejected: Vec::new(),
             next_contact_id: first_contact_id(),
+            spare_discovery_keys: Vec::new(),
         }
     }
 
