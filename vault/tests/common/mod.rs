@@ -175,10 +175,7 @@ pub fn full_profile() -> Profile {
         },
     ];
     p.next_contact_id = 6;
-    p.spare_discovery_keys = vec![
-        Secret32(bytes32("spare-1")),
-        Secret32(bytes32("spare-2")),
-    ];
+    p.spare_discovery_keys = vec![Secret32(bytes32("spare-1")), Secret32(bytes32("spare-2"))];
     p
 }
 
