@@ -160,26 +160,45 @@ impl TorTransport {
             .get(nickname)
             .copied();
         let tor_err = |e: arti_client::Error| ServiceError::Tor(e.to_string());
-        let launched: Option<(Arc<RunningOnionService>, RendRequests)> = match known {
-            // Relaunch (the intake switched back on): the key is already in
-            // the ephemeral keystore, and Arti refuses to insert it twice.
-            Some(id) if id == address => self
-                .client
-                .launch_onion_service(config)
-                .map_err(tor_err)?
-                .map(|(r, s)| (r, Box::pin(s) as RendRequests)),
-            Some(_) => return Err(ServiceError::AlreadyRunning),
-            None => {
-                let r = self
-                    .client
-                    .launch_onion_service_with_hsid(config, hsid_keypair(identity))
-                    .map_err(tor_err)?
-                    .map(|(r, s)| (r, Box::pin(s) as RendRequests));
-                if let Ok(mut st) = self.state.lock() {
+        if known.is_some_and(|id| id != address) {
+            return Err(ServiceError::AlreadyRunning);
+        }
+        // Launching needs a connected client (Arti persists introduction
+        // point state only once it holds its state lock); waiting here also
+        // covers a bootstrap still under way. Repeated calls are cheap.
+        self.client.bootstrap().await.map_err(tor_err)?;
+        let remember = |inserted: bool| {
+            if let Ok(mut st) = self.state.lock() {
+                if inserted {
                     st.service_keys.insert(nickname.to_owned(), address);
+                } else {
+                    st.service_keys.remove(nickname);
                 }
-                r
             }
+        };
+        let launched: Option<(Arc<RunningOnionService>, RendRequests)> = if known.is_some() {
+            // Relaunch: the key is already in the ephemeral keystore, and
+            // Arti refuses to insert it twice.
+            match self.client.launch_onion_service(config) {
+                Ok(l) => l.map(|(r, s)| (r, Box::pin(s) as RendRequests)),
+                Err(e) => {
+                    // Perhaps the key never got in after all: the next
+                    // attempt inserts it again.
+                    remember(false);
+                    return Err(tor_err(e));
+                }
+            }
+        } else {
+            // Arti inserts the key, then launches; if the launch fails the
+            // key stays, and inserting it again would fail every retry:
+            // remember it as inserted either way.
+            let result = self
+                .client
+                .launch_onion_service_with_hsid(config, hsid_keypair(identity));
+            remember(true);
+            result
+                .map_err(tor_err)?
+                .map(|(r, s)| (r, Box::pin(s) as RendRequests))
         };
         let (running, requests) =
             launched.ok_or(ServiceError::Tor("the service is disabled".into()))?;
