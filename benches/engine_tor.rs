@@ -31,10 +31,9 @@ use std::time::{Duration, Instant};
 use allium::app::{Backend, Options, Passphrase, RealBackend, Running, TorState};
 use allium::engine::{ContactSummary, DeliveryState, Event, ServiceState, TransferDirection};
 use allium_onion::{
-    Connection, CustomNetwork, DialError, MAX_AUTHORIZED_CLIENTS, Network, TorConfig, TorTransport,
-    Transport,
+    CustomNetwork, MAX_AUTHORIZED_CLIENTS, Network, TorConfig, TorTransport, Transport,
 };
-use allium_protocol::{IdentityKey, OnionId, StaticKeypair};
+use allium_protocol::{IdentityKey, StaticKeypair};
 use allium_testnet::{NetworkFile, StartOptions, TestNetwork};
 use allium_vault::{
     Contact, ContactId, ContactState, Profile, ProfileKeys, ProfileName, ProfileStore, Public32,
@@ -42,15 +41,19 @@ use allium_vault::{
 };
 use rand_core::{OsRng, RngCore};
 use serde_json::{Value, json};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc::UnboundedReceiver;
 
-const CHUNK: usize = 64 * 1024;
+// The raw-stream workload, shared with the Arti-vs-C-tor bench.
+#[path = "../onion/benches/shared/raw_stream.rs"]
+mod raw_stream;
+
+use raw_stream::{
+    PING_BYTES, dial_retrying, kib_to_mib, percentiles, ping_pong, serve, throughput,
+};
+
 /// Round trips before the measured ones, on both paths: the first ones on
 /// a fresh circuit pay for its warm-up, which is not what is compared.
 const WARMUP: usize = 3;
-/// Message and ping size: the 64 bytes `onion/benches/network.rs` pings.
-const PING_BYTES: usize = 64;
 /// The most accepted contacts one profile can hold: its endpoint's
 /// restricted discovery can authorize `MAX_AUTHORIZED_CLIENTS` clients (an
 /// Arti limit) and the engine keeps one slot free.
@@ -565,93 +568,6 @@ async fn arti_node(network: &Network, dir: &Path) -> TorTransport {
     tor
 }
 
-async fn dial_retrying(tor: &TorTransport, addr: OnionId) -> Connection {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        match tor.dial(addr, None).await {
-            Ok(c) => return c,
-            Err(DialError::NotFound | DialError::Unreachable) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_secs(2)).await
-            }
-            Err(e) => panic!("dial: {e}"),
-        }
-    }
-}
-
-/// The service side: a 64-byte message is echoed; a stream that starts
-/// with `T` + 8-byte length is counted and answered with one byte once
-/// all of it arrived (the protocol of `onion/benches/network.rs`).
-async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut conn: S) {
-    let mut first = [0u8; 1];
-    if conn.read_exact(&mut first).await.is_err() {
-        return;
-    }
-    if first[0] == b'T' {
-        let mut len = [0u8; 8];
-        if conn.read_exact(&mut len).await.is_err() {
-            return;
-        }
-        let mut left = u64::from_be_bytes(len);
-        let mut buf = vec![0u8; CHUNK];
-        while left > 0 {
-            match conn.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => left -= (n as u64).min(left),
-            }
-        }
-        let _ = conn.write_all(b"!").await;
-        let _ = conn.flush().await;
-        return;
-    }
-    let mut msg = [0u8; PING_BYTES];
-    msg[0] = first[0];
-    if conn.read_exact(&mut msg[1..]).await.is_err() {
-        return;
-    }
-    loop {
-        if conn.write_all(&msg).await.is_err() || conn.flush().await.is_err() {
-            return;
-        }
-        if conn.read_exact(&mut msg).await.is_err() {
-            return;
-        }
-    }
-}
-
-async fn ping_pong<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut S, n: usize) -> Vec<f64> {
-    let mut msg = [b'P'; PING_BYTES];
-    let mut times = Vec::with_capacity(n);
-    for i in 0..n {
-        msg[1..9].copy_from_slice(&(i as u64).to_be_bytes());
-        let t = Instant::now();
-        conn.write_all(&msg).await.expect("ping");
-        conn.flush().await.expect("flush");
-        let mut back = [0u8; PING_BYTES];
-        conn.read_exact(&mut back).await.expect("pong");
-        assert_eq!(back, msg, "echo intact");
-        times.push(t.elapsed().as_secs_f64() * 1000.0);
-    }
-    times
-}
-
-async fn throughput<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut S, mib: usize) -> Duration {
-    let total = (mib as u64) << 20;
-    let chunk = vec![0x5au8; CHUNK];
-    let t = Instant::now();
-    conn.write_all(b"T").await.expect("start");
-    conn.write_all(&total.to_be_bytes()).await.expect("length");
-    let mut sent = 0u64;
-    while sent < total {
-        let n = (total - sent).min(CHUNK as u64) as usize;
-        conn.write_all(&chunk[..n]).await.expect("data");
-        sent += n as u64;
-    }
-    conn.flush().await.expect("flush");
-    let mut done = [0u8; 1];
-    conn.read_exact(&mut done).await.expect("receipt");
-    t.elapsed()
-}
-
 // ---- `allium headless` in a child process ----
 
 struct Headless {
@@ -843,16 +759,4 @@ fn large_profile() -> Profile {
 
 fn count(p: &Profile, state: ContactState) -> usize {
     p.contacts.iter().filter(|c| c.state == state).count()
-}
-
-fn percentiles(ms: &[f64]) -> (f64, f64) {
-    let mut v = ms.to_vec();
-    v.sort_by(|a, b| a.total_cmp(b));
-    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
-    let r = |x: f64| (x * 100.0).round() / 100.0;
-    (r(at(0.5)), r(at(0.95)))
-}
-
-fn kib_to_mib(k: u64) -> f64 {
-    (k as f64 / 1024.0 * 10.0).round() / 10.0
 }

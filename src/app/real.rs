@@ -79,6 +79,15 @@ fn storage(e: VaultError) -> AppError {
     }
 }
 
+/// Runs slow work (Argon2, fsync) on a blocking thread.
+async fn off_thread<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, AppError> + Send + 'static,
+) -> Result<T, AppError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| AppError::Storage(e.to_string()))?
+}
+
 fn name(n: &str) -> Result<ProfileName, AppError> {
     ProfileName::new(n).map_err(|e| AppError::InvalidName(e.to_string()))
 }
@@ -131,7 +140,7 @@ impl ProfileControl for Control {
                     "an amnesic session has no passphrase: nothing of it is saved".into(),
                 ));
             };
-            tokio::task::spawn_blocking(move || {
+            off_thread(move || {
                 let mut inner = vault
                     .lock()
                     .map_err(|_| AppError::Storage("the vault lock is poisoned".into()))?;
@@ -143,7 +152,6 @@ impl ProfileControl for Control {
                     .map_err(storage)
             })
             .await
-            .map_err(|e| AppError::Storage(e.to_string()))?
         })
     }
 
@@ -266,7 +274,7 @@ impl Backend for Arc<RealBackend> {
         Box::pin(async move {
             let n = name(&profile_name)?;
             let store = this.store.clone();
-            let (unlocked, profile) = tokio::task::spawn_blocking(move || {
+            let (unlocked, profile) = off_thread(move || {
                 let profile = Profile::new(fresh_keys());
                 store
                     .create(&n, &passphrase, &profile)
@@ -276,8 +284,7 @@ impl Backend for Arc<RealBackend> {
                         e => storage(e),
                     })
             })
-            .await
-            .map_err(|e| AppError::Storage(e.to_string()))??;
+            .await?;
             this.open(unlocked, profile)
         })
     }
@@ -291,14 +298,13 @@ impl Backend for Arc<RealBackend> {
         Box::pin(async move {
             let n = name(&profile_name)?;
             let store = this.store.clone();
-            let (unlocked, profile) = tokio::task::spawn_blocking(move || {
+            let (unlocked, profile) = off_thread(move || {
                 store.unlock(&n, &passphrase).map_err(|e| match e {
                     VaultError::ProfileNotFound => AppError::NoSuchProfile(profile_name),
                     e => storage(e),
                 })
             })
-            .await
-            .map_err(|e| AppError::Storage(e.to_string()))??;
+            .await?;
             this.open(unlocked, profile)
         })
     }
