@@ -48,4 +48,4 @@ if [ -z "$network" ]; then
 fi
 echo "with-testnet: $(tail -n 1 "$work/up.log" | sed 's/^allium-testnet: //')" >&2
 
-ALLIUM_TEST_NETWORK=$network "$@"
+ALLIUM_TEST_NETWORK=$network ALLIUM_TEST_LOG_DIR=${ALLIUM_TEST_LOG_DIR:-$work/logs} "$@"

@@ -30,6 +30,7 @@ pub struct Node {
 }
 
 pub async fn node() -> Node {
+    init_logs();
     let dir = tempfile::tempdir().expect("temp dir");
     let config = TorConfig {
         network: local_network(),
@@ -43,6 +44,36 @@ pub async fn node() -> Node {
         .expect("bootstrap in time")
         .expect("bootstrap");
     Node { tor, _dir: dir }
+}
+
+/// With `ALLIUM_TEST_LOG_DIR` set (`scripts/with-testnet.sh` sets it, and
+/// keeps the directory when a test fails), Arti's log goes to a file there,
+/// one per test binary: the Tor relays' logs alone cannot say why a client
+/// found a service unreachable.
+fn init_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let Some(dir) = std::env::var_os("ALLIUM_TEST_LOG_DIR").map(PathBuf::from) else {
+            return;
+        };
+        let binary = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "test".into());
+        std::fs::create_dir_all(&dir).expect("log dir");
+        let file = std::fs::File::create(dir.join(format!("{binary}.log"))).expect("log file");
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+            "info,tor_hsclient=debug,tor_hsservice=debug,tor_circmgr=debug".into()
+        });
+        // Local test keys only: nothing here is anyone's secret.
+        let _ = safelog::disable_safe_logging().map(std::mem::forget);
+        let _ = tracing_subscriber::fmt()
+            .with_writer(std::sync::Mutex::new(file))
+            .with_ansi(false)
+            .with_thread_names(true)
+            .with_env_filter(filter)
+            .try_init();
+    });
 }
 
 pub fn key(seed: u8) -> IdentityKey {
