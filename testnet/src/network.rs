@@ -22,7 +22,7 @@ use crate::network_file::{AuthorityEntry, FallbackEntry, NetworkFile};
 use crate::owner::{OWNER_FILE, live_owner, remove_owner_file, write_owner_file};
 use crate::ports::{PORT_TAKEN_LOG, free_ports};
 use crate::process::{NodeLayout, TorProcess, stop_all};
-use crate::torrc::{HSDIR_INTERVAL_MINS, Role, path_is_plain, torrc};
+use crate::torrc::{Role, consensus_params, path_is_plain, torrc};
 
 /// The file that marks a directory as made by this crate (and so safe to
 /// wipe when it is reused).
@@ -99,8 +99,8 @@ pub struct TestNetwork {
 
 impl TestNetwork {
     /// Starts a network and waits until it is ready: until **every** node's
-    /// cached consensus lists all relays and authorities as HSDirs (and
-    /// carries `hsdir_interval`). Then writes `network.json`.
+    /// cached consensus lists all relays and authorities as HSDir and Stable (and
+    /// carries our consensus parameters). Then writes `network.json`.
     pub fn start(options: StartOptions) -> Result<Self, Error> {
         let started = Instant::now();
         if options.authorities == 0 {
@@ -565,28 +565,36 @@ fn first_unready(nodes: &[TorProcess], expected: usize) -> Option<(&TorProcess, 
 }
 
 /// Whether the node's cached microdescriptor consensus lists `expected`
-/// HSDirs and carries our `hsdir_interval` parameter.
+/// relays as HSDir and Stable, and carries our consensus parameters.
 pub(crate) fn consensus_complete(data_dir: &Path, expected: usize) -> Result<(), String> {
     let Ok(consensus) = fs::read_to_string(data_dir.join("cached-microdesc-consensus")) else {
         return Err("it has no consensus yet".into());
     };
-    let hsdirs = consensus
-        .lines()
-        .filter(|line| line.starts_with("s ") && line.split(' ').any(|flag| flag == "HSDir"))
-        .count();
-    if hsdirs != expected {
-        return Err(format!(
-            "its consensus lists {hsdirs} HSDirs, expecting {expected}"
-        ));
+    // Every node must be an HSDir (so every HSDir holds every descriptor)
+    // and Stable (onion-service circuits use only Stable relays).
+    for flag in ["HSDir", "Stable"] {
+        let flagged = consensus
+            .lines()
+            .filter(|line| line.starts_with("s ") && line.split(' ').any(|f| f == flag))
+            .count();
+        if flagged != expected {
+            return Err(format!(
+                "its consensus lists {flagged} {flag} relays, expecting {expected}"
+            ));
+        }
     }
-    let param = format!("hsdir_interval={HSDIR_INTERVAL_MINS}");
-    let has_param = consensus
+    let voted: Vec<&str> = consensus
         .lines()
-        .any(|line| line.starts_with("params ") && line.split(' ').any(|p| p == param));
-    if !has_param {
-        return Err(format!("its consensus lacks the parameter {param}"));
+        .filter(|line| line.starts_with("params "))
+        .flat_map(|line| line.split(' ').skip(1))
+        .collect();
+    match consensus_params()
+        .into_iter()
+        .find(|p| !voted.contains(&p.as_str()))
+    {
+        Some(missing) => Err(format!("its consensus lacks the parameter {missing}")),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -604,19 +612,37 @@ mod tests {
             "it has no consensus yet"
         );
         let relay = "r x\ns Fast Guard HSDir Running Stable V2Dir Valid\n";
-        fs::write(&path, format!("params hsdir_interval=30\n{relay}"))?;
-        assert!(
-            consensus_complete(dir.path(), 2)
-                .expect_err("one HSDir short")
-                .contains("lists 1 HSDirs")
+        fs::write(
+            &path,
+            format!("params cbtdisabled=1 hsdir_interval=30\n{relay}"),
+        )?;
+        assert_eq!(
+            consensus_complete(dir.path(), 2).expect_err("one HSDir short"),
+            "its consensus lists 1 HSDir relays, expecting 2"
         );
-        fs::write(&path, format!("params hsdir_interval=30\n{relay}{relay}"))?;
+        let unstable = "r y\ns Fast Guard HSDir Running V2Dir Valid\n";
+        fs::write(
+            &path,
+            format!("params cbtdisabled=1 hsdir_interval=30\n{relay}{unstable}"),
+        )?;
+        assert_eq!(
+            consensus_complete(dir.path(), 2).expect_err("one relay not Stable"),
+            "its consensus lists 1 Stable relays, expecting 2"
+        );
+        fs::write(
+            &path,
+            format!("params cbtdisabled=1 hsdir_interval=30\n{relay}{relay}"),
+        )?;
         consensus_complete(dir.path(), 2)?;
         fs::write(&path, format!("params foo=1\n{relay}{relay}"))?;
-        assert!(
-            consensus_complete(dir.path(), 2)
-                .expect_err("no parameter")
-                .contains("lacks")
+        assert_eq!(
+            consensus_complete(dir.path(), 2).expect_err("no parameter"),
+            "its consensus lacks the parameter cbtdisabled=1"
+        );
+        fs::write(&path, format!("params cbtdisabled=1\n{relay}{relay}"))?;
+        assert_eq!(
+            consensus_complete(dir.path(), 2).expect_err("one parameter short"),
+            "its consensus lacks the parameter hsdir_interval=30"
         );
         Ok(())
     }

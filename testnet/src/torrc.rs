@@ -4,7 +4,8 @@
 //! All addresses are 127.0.0.1; no node resolves names or touches DNS.
 //! The voting schedule is the one that lets Arti and C tor onion services
 //! reach each other (see the README): 75-second votes (20 s before the
-//! first consensus) and `hsdir_interval=30`.
+//! first consensus), `hsdir_interval=30`, and a fixed circuit-build timeout
+//! (`cbtdisabled=1`, see [`consensus_params`]).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -18,6 +19,24 @@ use crate::process::NodeLayout;
 pub(crate) const VOTING_INTERVAL_SECS: u32 = 75;
 /// Arti's onion-service time period, in minutes (consensus parameter).
 pub(crate) const HSDIR_INTERVAL_MINS: u32 = 30;
+
+/// The consensus parameters the authorities vote for, `name=value` each.
+///
+/// `cbtdisabled=1` keeps every client (Arti and C tor) on the fixed 60 s
+/// circuit-build timeout instead of learning one. On loopback a circuit
+/// builds in milliseconds, so after its first 100 circuits a client learns
+/// a timeout of tens of milliseconds, and the first busy moment of a small
+/// machine then fails every circuit it builds, for minutes: a test run saw a
+/// client's descriptor fetches all "time out" 50 ms apart for 3.5 minutes,
+/// and a service that had answered many dials stop building rendezvous
+/// circuits. On the public network, latencies make the learned timeout
+/// meaningful; here it only made tests fail at random.
+pub(crate) fn consensus_params() -> [String; 2] {
+    [
+        "cbtdisabled=1".to_owned(),
+        format!("hsdir_interval={HSDIR_INTERVAL_MINS}"),
+    ]
+}
 
 /// What a node is.
 pub(crate) enum Role<'a> {
@@ -90,10 +109,15 @@ pub(crate) fn torrc(
             t.set("V3AuthVotingInterval", VOTING_INTERVAL_SECS);
             t.set("V3AuthVoteDelay", 4);
             t.set("V3AuthDistDelay", 4);
-            t.set(
-                "ConsensusParams",
-                format_args!("hsdir_interval={HSDIR_INTERVAL_MINS}"),
-            );
+            // Every running relay Stable. By default an authority votes Stable
+            // only for relays whose uptime is above the median, so a fresh
+            // network has 3 to 5 Stable relays of 8, changing from one
+            // consensus to the next; onion-service circuits (vanguards,
+            // introduction and rendezvous points) use only Stable relays, and
+            // with 3 of them a service could not build its circuits at all.
+            t.set("AuthDirVoteStableGuaranteeMinUptime", 0);
+            t.set("AuthDirVoteStableGuaranteeMTBF", 0);
+            t.set("ConsensusParams", consensus_params().join(" "));
         }
         Role::Relay { or_port } => t.relay(*or_port),
         Role::Client {
@@ -187,7 +211,9 @@ mod tests {
         for expected in [
             "V3AuthVotingInterval 75\n",
             "TestingV3AuthInitialVotingInterval 20\n",
-            "ConsensusParams hsdir_interval=30\n",
+            "ConsensusParams cbtdisabled=1 hsdir_interval=30\n",
+            "AuthDirVoteStableGuaranteeMinUptime 0\n",
+            "AuthDirVoteStableGuaranteeMTBF 0\n",
             "DirPort 127.0.0.1:5001\n",
             "ORPort 127.0.0.1:5000\n",
             "__OwningControllerProcess 42\n",

@@ -27,7 +27,7 @@ fn network_starts_carries_an_onion_service_and_stops_cleanly() -> TestResult {
     eprintln!("network ready in {times:?}");
 
     // Ready: every node (3 authorities, 5 relays) runs, and its own cached
-    // consensus lists all 8 as HSDirs.
+    // consensus lists all 8 as HSDir and Stable.
     network.check_ready()?;
     let nodes = network.nodes();
     assert_eq!(nodes.len(), 8);
