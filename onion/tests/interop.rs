@@ -58,7 +58,7 @@ async fn c_tor_client_reaches_an_allium_service() {
     reachable(&svc).await;
     let ctor = c_tor(CTorClientOptions::default()).await;
 
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + common::DIAL_PATIENCE;
     let mut stream = loop {
         match socks_connect(
             ctor.socks_addr(),
@@ -69,7 +69,8 @@ async fn c_tor_client_reaches_an_allium_service() {
         {
             Ok(s) => break s,
             // 0x04 host unreachable / 0xf0-0xf7 Tor's onion-service errors:
-            // the descriptor may not have reached every HSDir yet.
+            // the descriptor may not have reached every HSDir yet, or a time
+            // period may be turning over (see `DIAL_PATIENCE`).
             Err(code) if Instant::now() < deadline => {
                 eprintln!("SOCKS reply {code:#04x}, retrying");
                 tokio::time::sleep(Duration::from_secs(3)).await

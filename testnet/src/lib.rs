@@ -7,6 +7,7 @@ mod network_file;
 mod owner;
 mod ports;
 mod process;
+mod shared_random;
 mod torrc;
 
 use std::path::PathBuf;

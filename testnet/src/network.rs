@@ -417,6 +417,7 @@ fn node_keys(spec: &NodeSpec, options: &StartOptions) -> Result<NodeKeys, Error>
             // An empty passphrase, on stdin.
             run(&mut gencert, b"\n")?;
             let certificate = keys.join("authority_certificate");
+            crate::shared_random::seed(&data, std::time::SystemTime::now())?;
             Some(word_after(&certificate, "fingerprint ", 40)?)
         }
         None => None,

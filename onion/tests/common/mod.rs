@@ -86,10 +86,21 @@ pub async fn reachable(svc: &ServiceHandle) {
         .expect("service becomes reachable");
 }
 
+/// How long a dial may keep failing with `NotFound` or `Unreachable` before
+/// a test gives up. Generous, because of time periods: services publish for
+/// the next period ahead of time only when the consensus carries shared
+/// random values. The local network seeds them for its first half hour
+/// (testnet `shared_random.rs`); a network started in the last minutes of a
+/// protocol run, or running for more than one, may lack them, and then when
+/// a period ends (at :15 and :45) the HSDirs answer 404 until each service
+/// has the new consensus (75 to 150 s) and its one-a-minute upload limit
+/// lets it publish. Without seeding, a test saw that last over 90 s.
+pub const DIAL_PATIENCE: Duration = Duration::from_secs(300);
+
 /// Dials until it works, as the engine will: retrying while the descriptor
-/// propagates (`NotFound`) and while circuits fail on this busy little
-/// network (`Unreachable`). Any other error (`NotAuthorized` above all) is
-/// returned at once.
+/// propagates or a time period turns over (`NotFound`) and while circuits
+/// fail on this busy little network (`Unreachable`), for [`DIAL_PATIENCE`].
+/// Any other error (`NotAuthorized` above all) is returned at once.
 pub async fn dial_until_found(
     from: &TorTransport,
     svc: &ServiceHandle,
@@ -104,7 +115,7 @@ pub async fn dial_id_until_found(
     target: OnionId,
     key: Option<&DiscoveryKey>,
 ) -> Result<Connection, DialError> {
-    let deadline = Instant::now() + Duration::from_secs(90);
+    let deadline = Instant::now() + DIAL_PATIENCE;
     loop {
         match from.dial(target, key).await {
             Err(DialError::NotFound | DialError::Unreachable) if Instant::now() < deadline => {
