@@ -605,46 +605,42 @@ mod tests {
     type TestResult = Result<(), Box<dyn std::error::Error>>;
 
     #[test]
-    fn consensus_readiness_counts_hsdirs_and_checks_the_parameter() -> TestResult {
+    fn consensus_readiness_counts_flags_and_checks_the_parameters() -> TestResult {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("cached-microdesc-consensus");
         assert_eq!(
             consensus_complete(dir.path(), 2).expect_err("no file"),
             "it has no consensus yet"
         );
+        let params = "params cbtdisabled=1 hsdir_interval=30\n";
         let relay = "r x\ns Fast Guard HSDir Running Stable V2Dir Valid\n";
-        fs::write(
-            &path,
-            format!("params cbtdisabled=1 hsdir_interval=30\n{relay}"),
-        )?;
-        assert_eq!(
-            consensus_complete(dir.path(), 2).expect_err("one HSDir short"),
-            "its consensus lists 1 HSDir relays, expecting 2"
-        );
         let unstable = "r y\ns Fast Guard HSDir Running V2Dir Valid\n";
-        fs::write(
-            &path,
-            format!("params cbtdisabled=1 hsdir_interval=30\n{relay}{unstable}"),
-        )?;
-        assert_eq!(
-            consensus_complete(dir.path(), 2).expect_err("one relay not Stable"),
-            "its consensus lists 1 Stable relays, expecting 2"
-        );
-        fs::write(
-            &path,
-            format!("params cbtdisabled=1 hsdir_interval=30\n{relay}{relay}"),
-        )?;
+        for (consensus, expected) in [
+            (
+                format!("{params}{relay}"),
+                "its consensus lists 1 HSDir relays, expecting 2",
+            ),
+            (
+                format!("{params}{relay}{unstable}"),
+                "its consensus lists 1 Stable relays, expecting 2",
+            ),
+            (
+                format!("params foo=1\n{relay}{relay}"),
+                "its consensus lacks the parameter cbtdisabled=1",
+            ),
+            (
+                format!("params cbtdisabled=1\n{relay}{relay}"),
+                "its consensus lacks the parameter hsdir_interval=30",
+            ),
+        ] {
+            fs::write(&path, &consensus)?;
+            assert_eq!(
+                consensus_complete(dir.path(), 2).expect_err(&consensus),
+                expected
+            );
+        }
+        fs::write(&path, format!("{params}{relay}{relay}"))?;
         consensus_complete(dir.path(), 2)?;
-        fs::write(&path, format!("params foo=1\n{relay}{relay}"))?;
-        assert_eq!(
-            consensus_complete(dir.path(), 2).expect_err("no parameter"),
-            "its consensus lacks the parameter cbtdisabled=1"
-        );
-        fs::write(&path, format!("params cbtdisabled=1\n{relay}{relay}"))?;
-        assert_eq!(
-            consensus_complete(dir.path(), 2).expect_err("one parameter short"),
-            "its consensus lacks the parameter hsdir_interval=30"
-        );
         Ok(())
     }
 
