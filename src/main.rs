@@ -67,6 +67,10 @@ enum Mode {
 }
 
 fn run(options: Options, mode: Mode) -> ExitCode {
+    if let Err(e) = init_log() {
+        eprintln!("{e}");
+        return ExitCode::FAILURE;
+    }
     // An amnesic session's directory goes on Ctrl-C, SIGTERM and panics
     // too, not only on a normal exit; and stale ones from a killed run are
     // swept when the next session starts.
@@ -116,4 +120,36 @@ fn run(options: Options, mode: Mode) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The environment variable that turns the log on.
+const LOG_VAR: &str = "ALLIUM_LOG";
+
+/// Logs to stderr when `ALLIUM_LOG` holds a filter (`info`, `debug`,
+/// `arti_client=debug,info`, …), for someone finding out why a contact
+/// cannot be reached. Off by default, and never to a file: a log says when
+/// Allium ran and what it did. Arti's safe logging stays on (onion
+/// addresses cut to their last three characters, IP addresses hidden), and
+/// Allium itself logs no address, name or message
+/// (`tests/headless_tor.rs` checks a debug log for them).
+fn init_log() -> Result<(), String> {
+    let Some(value) = std::env::var_os(LOG_VAR) else {
+        return Ok(());
+    };
+    let filter = value
+        .to_str()
+        .and_then(|v| tracing_subscriber::EnvFilter::try_new(v).ok())
+        .ok_or_else(|| {
+            format!(
+                "{LOG_VAR}={} is not a log filter. Try {LOG_VAR}=info or {LOG_VAR}=debug, \
+                 or unset it.",
+                value.to_string_lossy()
+            )
+        })?;
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_env_filter(filter)
+        .try_init()
+        .map_err(|e| format!("Allium could not start its log: {e}"))
 }

@@ -1,7 +1,9 @@
 //! End to end through the real binary on the local Tor network: two
 //! `allium headless` processes with their own data directories add each
 //! other, chat both ways, move a 5 MiB file whose digest is checked, and
-//! one is restarted while the other queues messages for it.
+//! one is restarted while the other queues messages for it. Both log at
+//! debug level (`ALLIUM_LOG`), and no address, nickname, greeting, message
+//! or file name may show in those logs.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -36,8 +38,20 @@ struct Headless {
     who: &'static str,
 }
 
+/// Where the peers' logs go: the directory that `scripts/with-testnet.sh`
+/// keeps when a test fails, else `fallback`.
+fn log_dir(fallback: &Path) -> PathBuf {
+    let dir = std::env::var_os("ALLIUM_TEST_LOG_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| fallback.to_owned());
+    std::fs::create_dir_all(&dir).expect("log dir");
+    dir
+}
+
 impl Headless {
-    fn start(who: &'static str, data_dir: &Path) -> Headless {
+    /// Starts `allium headless`, logging at debug level to `log`.
+    fn start(who: &'static str, data_dir: &Path, log: &Path) -> Headless {
+        let log = std::fs::File::create(log).expect("log file");
         let mut child = Command::new(env!("CARGO_BIN_EXE_allium"))
             .arg("headless")
             .arg("--data-dir")
@@ -46,7 +60,8 @@ impl Headless {
             .arg(network_file())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .env("ALLIUM_LOG", "debug")
+            .stderr(log)
             .kill_on_drop(true)
             .spawn()
             .expect("allium starts");
@@ -158,9 +173,11 @@ async fn two_headless_peers_on_tor_chat_send_a_file_and_survive_a_restart() {
     let pass = root.path().join("passphrase.txt");
     std::fs::write(&pass, "a passphrase for the test\n").expect("write");
     let (dir_a, dir_b) = (root.path().join("a"), root.path().join("b"));
+    let logs = log_dir(root.path());
+    let log = |name: &str| logs.join(format!("headless-{name}.log"));
 
-    let mut a = Headless::start("A", &dir_a);
-    let mut b = Headless::start("B", &dir_b);
+    let mut a = Headless::start("A", &dir_a, &log("a"));
+    let mut b = Headless::start("B", &dir_b, &log("b"));
     let made_a = a
         .call(
             "profile.create",
@@ -262,7 +279,7 @@ async fn two_headless_peers_on_tor_chat_send_a_file_and_survive_a_restart() {
         )
         .await;
     }
-    let mut b = Headless::start("B again", &dir_b);
+    let mut b = Headless::start("B again", &dir_b, &log("b-again"));
     b.call(
         "profile.unlock",
         json!({"name": "bob", "passphrase_file": pass}),
@@ -277,4 +294,27 @@ async fn two_headless_peers_on_tor_chat_send_a_file_and_survive_a_restart() {
     }
     a.quit().await;
     b.quit().await;
+
+    // The logs say what happened, not with whom or what: Arti's safe
+    // logging redacts addresses, and Allium logs no names or text.
+    let addr_a = made_a["address"].as_str().expect("address").to_owned();
+    let secrets = [
+        addr_a.trim_start_matches("allium:"),
+        addr_b.trim_start_matches("allium:"),
+        "Hello from Alice",
+        "hi Bob",
+        "hi Alice",
+        "while you were away",
+        "evidence.bin",
+    ];
+    for name in ["a", "b", "b-again"] {
+        let text = std::fs::read_to_string(log(name)).expect("log");
+        assert!(
+            text.lines().count() > 10,
+            "{name}'s log is nearly empty: is ALLIUM_LOG read?"
+        );
+        for secret in secrets {
+            assert!(!text.contains(secret), "{name}'s log shows {secret:?}");
+        }
+    }
 }
