@@ -27,10 +27,9 @@ pub(crate) const HSDIR_INTERVAL_MINS: u32 = 30;
 /// builds in milliseconds, so after its first 100 circuits a client learns
 /// a timeout of tens of milliseconds, and the first busy moment of a small
 /// machine then fails every circuit it builds, for minutes: a test run saw a
-/// client's descriptor fetches all "time out" 50 ms apart for 3.5 minutes,
-/// and a service that had answered many dials stop building rendezvous
-/// circuits. On the public network, latencies make the learned timeout
-/// meaningful; here it only made tests fail at random.
+/// client's descriptor fetches all "time out" 50 ms apart for 3.5 minutes.
+/// On the public network, latencies make the learned timeout meaningful;
+/// here it only made tests fail at random.
 pub(crate) fn consensus_params() -> [String; 2] {
     [
         "cbtdisabled=1".to_owned(),
