@@ -22,7 +22,7 @@
 //! is read; default 60).
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
@@ -30,11 +30,8 @@ use std::time::{Duration, Instant};
 
 use allium::app::{Backend, Options, Passphrase, RealBackend, Running, TorState};
 use allium::engine::{ContactSummary, DeliveryState, Event, ServiceState, TransferDirection};
-use allium_onion::{
-    CustomNetwork, MAX_AUTHORIZED_CLIENTS, Network, TorConfig, TorTransport, Transport,
-};
+use allium_onion::{MAX_AUTHORIZED_CLIENTS, Network, TorConfig, TorTransport, Transport};
 use allium_protocol::{IdentityKey, StaticKeypair};
-use allium_testnet::{NetworkFile, StartOptions, TestNetwork};
 use allium_vault::{
     Contact, ContactId, ContactState, Profile, ProfileKeys, ProfileName, ProfileStore, Public32,
     Secret32,
@@ -43,9 +40,13 @@ use rand_core::{OsRng, RngCore};
 use serde_json::{Value, json};
 use tokio::sync::mpsc::UnboundedReceiver;
 
-// The raw-stream workload, shared with the Arti-vs-C-tor bench.
+// The frame and the raw-stream workload, shared with the Arti-vs-C-tor bench.
+#[path = "../onion/benches/shared/harness.rs"]
+mod harness;
 #[path = "../onion/benches/shared/raw_stream.rs"]
 mod raw_stream;
+
+use harness::{BenchNetwork, mib_per_s, ratio, secs};
 
 use raw_stream::{
     PING_BYTES, dial_retrying, kib_to_mib, percentiles, ping_pong, serve, throughput,
@@ -87,39 +88,13 @@ fn args() -> Args {
 }
 
 fn main() {
-    // `cargo test --benches` runs bench targets without `--bench`: there is
-    // no network to measure then, so say so and succeed.
-    if !std::env::args().any(|a| a == "--bench") {
-        eprintln!("engine_tor bench: run it with scripts/bench-engine.sh");
-        return;
-    }
     let args = args();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let out = rt.block_on(run(args));
-    println!("{}", serde_json::to_string_pretty(&out).expect("json"));
+    harness::bench_main("engine_tor", "scripts/bench-engine.sh", || run(args));
 }
 
 async fn run(args: Args) -> Value {
-    let started = Instant::now();
-    let (own_network, file_path) = match std::env::var_os("ALLIUM_TEST_NETWORK") {
-        Some(p) => (None, PathBuf::from(p)),
-        None => {
-            let net = tokio::task::spawn_blocking(|| TestNetwork::start(StartOptions::default()))
-                .await
-                .expect("join")
-                .expect("local Tor network starts");
-            let file = net.network_file();
-            (Some(net), file)
-        }
-    };
-    let network_startup = started.elapsed();
-    let started_by_bench = own_network.is_some();
-    let net_file = NetworkFile::load(&file_path).expect("network file");
-    let network = Network::Custom(CustomNetwork::load(&file_path).expect("network file"));
+    let mut net = BenchNetwork::get().await;
+    let (file_path, network) = (net.file.clone(), net.network.clone());
     let dirs = tempfile::tempdir().expect("tmp");
 
     // ---- The app: two profiles on RealBackend ----
@@ -182,19 +157,10 @@ async fn run(args: Args) -> Value {
     let crowded = headless("crowded", Duration::from_secs(args.settle))
         .await
         .expect("join");
-    drop(own_network);
+    net.stop();
 
-    let secs = |d: Duration| (d.as_secs_f64() * 1000.0).round() / 1000.0;
-    let ratio = |e: f64, r: f64| {
-        if r > 0.0 {
-            ((e / r) * 1000.0).round() / 1000.0
-        } else {
-            f64::NAN
-        }
-    };
     let bytes = args.mib << 20;
-    let mib_s =
-        |d: Duration| ((bytes as f64 / 1048576.0) / d.as_secs_f64() * 100.0).round() / 100.0;
+    let mib_s = |d: Duration| mib_per_s(bytes, d);
     let (m_med, m_p95) = percentiles(&round_trips.rtt);
     let (d_med, d_p95) = percentiles(&round_trips.delivered);
     let (r_med, r_p95) = percentiles(&raw.rtt);
@@ -216,12 +182,7 @@ async fn run(args: Args) -> Value {
         })
     };
     json!({
-        "network": {
-            "authorities": net_file.authorities.len(),
-            "nodes": net_file.fallbacks.len(),
-            "startup_s": secs(network_startup),
-            "started_by_bench": started_by_bench,
-        },
+        "network": net.json(),
         "start_to_reachable_s": {
             "alice": start(&a_start),
             "bob": start(&b_start),

@@ -12,22 +12,23 @@
 //! Options (after `--`): `--pings N` (default 200), `--mib N` (default 16).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use allium_onion::{CustomNetwork, Network, SERVICE_PORT, TorConfig, TorTransport, Transport};
+use allium_onion::{Network, SERVICE_PORT, TorConfig, TorTransport, Transport};
 use allium_protocol::IdentityKey;
-use allium_testnet::{
-    CTorClient, CTorClientOptions, NetworkFile, OnionServiceOptions, StartOptions, TestNetwork,
-};
+use allium_testnet::{CTorClient, CTorClientOptions, NetworkFile, OnionServiceOptions};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+#[path = "shared/harness.rs"]
+mod harness;
 #[path = "shared/raw_stream.rs"]
 mod raw_stream;
+
+use harness::{BenchNetwork, mib_per_s, ratio, secs};
 
 use raw_stream::{dial_retrying, kib_to_mib, percentiles, ping_pong, serve, throughput};
 
@@ -52,39 +53,13 @@ fn args() -> Args {
 }
 
 fn main() {
-    // `cargo test --benches` runs bench targets without `--bench`: there is
-    // no network to measure then, so say so and succeed.
-    if !std::env::args().any(|a| a == "--bench") {
-        eprintln!("network bench: run it with scripts/bench-network.sh");
-        return;
-    }
     let args = args();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let out = rt.block_on(run(args));
-    println!("{}", serde_json::to_string_pretty(&out).expect("json"));
+    harness::bench_main("network", "scripts/bench-network.sh", || run(args));
 }
 
 async fn run(args: Args) -> Value {
-    let started = Instant::now();
-    let (own_network, file_path) = match std::env::var_os("ALLIUM_TEST_NETWORK") {
-        Some(p) => (None, PathBuf::from(p)),
-        None => {
-            let net = tokio::task::spawn_blocking(|| TestNetwork::start(StartOptions::default()))
-                .await
-                .expect("join")
-                .expect("local Tor network starts");
-            let file = net.network_file();
-            (Some(net), file)
-        }
-    };
-    let network_startup = started.elapsed();
-    let started_by_bench = own_network.is_some();
-    let net_file = NetworkFile::load(&file_path).expect("network file");
-    let network = Network::Custom(CustomNetwork::load(&file_path).expect("network file"));
+    let mut net = BenchNetwork::get().await;
+    let network = net.network.clone();
 
     // ---- Arti ----
     let dirs = tempfile::tempdir().expect("tmp");
@@ -130,7 +105,7 @@ async fn run(args: Args) -> Value {
     let echo = local_server().await;
     let t = Instant::now();
     let c_service = c_tor(
-        &net_file,
+        &net.info,
         CTorClientOptions {
             name: Some("benchservice".into()),
             onion_service: Some(OnionServiceOptions {
@@ -146,7 +121,7 @@ async fn run(args: Args) -> Value {
     let c_warm_dir = tempfile::tempdir().expect("tmp");
     let t = Instant::now();
     let warmup = c_tor(
-        &net_file,
+        &net.info,
         CTorClientOptions {
             name: Some("benchwarmup".into()),
             dir: Some(c_warm_dir.path().join("n")),
@@ -157,7 +132,7 @@ async fn run(args: Args) -> Value {
     let c_boot_cold = t.elapsed();
     drop(socks_retrying(warmup.socks_addr(), &host).await);
     let c_client = c_tor(
-        &net_file,
+        &net.info,
         CTorClientOptions {
             name: Some("benchclient".into()),
             ..CTorClientOptions::default()
@@ -183,7 +158,7 @@ async fn run(args: Args) -> Value {
     warmup.stop();
     let t = Instant::now();
     let warm = c_tor(
-        &net_file,
+        &net.info,
         CTorClientOptions {
             name: Some("benchwarmup".into()),
             dir: Some(warm_dir),
@@ -195,31 +170,15 @@ async fn run(args: Args) -> Value {
     drop(warm);
     drop(c_client);
     drop(c_service);
-    drop(own_network);
+    net.stop();
 
-    let secs = |d: Duration| (d.as_secs_f64() * 1000.0).round() / 1000.0;
-    let ratio = |a: f64, c: f64| {
-        if c > 0.0 {
-            ((a / c) * 1000.0).round() / 1000.0
-        } else {
-            f64::NAN
-        }
-    };
     let pair = |a: Duration, c: Duration| json!({ "arti": secs(a), "c_tor": secs(c), "ratio": ratio(a.as_secs_f64(), c.as_secs_f64()) });
-    let mib_s = |bytes: usize, d: Duration| {
-        ((bytes as f64 / 1048576.0) / d.as_secs_f64() * 100.0).round() / 100.0
-    };
     let bytes = args.mib << 20;
     let (a_med, a_p95) = percentiles(&arti_rtt);
     let (c_med, c_p95) = percentiles(&c_rtt);
     let c_rss_sum = c_client_rss + c_service_rss;
     json!({
-        "network": {
-            "authorities": net_file.authorities.len(),
-            "nodes": net_file.fallbacks.len(),
-            "startup_s": secs(network_startup),
-            "started_by_bench": started_by_bench,
-        },
+        "network": net.json(),
         "bootstrap_cold_s": pair(arti_boot_cold, c_boot_cold),
         "bootstrap_warm_s": pair(arti_boot_warm, c_boot_warm),
         "service_start_to_reachable_s": {
@@ -238,9 +197,9 @@ async fn run(args: Args) -> Value {
         },
         "throughput_one_way_mib_s": {
             "bytes": bytes,
-            "arti": mib_s(bytes, arti_tput),
-            "c_tor": mib_s(bytes, c_tput),
-            "ratio": ratio(mib_s(bytes, arti_tput), mib_s(bytes, c_tput)),
+            "arti": mib_per_s(bytes, arti_tput),
+            "c_tor": mib_per_s(bytes, c_tput),
+            "ratio": ratio(mib_per_s(bytes, arti_tput), mib_per_s(bytes, c_tput)),
         },
         "peak_rss_mib": {
             "arti_process_client_and_service": kib_to_mib(arti_rss),
