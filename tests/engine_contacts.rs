@@ -5,7 +5,7 @@ mod support;
 use allium::engine::{DeliveryState, EngineError, Event};
 use allium_onion::MemoryNetwork;
 use allium_vault::ContactState;
-use support::{Peer, befriend};
+use support::{Peer, ask, befriend, next_request};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_accept_and_chat_both_ways() {
@@ -103,17 +103,7 @@ async fn a_rejected_requester_is_dropped_silently_when_it_asks_again() {
     let net = MemoryNetwork::new();
     let mut a = Peer::start(&net);
     let mut b = Peer::start(&net);
-    let b_at_a = a
-        .h()
-        .add_contact(&b.address(), "b", "first")
-        .await
-        .expect("add");
-    let ev = b
-        .wait("request", |e| matches!(e, Event::RequestReceived { .. }))
-        .await;
-    let Event::RequestReceived { contact } = ev else {
-        unreachable!()
-    };
+    let (b_at_a, contact) = ask(&mut a, &mut b, "first").await;
     a.wait("delivered", |e| matches!(e, Event::RequestDelivered { .. }))
         .await;
     b.h().reject(contact.id).await.expect("reject");
@@ -153,17 +143,7 @@ async fn blocking_drops_requests_and_refuses_to_add() {
     let net = MemoryNetwork::new();
     let mut a = Peer::start(&net);
     let mut b = Peer::start(&net);
-    let b_at_a = a
-        .h()
-        .add_contact(&b.address(), "b", "hi")
-        .await
-        .expect("add");
-    let ev = b
-        .wait("request", |e| matches!(e, Event::RequestReceived { .. }))
-        .await;
-    let Event::RequestReceived { contact } = ev else {
-        unreachable!()
-    };
+    let (b_at_a, contact) = ask(&mut a, &mut b, "hi").await;
     b.h().block(contact.id).await.expect("block");
     let err = b.h().add_contact(&a.address(), "a", "").await.unwrap_err();
     assert_eq!(err, EngineError::Blocked);
@@ -252,12 +232,7 @@ async fn a_request_to_an_offline_peer_arrives_when_it_comes_online() {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     b.come_back(saved).await;
-    let ev = b
-        .wait("request", |e| matches!(e, Event::RequestReceived { .. }))
-        .await;
-    let Event::RequestReceived { contact } = ev else {
-        unreachable!()
-    };
+    let contact = next_request(&mut b).await;
     // A goes away before B answers; the answer waits for it.
     let saved_a = a.go_offline().await;
     b.h().accept(contact.id, None).await.expect("accept");

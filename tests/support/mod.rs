@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use allium::engine::{Engine, EngineConfig, EngineHandle, Event, MemoryStore};
+use allium::engine::{ContactSummary, Engine, EngineConfig, EngineHandle, Event, MemoryStore};
 use allium_onion::{MemoryNetwork, MemoryTransport};
 use allium_protocol::{OnionId, SessionConfig};
 use allium_vault::{ContactId, Profile, ProfileKeys, Secret32};
@@ -177,21 +177,34 @@ pub async fn wait_online(p: &mut Peer, c: ContactId) {
     }
 }
 
-/// Makes `a` and `b` contacts the way people do: a adds b's address, b
-/// accepts. Returns (b's id at a, a's id at b).
-pub async fn befriend(a: &mut Peer, b: &mut Peer) -> (ContactId, ContactId) {
-    let b_at_a = a
-        .h()
-        .add_contact(&b.address(), "b", "hello, it is a")
-        .await
-        .expect("add");
-    let ev = b
+/// The next contact request `p` receives.
+pub async fn next_request(p: &mut Peer) -> ContactSummary {
+    let ev = p
         .wait("request", |e| matches!(e, Event::RequestReceived { .. }))
         .await;
     let Event::RequestReceived { contact } = ev else {
         unreachable!()
     };
-    assert_eq!(contact.greeting, "hello, it is a");
+    contact
+}
+
+/// `a` adds `b`'s address with `greeting` (suggesting the name "b") and `b`
+/// receives the request. Returns (b's id at a, the request at b).
+pub async fn ask(a: &mut Peer, b: &mut Peer, greeting: &str) -> (ContactId, ContactSummary) {
+    let b_at_a = a
+        .h()
+        .add_contact(&b.address(), "b", greeting)
+        .await
+        .expect("add");
+    let contact = next_request(b).await;
+    assert_eq!(contact.greeting, greeting);
+    (b_at_a, contact)
+}
+
+/// Makes `a` and `b` contacts the way people do: a adds b's address, b
+/// accepts. Returns (b's id at a, a's id at b).
+pub async fn befriend(a: &mut Peer, b: &mut Peer) -> (ContactId, ContactId) {
+    let (b_at_a, contact) = ask(a, b, "hello, it is a").await;
     b.h().accept(contact.id, Some("a")).await.expect("accept");
     a.wait(
         "accepted",
