@@ -457,6 +457,25 @@ async fn befriend_and_chat(a: &mut Running, b: &mut Running, history: bool) -> [
 
 /// Shuts the engine down cleanly (saving) and drops everything the
 /// profile or session holds.
+/// Both sessions reach Tor, become contacts and chat (history on); returns
+/// what is under `root` while they still run, and their addresses. Closes
+/// both.
+async fn chat_and_look(mut a: Running, mut b: Running, root: &Path) -> (Vec<Entry>, [String; 2]) {
+    wait_ready(&mut a).await;
+    wait_ready(&mut b).await;
+    befriend_and_chat(&mut a, &mut b, true).await;
+    let addresses = [
+        a.engine.handle.status().await.expect("status").address,
+        b.engine.handle.status().await.expect("status").address,
+    ];
+    // Give Arti a moment to write what it writes while running.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let during = walk(root);
+    close(a).await;
+    close(b).await;
+    (during, addresses)
+}
+
 async fn close(r: Running) {
     let Running {
         engine, control, ..
@@ -490,27 +509,15 @@ fn profiles_write_only_the_listed_files_and_nothing_in_the_clear() {
 
     let rt = runtime();
     let (during, addresses) = rt.block_on(async {
-        let mut a = backend
+        let a = backend
             .create(PROFILES[0].into(), passphrase(0))
             .await
             .expect("create a");
-        let mut b = backend
+        let b = backend
             .create(PROFILES[1].into(), passphrase(1))
             .await
             .expect("create b");
-        wait_ready(&mut a).await;
-        wait_ready(&mut b).await;
-        befriend_and_chat(&mut a, &mut b, true).await;
-        let addresses = [
-            a.engine.handle.status().await.expect("status").address,
-            b.engine.handle.status().await.expect("status").address,
-        ];
-        // Give Arti a moment to write what it writes while running.
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let during = walk(&data);
-        close(a).await;
-        close(b).await;
-        (during, addresses)
+        chat_and_look(a, b, &data).await
     });
     rt.shutdown_timeout(Duration::from_secs(10));
     let after = walk(&data);
@@ -657,20 +664,10 @@ fn amnesic_sessions_child() {
     );
     let rt = runtime();
     let (during, addresses) = rt.block_on(async {
-        let mut a = backend.amnesic().await.expect("amnesic a");
-        let mut b = backend.amnesic().await.expect("amnesic b");
+        let a = backend.amnesic().await.expect("amnesic a");
+        let b = backend.amnesic().await.expect("amnesic b");
         assert!(a.is_amnesic() && b.is_amnesic());
-        wait_ready(&mut a).await;
-        wait_ready(&mut b).await;
-        befriend_and_chat(&mut a, &mut b, true).await;
-        let addresses = [
-            a.engine.handle.status().await.expect("status").address,
-            b.engine.handle.status().await.expect("status").address,
-        ];
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let during = walk(&parent);
-        close(a).await;
-        close(b).await;
+        let (during, addresses) = chat_and_look(a, b, &parent).await;
         // The runtime (and Arti's tasks on it) keeps running, as it does
         // in the app after a session ends.
         tokio::time::sleep(Duration::from_secs(3)).await;
