@@ -46,7 +46,7 @@ mod harness;
 #[path = "../onion/benches/shared/raw_stream.rs"]
 mod raw_stream;
 
-use harness::{BenchNetwork, mib_per_s, ratio, secs};
+use harness::{BenchNetwork, mib_per_s, num_arg, ratio, secs};
 
 use raw_stream::{
     PING_BYTES, dial_retrying, kib_to_mib, percentiles, ping_pong, serve, throughput,
@@ -72,18 +72,10 @@ struct Args {
 }
 
 fn args() -> Args {
-    let a: Vec<String> = std::env::args().collect();
-    let num = |flag: &str, default: usize| {
-        a.iter()
-            .position(|x| x == flag)
-            .and_then(|i| a.get(i + 1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
     Args {
-        messages: num("--messages", 50).max(20),
-        mib: num("--mib", 16).max(16),
-        settle: num("--settle", 60) as u64,
+        messages: num_arg("--messages", 50).max(20),
+        mib: num_arg("--mib", 16).max(16),
+        settle: num_arg("--settle", 60) as u64,
     }
 }
 

@@ -28,7 +28,7 @@ mod harness;
 #[path = "shared/raw_stream.rs"]
 mod raw_stream;
 
-use harness::{BenchNetwork, mib_per_s, ratio, secs};
+use harness::{BenchNetwork, mib_per_s, num_arg, ratio, secs};
 
 use raw_stream::{dial_retrying, kib_to_mib, percentiles, ping_pong, serve, throughput};
 
@@ -38,17 +38,9 @@ struct Args {
 }
 
 fn args() -> Args {
-    let a: Vec<String> = std::env::args().collect();
-    let num = |flag: &str, default: usize| {
-        a.iter()
-            .position(|x| x == flag)
-            .and_then(|i| a.get(i + 1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
     Args {
-        pings: num("--pings", 200).max(100),
-        mib: num("--mib", 16).max(16),
+        pings: num_arg("--pings", 200).max(100),
+        mib: num_arg("--mib", 16).max(16),
     }
 }
 
