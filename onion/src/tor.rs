@@ -40,8 +40,12 @@ pub const MAX_AUTHORIZED_CLIENTS: usize =
 
 /// Connections open at once per service beyond which new ones are refused.
 const MAX_OPEN_CONNECTIONS: usize = 64;
-/// Streams one circuit may open (Arti's default is 65,535).
+/// Streams one circuit may have open at once (Arti's default is 65,535).
 const STREAMS_PER_CIRCUIT: u32 = 4;
+/// At the intake a requester needs one stream (two while a retry overlaps a
+/// closing one): an attacker must build a circuit, which the introduction
+/// points rate-limit, for every slot it wants to hold (review finding H3).
+const INTAKE_STREAMS_PER_CIRCUIT: u32 = 2;
 /// Introduction requests per second the intake's introduction points pass
 /// on, and the burst they allow (sent to them as DoS parameters): contact
 /// requests are rare, floods are not.
@@ -398,7 +402,11 @@ fn service_config(
             .parse()
             .map_err(|_| ServiceError::Tor(format!("bad nickname {nickname}")))?,
     );
-    b.max_concurrent_streams_per_circuit(STREAMS_PER_CIRCUIT);
+    b.max_concurrent_streams_per_circuit(if authorized.is_none() {
+        INTAKE_STREAMS_PER_CIRCUIT
+    } else {
+        STREAMS_PER_CIRCUIT
+    });
     if authorized.is_none() {
         let (rate, burst) = INTAKE_INTRO_RATE;
         b.rate_limit_at_intro(Some(tor_hsservice::config::TokenBucketConfig::new(
@@ -411,18 +419,44 @@ fn service_config(
         }
         let rd = b.restricted_discovery();
         rd.enabled(true);
-        // Arti refuses restricted discovery with no clients, and an endpoint
-        // must never run unrestricted: a key nobody holds keeps it closed.
-        let sentinel = ClientKey::from_secret(&DiscoveryKey(*b"allium endpoint: no contact yet."));
         let keys = rd.static_keys().access();
-        for c in std::iter::once(&sentinel).chain(clients) {
+        for c in clients.iter().copied().chain(padding_keys(clients.len())) {
             keys.push((
-                client_nickname(c)?,
+                client_nickname(&c)?,
                 HsClientDescEncKey::from(curve25519::PublicKey::from(c.0)),
             ));
         }
     }
     b.build().map_err(|e| ServiceError::Tor(e.to_string()))
+}
+
+/// The descriptor lists one `auth-client` line per authorized key, and its
+/// outer layer is readable by anyone who knows the endpoint id: the count
+/// would tell them how many contacts we have. So the set is padded to a
+/// multiple of [`PADDING_BUCKET`] (as C tor does), and never left empty
+/// (Arti refuses restricted discovery with no clients, and an endpoint must
+/// never run unrestricted).
+const PADDING_BUCKET: usize = 16;
+
+/// How many keys a descriptor for `real` clients lists.
+fn padded_count(real: usize) -> usize {
+    real.max(1)
+        .div_ceil(PADDING_BUCKET)
+        .saturating_mul(PADDING_BUCKET)
+        .min(MAX_AUTHORIZED_CLIENTS)
+        .max(real)
+}
+
+/// Keys nobody holds: each is the public half of a fresh random secret
+/// that is wiped at once. New ones at every launch and reconfiguration, so
+/// no secret behind them exists anywhere (never a constant: a key whose
+/// secret is in the source is a key everyone holds).
+fn padding_keys(real: usize) -> impl Iterator<Item = ClientKey> {
+    (real..padded_count(real)).map(|_| {
+        let mut secret = zeroize::Zeroizing::new([0u8; 32]);
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, secret.as_mut());
+        ClientKey::from_secret(&DiscoveryKey(*secret))
+    })
 }
 
 fn client_nickname(c: &ClientKey) -> Result<HsClientNickname, ServiceError> {
@@ -493,21 +527,72 @@ mod tests {
         assert_eq!(reachability(State::Shutdown, false), Reachability::Starting);
     }
 
-    #[test]
-    fn endpoint_config_is_always_restricted() {
-        let empty = BTreeSet::new();
-        let c = service_config("endpoint", Some(&empty)).expect("builds with no contacts");
-        assert!(*c.restricted_discovery().enabled());
-        let too_many: BTreeSet<_> = (0..MAX_AUTHORIZED_CLIENTS as u32)
+    fn keys(n: u32) -> BTreeSet<ClientKey> {
+        (0..n)
             .map(|i| {
                 let mut k = [0u8; 32];
                 k[..4].copy_from_slice(&i.to_be_bytes());
                 ClientKey(k)
             })
-            .collect();
+            .collect()
+    }
+
+    fn configured(c: &OnionServiceConfig) -> Vec<[u8; 32]> {
+        c.restricted_discovery()
+            .static_keys()
+            .as_ref()
+            .values()
+            .map(|k| *k.as_ref().as_bytes())
+            .collect()
+    }
+
+    #[test]
+    fn endpoint_config_is_always_restricted() {
+        let c = service_config("endpoint", Some(&keys(0))).expect("builds with no contacts");
+        assert!(*c.restricted_discovery().enabled());
+        assert_eq!(configured(&c).len(), PADDING_BUCKET);
+        let too_many = keys(MAX_AUTHORIZED_CLIENTS as u32);
         assert_eq!(
             service_config("endpoint", Some(&too_many)).err(),
             Some(ServiceError::TooManyClients(MAX_AUTHORIZED_CLIENTS - 1))
         );
+    }
+
+    #[test]
+    fn the_authorized_set_is_padded_so_its_size_says_little() {
+        // One contact more or less does not move the count inside a
+        // bucket; only bucket boundaries do.
+        for (real, listed) in [
+            (0, 16),
+            (1, 16),
+            (2, 16),
+            (3, 16),
+            (16, 16),
+            (17, 32),
+            (100, 112),
+            (MAX_AUTHORIZED_CLIENTS - 1, MAX_AUTHORIZED_CLIENTS),
+        ] {
+            let c = service_config("endpoint", Some(&keys(real as u32))).expect("builds");
+            let listed_keys = configured(&c);
+            assert_eq!(listed_keys.len(), listed, "{real} real clients");
+            // Every real client is among them.
+            for k in keys(real as u32) {
+                assert!(listed_keys.contains(&k.0), "{real}: a contact is missing");
+            }
+        }
+    }
+
+    #[test]
+    fn no_key_anyone_can_derive_is_ever_authorized() {
+        // The key 0.1 authorized on every endpoint: its secret was in the
+        // source, so everyone held it (review finding H1).
+        let old = ClientKey::from_secret(&DiscoveryKey(*b"allium endpoint: no contact yet."));
+        let a = configured(&service_config("endpoint", Some(&keys(1))).expect("builds"));
+        let b = configured(&service_config("endpoint", Some(&keys(1))).expect("builds"));
+        assert!(!a.contains(&old.0) && !b.contains(&old.0));
+        // Padding is fresh each time: no two configurations share a key
+        // beyond the real one, so nothing fixed stands behind them.
+        let shared = a.iter().filter(|k| b.contains(k)).count();
+        assert_eq!(shared, 1, "only the one real client is in both");
     }
 }

@@ -118,6 +118,18 @@ async fn restricted_discovery_authorize_refuse_revoke() {
     let fresh = node().await;
     let no_key = dial_until_found(&fresh.tor, &svc, None).await.err();
     assert_eq!(no_key, Some(DialError::NotAuthorized), "no key at all");
+    // The key 0.1 authorized on every endpoint, whose secret was in the
+    // source (review finding H1): whoever holds it is a stranger too.
+    let old_constant = DiscoveryKey(*b"allium endpoint: no contact yet.");
+    let holder = node().await;
+    let refused = dial_until_found(&holder.tor, &svc, Some(&old_constant))
+        .await
+        .err();
+    assert_eq!(
+        refused,
+        Some(DialError::NotAuthorized),
+        "the old constant key"
+    );
 
     // Revoke: the revoked client is refused once the new descriptor is
     // out, the friend keeps working, all without restarting the service.
@@ -143,6 +155,15 @@ async fn restricted_discovery_authorize_refuse_revoke() {
             ),
         }
     }
+    // Nor can the revoked contact get back in with the old constant.
+    let back_door = dial_until_found(&revoked.tor, &svc, Some(&old_constant))
+        .await
+        .err();
+    assert_eq!(
+        back_door,
+        Some(DialError::NotAuthorized),
+        "a revoked contact holding the old constant key"
+    );
     let fresh_friend = node().await;
     let _still = dial_until_found(&fresh_friend.tor, &svc, Some(&kf))
         .await
