@@ -147,6 +147,29 @@ pub fn impostor_responder_session(now: Instant) -> Session {
     )
 }
 
+/// An intake initiator that claims `claimed` in its hello while holding
+/// only `local`'s keys: it can send the hello but never a valid proof. For
+/// tests of what a responder reveals before the proof (the engine's
+/// hostile-peer tests). Not an API.
+pub fn claiming_intake_initiator(
+    local: &LocalIdentity,
+    claimed: crate::OnionId,
+    target: crate::OnionId,
+    now: Instant,
+    rng: &mut impl rand_core::CryptoRngCore,
+) -> Result<Session, ProtocolError> {
+    Session::connect(
+        SessionConfig::default(),
+        local,
+        claimed,
+        Purpose::Intake,
+        target,
+        None,
+        now,
+        rng,
+    )
+}
+
 /// Bob's admission policy, as an application would have it: the intake
 /// admits every stranger; the endpoint admits Alice, its one contact, with
 /// the static key on file for her, and refuses anyone else.

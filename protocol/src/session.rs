@@ -216,7 +216,7 @@ impl Session {
     /// `claimed` is always our own id outside of tests, which use it to
     /// play an initiator that lies about who it is.
     #[allow(clippy::too_many_arguments)]
-    fn connect(
+    pub(crate) fn connect(
         config: SessionConfig,
         local: &LocalIdentity,
         claimed: OnionId,
@@ -557,6 +557,13 @@ impl Session {
             ));
         };
         let result = (|| {
+            // The static key first: a hello claiming a contact with the
+            // wrong key must leave no trace in the replay cache, or a
+            // repeat of it would be answered differently from a hello
+            // claiming a stranger (which the application refuses outright).
+            if self.purpose == Purpose::Endpoint && hello.static_key != known_static {
+                return Err(ProtocolError::IdentityMismatch);
+            }
             replay.check_and_insert(now, &ephemeral)?;
             match self.purpose {
                 Purpose::Intake => {
