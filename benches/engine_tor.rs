@@ -38,7 +38,7 @@ use allium_vault::{
 };
 use rand_core::{OsRng, RngCore};
 use serde_json::{Value, json};
-use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::mpsc::Receiver;
 
 // The frame and the raw-stream workload, shared with the Arti-vs-C-tor bench.
 #[path = "../onion/benches/shared/harness.rs"]
@@ -270,8 +270,8 @@ enum Side {
 /// The next event of either profile (the others are dropped by callers
 /// that do not care).
 async fn next_event(
-    a: &mut UnboundedReceiver<Event>,
-    b: &mut UnboundedReceiver<Event>,
+    a: &mut Receiver<Event>,
+    b: &mut Receiver<Event>,
     deadline: tokio::time::Instant,
     waiting_for: &str,
 ) -> (Side, Event) {

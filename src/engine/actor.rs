@@ -28,7 +28,7 @@ use rand_core::{OsRng, RngCore};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::conn::{self, Admission, ConnId, FromConn, ToConn};
+use super::conn::{self, Admission, ConnEvent, ConnId, FromConn, SendQueue, ToConn};
 use super::files::Transfers;
 use super::{
     Command, ContactSummary, DeliveryState, EngineConfig, EngineError, Event, MessageView, Notify,
@@ -45,6 +45,19 @@ const REPLAY_WINDOW: Duration = Duration::from_secs(24 * 3600);
 const SPARE_KEYS: usize = 2;
 /// How often the dial schedule is looked at when nothing else happens.
 const TICK: Duration = Duration::from_millis(250);
+/// Events waiting for the window or the JSON-RPC client. When they stop
+/// reading, the engine stops taking input (see `run`): backpressure, so
+/// nothing is dropped and nothing grows.
+pub(super) const EVENT_QUEUE: usize = 4096;
+/// Room the engine wants in the event queue before it handles the next
+/// input (most inputs emit a few events).
+const EVENT_MARGIN: usize = 256;
+/// Events from connection tasks waiting for the engine; a full queue makes
+/// them stop reading their peers.
+const CONN_EVENT_QUEUE: usize = 1024;
+/// Refused file offers reported to the person per contact and minute; more
+/// are still refused, without an event each.
+pub(super) const REFUSALS_SHOWN_PER_MINUTE: u32 = 10;
 
 /// Messages from the engine's own helper tasks.
 pub(super) enum Internal {
@@ -99,10 +112,31 @@ pub(super) struct ConnInfo {
     pub(super) peer: Option<OnionId>,
     /// Outgoing request: sent on this connection.
     pub(super) request_sent: bool,
-    /// Incoming request: received and stored on this connection.
+    /// Incoming request: received on this connection.
     pub(super) request_received: bool,
-    /// Intake: admitted as a stranger (counts against the pending cap).
-    pub(super) admitted: bool,
+    /// Bytes waiting to be written.
+    pub(super) queue: SendQueue,
+    /// When the connection last moved a step (opened, hello, handshake):
+    /// who is evicted first when the unauthenticated slots are full.
+    progress_at: Instant,
+    /// We asked it to close; it no longer counts against any cap.
+    closing: bool,
+}
+
+impl ConnInfo {
+    /// Still costing us a slot before it has proven anything useful: an
+    /// incoming connection before its handshake, or at the intake before
+    /// its request.
+    fn unfinished(&self) -> bool {
+        if self.closing {
+            return false;
+        }
+        match self.kind {
+            ConnKind::IntakeIn => !self.request_received,
+            ConnKind::EndpointIn => !self.established,
+            _ => false,
+        }
+    }
 }
 
 /// What the engine remembers about a contact while running (not saved).
@@ -123,7 +157,16 @@ pub(super) struct Runtime {
     /// An acknowledgement to send once the change recording it is saved.
     ack_due: Option<(u64, u64)>,
     /// The change that last moved `last_received_id`.
-    last_change: u64,
+    pub(super) last_change: u64,
+    /// Highest message id written to any session since the engine started:
+    /// an acknowledgement beyond it is a lie (or a bug) and is clamped.
+    written_upto: u64,
+    /// The acknowledgement last sent on the active session: a duplicate
+    /// CHAT does not earn a second one for the same id.
+    ack_sent: Option<u64>,
+    /// Refused file offers reported in the current minute, and when that
+    /// minute began.
+    pub(super) refusals_shown: (u32, Option<Instant>),
 }
 
 struct Slot {
@@ -140,14 +183,20 @@ pub(super) struct Actor<T: Transport> {
     pub(super) profile: Profile,
     pub(super) local: LocalIdentity,
     endpoint_key: IdentityKey,
-    events: mpsc::UnboundedSender<Event>,
+    events: mpsc::Sender<Event>,
+    /// Events emitted while the queue was full (by one input at most:
+    /// after it the engine waits for room).
+    overflow: VecDeque<Event>,
     notify: Option<Notify>,
     pub(super) internal_tx: mpsc::UnboundedSender<Internal>,
-    conn_tx: mpsc::UnboundedSender<FromConn>,
+    conn_tx: mpsc::Sender<FromConn>,
     pub(super) conns: HashMap<ConnId, ConnInfo>,
     next_conn: ConnId,
     pub(super) rt: HashMap<ContactId, Runtime>,
-    replay: Arc<Mutex<ReplayCache>>,
+    /// Separate replay caches, so that strangers flooding the intake
+    /// cannot flush the endpoint's entries (review finding L4).
+    intake_replay: Arc<Mutex<ReplayCache>>,
+    endpoint_replay: Arc<Mutex<ReplayCache>>,
     dial_limit: Arc<Semaphore>,
     dials_in_flight: usize,
     intake: Slot,
@@ -155,6 +204,8 @@ pub(super) struct Actor<T: Transport> {
     /// Intake token bucket: tokens and when it was last filled.
     tokens: f64,
     tokens_at: Instant,
+    /// When timeouts and stalled queues were last looked at.
+    last_sweep: Instant,
     // Persistence.
     store: Option<Box<dyn ProfileStore>>,
     change: u64,
@@ -187,6 +238,14 @@ fn jitter(d: Duration) -> Duration {
     d.mul_f64(0.5 + r)
 }
 
+/// A fresh random secret (discovery keys, placeholders). Filled in place,
+/// so no copy is left behind.
+pub(super) fn random_secret() -> Secret32 {
+    let mut k = Secret32([0u8; 32]);
+    OsRng.fill_bytes(&mut k.0);
+    k
+}
+
 fn client_key(secret: &Secret32) -> ClientKey {
     ClientKey::from_secret(&DiscoveryKey(secret.0))
 }
@@ -201,7 +260,7 @@ pub(super) fn spawn<T: Transport>(
     store: Box<dyn ProfileStore>,
     config: EngineConfig,
     requests: mpsc::UnboundedReceiver<Request>,
-    events: mpsc::UnboundedSender<Event>,
+    events: mpsc::Sender<Event>,
     notify: Option<Notify>,
 ) -> (OnionId, tokio::task::JoinHandle<()>) {
     let identity = IdentityKey::from_seed(&profile.keys.intake_seed.0);
@@ -213,7 +272,7 @@ pub(super) fn spawn<T: Transport>(
     };
     let address = local.identity.onion_id();
     let (internal_tx, internal_rx) = mpsc::unbounded_channel();
-    let (conn_tx, conn_rx) = mpsc::unbounded_channel();
+    let (conn_tx, conn_rx) = mpsc::channel(CONN_EVENT_QUEUE);
     let mut rt = HashMap::new();
     for c in &profile.contacts {
         let upto = c.next_message_id.saturating_sub(1);
@@ -231,18 +290,21 @@ pub(super) fn spawn<T: Transport>(
         dial_limit: Arc::new(Semaphore::new(config.max_concurrent_dials.max(1))),
         tokens: f64::from(config.requests_per_minute),
         tokens_at: Instant::now(),
+        last_sweep: Instant::now(),
         config,
         profile,
         local,
         endpoint_key,
         events,
+        overflow: VecDeque::new(),
         notify,
         internal_tx,
         conn_tx,
         conns: HashMap::new(),
         next_conn: 1,
         rt,
-        replay: Arc::new(Mutex::new(ReplayCache::new(REPLAY_KEYS, REPLAY_WINDOW))),
+        intake_replay: Arc::new(Mutex::new(ReplayCache::new(REPLAY_KEYS, REPLAY_WINDOW))),
+        endpoint_replay: Arc::new(Mutex::new(ReplayCache::new(REPLAY_KEYS, REPLAY_WINDOW))),
         dials_in_flight: 0,
         intake: Slot {
             handle: None,
@@ -273,7 +335,7 @@ impl<T: Transport> Actor<T> {
         mut self,
         mut requests: mpsc::UnboundedReceiver<Request>,
         mut internal: mpsc::UnboundedReceiver<Internal>,
-        mut conn_events: mpsc::UnboundedReceiver<FromConn>,
+        mut conn_events: mpsc::Receiver<FromConn>,
     ) {
         self.top_up_spares();
         self.publish(false);
@@ -286,17 +348,27 @@ impl<T: Transport> Actor<T> {
         }
         let mut requests_open = true;
         loop {
+            self.drain_overflow();
+            // Backpressure: while whoever reads our events (the window, a
+            // JSON-RPC client) is behind, take no input that would add to
+            // them; connection tasks then stop reading their peers.
+            let room = self.has_event_room();
             tokio::select! {
-                req = requests.recv(), if requests_open => match req {
+                req = requests.recv(), if requests_open && room => match req {
                     Some(r) => self.on_request(r),
                     None => {
                         requests_open = false;
                         self.begin_shutdown(None);
                     }
                 },
-                Some(ev) = conn_events.recv() => self.on_conn_event(ev),
-                Some(msg) = internal.recv() => self.on_internal(msg),
+                Some(ev) = conn_events.recv(), if room => self.on_conn_event(ev),
+                Some(msg) = internal.recv(), if room => self.on_internal(msg),
                 _ = tokio::time::sleep(TICK) => {}
+            }
+            if self.last_sweep.elapsed() >= TICK {
+                self.last_sweep = Instant::now();
+                self.expire_unfinished();
+                self.resume_drained();
             }
             if self.shutting_down.is_none() && requests_open {
                 self.schedule_dials();
@@ -310,11 +382,34 @@ impl<T: Transport> Actor<T> {
 
     // ----- events out -------------------------------------------------
 
-    pub(super) fn emit(&self, e: Event) {
-        let _ = self.events.send(e);
+    pub(super) fn emit(&mut self, e: Event) {
+        if !self.overflow.is_empty() {
+            self.overflow.push_back(e);
+        } else if let Err(mpsc::error::TrySendError::Full(e)) = self.events.try_send(e) {
+            self.overflow.push_back(e);
+        }
         if let Some(n) = &self.notify {
             n();
         }
+    }
+
+    fn drain_overflow(&mut self) {
+        while let Some(e) = self.overflow.pop_front() {
+            match self.events.try_send(e) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(e)) => {
+                    self.overflow.push_front(e);
+                    break;
+                }
+                // Nobody listens any more.
+                Err(mpsc::error::TrySendError::Closed(_)) => self.overflow.clear(),
+            }
+        }
+    }
+
+    fn has_event_room(&self) -> bool {
+        self.events.is_closed()
+            || (self.overflow.is_empty() && self.events.capacity() >= EVENT_MARGIN)
     }
 
     pub(super) fn summary(&self, c: &Contact) -> ContactSummary {
@@ -332,11 +427,10 @@ impl<T: Transport> Actor<T> {
         }
     }
 
-    fn emit_contact(&self, id: ContactId) {
+    fn emit_contact(&mut self, id: ContactId) {
         if let Some(c) = self.profile.contact(id) {
-            self.emit(Event::ContactChanged {
-                contact: self.summary(c),
-            });
+            let contact = self.summary(c);
+            self.emit(Event::ContactChanged { contact });
         }
     }
 
@@ -426,7 +520,10 @@ impl<T: Transport> Actor<T> {
             let ack = match r.ack_due {
                 Some((last, change)) if change <= durable => {
                     r.ack_due = None;
-                    Some(last)
+                    (r.active.is_some() && r.ack_sent != Some(last)).then(|| {
+                        r.ack_sent = Some(last);
+                        last
+                    })
                 }
                 _ => None,
             };
@@ -462,10 +559,7 @@ impl<T: Transport> Actor<T> {
         let want = SPARE_KEYS.min(max.saturating_sub(used));
         let mut added = false;
         while self.profile.spare_discovery_keys.len() < want {
-            let mut key = [0u8; 32];
-            OsRng.fill_bytes(&mut key);
-            self.profile.spare_discovery_keys.push(Secret32(key));
-            key.fill(0);
+            self.profile.spare_discovery_keys.push(random_secret());
             added = true;
         }
         if self.profile.spare_discovery_keys.len() > want {
@@ -480,14 +574,10 @@ impl<T: Transport> Actor<T> {
     /// A discovery key for a new contact: a spare one (already in the
     /// published descriptor) if there is one, else a fresh one.
     fn take_discovery_key(&mut self) -> Secret32 {
-        if let Some(k) = self.profile.spare_discovery_keys.pop() {
-            return k;
-        }
-        let mut key = [0u8; 32];
-        OsRng.fill_bytes(&mut key);
-        let k = Secret32(key);
-        key.fill(0);
-        k
+        self.profile
+            .spare_discovery_keys
+            .pop()
+            .unwrap_or_else(random_secret)
     }
 
     fn publish(&mut self, intake: bool) {
@@ -1278,6 +1368,7 @@ impl<T: Transport> Actor<T> {
         let id = self.next_conn;
         self.next_conn += 1;
         let (tx, rx) = mpsc::unbounded_channel();
+        let queue = SendQueue::default();
         self.conns.insert(
             id,
             ConnInfo {
@@ -1289,16 +1380,23 @@ impl<T: Transport> Actor<T> {
                 peer: None,
                 request_sent: matches!(kind, ConnKind::IntakeOut(_)),
                 request_received: false,
-                admitted: false,
+                queue: queue.clone(),
+                progress_at: Instant::now(),
+                closing: false,
             },
         );
+        let replay = match kind {
+            ConnKind::IntakeIn | ConnKind::IntakeOut(_) => self.intake_replay.clone(),
+            ConnKind::EndpointIn | ConnKind::EndpointOut(_) => self.endpoint_replay.clone(),
+        };
         tokio::spawn(conn::run(
             id,
             session,
             stream,
             rx,
             self.conn_tx.clone(),
-            self.replay.clone(),
+            replay,
+            queue,
         ));
     }
 
@@ -1312,14 +1410,21 @@ impl<T: Transport> Actor<T> {
         } else {
             ConnKind::EndpointIn
         };
-        let unauthenticated = self
+        // Full: the connection that has gone longest without a step
+        // forward makes room (review finding H3). Whoever is really asking
+        // moves a step per round trip, so N silent or stalled connections
+        // cannot keep a newcomer out; turning the newcomer away instead
+        // would let them hold the intake shut.
+        let unfinished: Vec<(Instant, ConnId)> = self
             .conns
-            .values()
-            .filter(|c| c.kind == kind && !c.established)
-            .count();
-        if unauthenticated >= self.config.max_unauthenticated {
-            // Dropping the stream closes it: the cheapest answer to a flood.
-            return;
+            .iter()
+            .filter(|(_, c)| c.kind == kind && c.unfinished())
+            .map(|(id, c)| (c.progress_at, *id))
+            .collect();
+        if unfinished.len() >= self.config.max_unauthenticated.max(1)
+            && let Some(&(_, stalest)) = unfinished.iter().min()
+        {
+            self.close_conn(stalest, CloseReason::Shutdown);
         }
         let session = if intake {
             Session::accept_intake(
@@ -1340,15 +1445,64 @@ impl<T: Transport> Actor<T> {
     }
 
     pub(super) fn close_conn(&mut self, conn: ConnId, reason: CloseReason) {
-        if let Some(c) = self.conns.get(&conn) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.closing = true;
             let _ = c.tx.send(ToConn::Close(reason));
+        }
+    }
+
+    /// Closes connections that took longer than a step's time to move on
+    /// (hello after opening, handshake after the hello, request after the
+    /// handshake): a stranger cannot hold a slot by going quiet.
+    fn expire_unfinished(&mut self) {
+        let now = Instant::now();
+        let limit = self.config.step_timeout;
+        let stale: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.unfinished() && now.duration_since(c.progress_at) > limit)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stale {
+            self.close_conn(id, CloseReason::IdleTimeout);
+        }
+    }
+
+    /// Sessions whose queue drained while the engine could not hear it.
+    fn resume_drained(&mut self) {
+        let drained: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.queue.take_drained())
+            .map(|(id, _)| *id)
+            .collect();
+        for conn in drained {
+            self.on_drained(conn);
+        }
+    }
+
+    fn step_forward(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.progress_at = Instant::now();
         }
     }
 
     pub(super) fn send_on(&self, conn: ConnId, m: Message) {
         if let Some(c) = self.conns.get(&conn) {
-            let _ = c.tx.send(ToConn::Send(m));
+            let n = conn::estimate(&m);
+            c.queue.add(n);
+            let _ = c.tx.send(ToConn::Send(m, n));
         }
+    }
+
+    /// Whether the contact's active session can take more bulk data now
+    /// (if not, a [`ConnEvent::Drained`] says when).
+    pub(super) fn has_room(&self, id: ContactId) -> bool {
+        self.rt
+            .get(&id)
+            .and_then(|r| r.active)
+            .and_then(|c| self.conns.get(&c))
+            .is_some_and(|c| c.queue.has_room())
     }
 
     /// Sends on the contact's established session, if there is one.
@@ -1370,9 +1524,16 @@ impl<T: Transport> Actor<T> {
         let Some(c) = self.profile.contact(id) else {
             return;
         };
+        let Some(queue) = self.conns.get(&conn).map(|c| c.queue.clone()) else {
+            return;
+        };
         let mut last = from;
         let mut sent = Vec::new();
         for q in c.outbox.iter().filter(|q| q.id > from && q.id <= upto) {
+            // A large outbox goes out as the peer reads it, not all at once.
+            if !queue.has_room() {
+                break;
+            }
             self.send_on(
                 conn,
                 Message::Chat(Chat {
@@ -1385,6 +1546,7 @@ impl<T: Transport> Actor<T> {
         }
         if let Some(r) = self.rt.get_mut(&id) {
             r.sent_upto = r.sent_upto.max(last).max(from);
+            r.written_upto = r.written_upto.max(last);
         }
         for msg in sent {
             self.emit(Event::MessageState {
@@ -1456,8 +1618,13 @@ impl<T: Transport> Actor<T> {
         if !self.conns.contains_key(&conn) {
             return;
         }
+        let event = match event {
+            ConnEvent::Session(e) => e,
+            ConnEvent::Drained => return self.on_drained(conn),
+        };
         match event {
             SessionEvent::Admission(hello) => {
+                self.step_forward(conn);
                 let decision = self.admission(conn, hello.claimed);
                 if let Some(c) = self.conns.get(&conn) {
                     let _ = c.tx.send(ToConn::Admit(decision));
@@ -1472,49 +1639,21 @@ impl<T: Transport> Actor<T> {
         }
     }
 
+    /// The answer to a hello. At this point the initiator's id is only
+    /// *claimed*, so at the intake nothing may depend on it: everyone gets
+    /// the same answer at the same cost (review finding H2). Who it is
+    /// counts only once the handshake has proven it (`on_contact_request`).
     fn admission(&mut self, conn: ConnId, claimed: OnionId) -> Admission {
         let Some(kind) = self.conns.get(&conn).map(|c| c.kind) else {
             return Admission::Refuse(None);
         };
         let intake = Public32(*claimed.as_bytes());
         match kind {
-            ConnKind::IntakeIn => {
-                let known = self.profile.contact_by_intake(&intake).is_some()
-                    || self.profile.rejected.contains(&intake)
-                    || self.profile.blocked.contains(&intake);
-                if !known {
-                    // Strangers pay a token; the pending list has a cap.
-                    let now = Instant::now();
-                    let per_sec = f64::from(self.config.requests_per_minute) / 60.0;
-                    let burst = f64::from(self.config.requests_per_minute.max(1));
-                    self.tokens = (self.tokens
-                        + now.duration_since(self.tokens_at).as_secs_f64() * per_sec)
-                        .min(burst);
-                    self.tokens_at = now;
-                    // Requests on their way count too: many admitted at
-                    // once must not overshoot the cap.
-                    let in_flight = self
-                        .conns
-                        .iter()
-                        .filter(|(id, c)| {
-                            **id != conn
-                                && c.kind == ConnKind::IntakeIn
-                                && c.admitted
-                                && !c.request_received
-                        })
-                        .count();
-                    if self.tokens < 1.0
-                        || self.pending_requests() + in_flight >= self.config.max_pending_requests
-                    {
-                        return Admission::Refuse(Some(RefuseReason::Busy));
-                    }
-                    self.tokens -= 1.0;
-                }
-                if let Some(c) = self.conns.get_mut(&conn) {
-                    c.admitted = true;
-                }
-                Admission::Stranger
-            }
+            ConnKind::IntakeIn => Admission::Stranger,
+            // Only holders of a discovery key reach the endpoint. A claimed
+            // id that is not a contact and a contact's id with the wrong
+            // static key get the same REFUSE (the session checks the key
+            // before the replay cache, so neither leaves a trace there).
             ConnKind::EndpointIn => {
                 let Some(c) = self.profile.contact_by_intake(&intake) else {
                     return Admission::Refuse(Some(RefuseReason::NotAuthorized));
@@ -1538,6 +1677,7 @@ impl<T: Transport> Actor<T> {
             return;
         };
         info.established = true;
+        info.progress_at = Instant::now();
         info.peer_static = Some(peer_static);
         info.peer = Some(peer);
         let kind = info.kind;
@@ -1617,6 +1757,7 @@ impl<T: Transport> Actor<T> {
         if let Some(r) = self.rt.get_mut(&id) {
             r.active = Some(conn);
             r.sent_upto = 0;
+            r.ack_sent = None;
             r.backoff = initial;
             r.next_dial = None;
         }
@@ -1717,24 +1858,44 @@ impl<T: Transport> Actor<T> {
             return;
         };
         // Who asks is proven by the handshake; look them up again now.
-        let Some(claimed) = self.claimed_peer(conn) else {
+        let Some(peer) = self.proven_peer(conn) else {
             return;
         };
-        let intake = Public32(*claimed.as_bytes());
+        let intake = Public32(*peer.as_bytes());
         let their = (
             Some(Public32(peer_static.0)),
             Some(Public32(*req.endpoint.as_bytes())),
             Some(Secret32(req.discovery_key.0)),
         );
-        if self.profile.rejected.contains(&intake) || self.profile.blocked.contains(&intake) {
-            // Dropped without a word; it learns nothing.
-            self.close_conn(conn, CloseReason::Normal);
+        if !self.valid_peer_endpoint(req.endpoint, intake) {
+            self.close_conn(conn, CloseReason::ProtocolViolation);
             return;
         }
         let existing = self
             .profile
             .contact_by_intake(&intake)
             .map(|c| (c.id, c.state, c.their_static));
+        // Everyone who is not already our contact (or someone we asked)
+        // passes the same gate, whatever we hold about them: a stranger, a
+        // pending requester asking again, a rejected or blocked one. So
+        // none of them can tell from the answer which of these they are,
+        // and none can make us write faster than the token bucket allows
+        // (review findings H2, M4).
+        let asked_or_contact = matches!(
+            existing,
+            Some((_, ContactState::OutgoingPending | ContactState::Accepted, _))
+        );
+        if !asked_or_contact && !self.take_request_token() {
+            // Not stored, and not a normal close: the requester tries again
+            // later.
+            self.close_conn(conn, CloseReason::Shutdown);
+            return;
+        }
+        if self.profile.rejected.contains(&intake) || self.profile.blocked.contains(&intake) {
+            // Dropped without a word; it learns nothing.
+            self.close_conn(conn, CloseReason::Normal);
+            return;
+        }
         if let Some((_, _, Some(on_file))) = existing
             && on_file != Public32(peer_static.0)
         {
@@ -1746,46 +1907,58 @@ impl<T: Transport> Actor<T> {
         let existing = existing.map(|(id, state, _)| (id, state));
         match existing {
             Some((id, ContactState::IncomingPending)) => {
-                // A repeat: keep the latest details.
-                if let Some(c) = self.profile.contact_mut(id) {
-                    (c.their_static, c.their_endpoint, c.their_discovery_key) = their;
-                    c.greeting = req.greeting;
-                    c.suggested_nickname = req.nickname;
+                // A repeat: keep the latest details; an identical one
+                // changes nothing and writes nothing.
+                let changed = self.profile.contact_mut(id).is_some_and(|c| {
+                    let same = c.their_static == their.0
+                        && c.their_endpoint == their.1
+                        && c.their_discovery_key == their.2
+                        && c.greeting == req.greeting
+                        && c.suggested_nickname == req.nickname;
+                    if !same {
+                        (c.their_static, c.their_endpoint, c.their_discovery_key) = their;
+                        c.greeting = req.greeting;
+                        c.suggested_nickname = req.nickname;
+                    }
+                    !same
+                });
+                if changed {
+                    self.changed();
+                    self.emit_contact(id);
                 }
-                self.changed();
-                self.emit_contact(id);
             }
             Some((id, state)) => {
                 // We asked them too, or they lost their profile and ask
                 // again: either way both want it, so it is accepted.
-                if let Some(c) = self.profile.contact_mut(id) {
+                let changed = self.profile.contact_mut(id).is_some_and(|c| {
+                    let same = c.their_static == their.0
+                        && c.their_endpoint == their.1
+                        && c.their_discovery_key == their.2
+                        && c.state == ContactState::Accepted
+                        && c.request_delivered
+                        && c.accept_pending;
                     (c.their_static, c.their_endpoint, c.their_discovery_key) = their;
                     c.state = ContactState::Accepted;
                     c.request_delivered = true;
                     c.accept_pending = true;
-                }
+                    !same
+                });
                 if let Some(a) = self.contact_accept(id) {
                     self.send_on(conn, a);
                 }
-                self.changed();
-                if let Some(r) = self.rt.get_mut(&id) {
-                    r.next_dial = Some(Instant::now());
+                if changed {
+                    self.changed();
+                    if let Some(r) = self.rt.get_mut(&id) {
+                        r.next_dial = Some(Instant::now());
+                    }
+                    if state == ContactState::OutgoingPending {
+                        self.emit(Event::RequestAccepted { contact: id });
+                    }
+                    self.emit_contact(id);
                 }
-                if state == ContactState::OutgoingPending {
-                    self.emit(Event::RequestAccepted { contact: id });
-                }
-                self.emit_contact(id);
-            }
-            None if self.pending_requests() >= self.config.max_pending_requests => {
-                // Full: not stored, and not a normal close, so the requester
-                // tries again later.
-                self.close_conn(conn, CloseReason::Shutdown);
-                return;
             }
             None => {
                 let id = self.profile.allocate_contact_id();
-                let mut placeholder = [0u8; 32];
-                OsRng.fill_bytes(&mut placeholder);
                 self.profile.contacts.push(Contact {
                     id,
                     intake,
@@ -1800,7 +1973,7 @@ impl<T: Transport> Actor<T> {
                     their_discovery_key: their.2,
                     // Replaced by a fresh key on accept; never authorized
                     // while pending.
-                    our_discovery_key: Secret32(placeholder),
+                    our_discovery_key: random_secret(),
                     history_enabled: false,
                     next_message_id: 1,
                     last_received_id: 0,
@@ -1808,7 +1981,6 @@ impl<T: Transport> Actor<T> {
                     history: Vec::new(),
                     created_at: unix_now(),
                 });
-                placeholder.fill(0);
                 self.rt.insert(
                     id,
                     Runtime {
@@ -1818,14 +1990,37 @@ impl<T: Transport> Actor<T> {
                 );
                 self.changed();
                 if let Some(c) = self.profile.contact(id) {
-                    self.emit(Event::RequestReceived {
-                        contact: self.summary(c),
-                    });
+                    let contact = self.summary(c);
+                    self.emit(Event::RequestReceived { contact });
                 }
             }
         }
         // "Received": the requester takes a normal close as delivery.
         self.close_conn(conn, CloseReason::Normal);
+    }
+
+    /// One token of the intake's bucket, if there is one and the pending
+    /// list has room.
+    fn take_request_token(&mut self) -> bool {
+        let now = Instant::now();
+        let per_sec = f64::from(self.config.requests_per_minute) / 60.0;
+        let burst = f64::from(self.config.requests_per_minute.max(1));
+        self.tokens =
+            (self.tokens + now.duration_since(self.tokens_at).as_secs_f64() * per_sec).min(burst);
+        self.tokens_at = now;
+        if self.tokens < 1.0 || self.pending_requests() >= self.config.max_pending_requests {
+            return false;
+        }
+        self.tokens -= 1.0;
+        true
+    }
+
+    /// An endpoint id a peer gives us must be theirs to give: not one of
+    /// ours, and not the intake they spoke from (review finding L5).
+    fn valid_peer_endpoint(&self, endpoint: OnionId, their_intake: Public32) -> bool {
+        endpoint != self.local.identity.onion_id()
+            && endpoint != self.local.endpoint
+            && endpoint.as_bytes() != &their_intake.0
     }
 
     fn pending_requests(&self) -> usize {
@@ -1836,28 +2031,65 @@ impl<T: Transport> Actor<T> {
             .count()
     }
 
-    fn claimed_peer(&self, conn: ConnId) -> Option<OnionId> {
-        // The intake handshake proved the initiator's id (`Established`).
+    /// The peer's id as the handshake proved it (`Established`).
+    fn proven_peer(&self, conn: ConnId) -> Option<OnionId> {
         self.conns.get(&conn)?.peer
     }
 
+    /// The peer read enough of what we queued: send more of what was held
+    /// back (the outbox, file chunks).
+    fn on_drained(&mut self, conn: ConnId) {
+        let Some(info) = self.conns.get(&conn) else {
+            return;
+        };
+        let id = match info.kind {
+            ConnKind::EndpointOut(id) => Some(id),
+            _ => info.contact,
+        };
+        let Some(id) = id else { return };
+        if self.rt.get(&id).and_then(|r| r.active) == Some(conn) {
+            self.flush_outbox(id);
+            self.pump_transfers_of(id);
+        }
+    }
+
     fn on_contact_accept(&mut self, conn: ConnId, id: ContactId, acc: ContactAccept) {
-        let Some(c) = self.profile.contact_mut(id) else {
+        let Some(c) = self.profile.contact(id) else {
             return;
         };
         let was = c.state;
         if was == ContactState::IncomingPending {
             return;
         }
-        c.their_endpoint = Some(Public32(*acc.endpoint.as_bytes()));
-        c.their_discovery_key = Some(Secret32(acc.discovery_key.0));
-        c.state = ContactState::Accepted;
-        c.request_delivered = true;
+        if !self.valid_peer_endpoint(acc.endpoint, c.intake) {
+            self.close_conn(conn, CloseReason::ProtocolViolation);
+            return;
+        }
+        let endpoint = Some(Public32(*acc.endpoint.as_bytes()));
+        let key = Some(Secret32(acc.discovery_key.0));
+        // A repeat (sent at the start of every session until confirmed)
+        // changes nothing and writes nothing (review finding M4).
+        let repeat = was == ContactState::Accepted
+            && c.request_delivered
+            && c.their_endpoint == endpoint
+            && c.their_discovery_key == key;
         let last = c.last_received_id;
-        let change = self.changed();
+        let change = if repeat {
+            self.rt.get(&id).map(|r| r.last_change).unwrap_or(0)
+        } else {
+            if let Some(c) = self.profile.contact_mut(id) {
+                c.their_endpoint = endpoint;
+                c.their_discovery_key = key;
+                c.state = ContactState::Accepted;
+                c.request_delivered = true;
+            }
+            self.changed()
+        };
         if let Some(r) = self.rt.get_mut(&id) {
-            r.next_dial = Some(Instant::now());
-            // Confirm (PROTOCOL.md §8), once the change is saved.
+            if !repeat {
+                r.next_dial = Some(Instant::now());
+            }
+            // Confirm (PROTOCOL.md §8), once what it confirms is saved.
             r.ack_due = Some((last, change));
         }
         let kind = self.conns.get(&conn).map(|c| c.kind);
@@ -1918,14 +2150,22 @@ impl<T: Transport> Actor<T> {
                 },
             });
         } else if chat.id <= last {
-            // A duplicate: acknowledge again once `last` is safe on disk.
+            // A duplicate: acknowledge again once `last` is safe on disk,
+            // but once per session (the stream is reliable): repeating a
+            // message must not make us repeat an answer (review finding M2).
             let durable = self.durable;
+            let mut send = false;
             if let Some(r) = self.rt.get_mut(&id) {
-                if r.last_change <= durable {
-                    self.send_on(conn, Message::Ack { id: last });
+                if r.ack_sent == Some(last) {
+                } else if r.last_change <= durable {
+                    r.ack_sent = Some(last);
+                    send = true;
                 } else {
                     r.ack_due = Some((last, r.last_change));
                 }
+            }
+            if send {
+                self.send_on(conn, Message::Ack { id: last });
             }
         }
         // A gap: say nothing; the sender starts over from its first
@@ -1942,8 +2182,9 @@ impl<T: Transport> Actor<T> {
             c.accept_pending = false;
             changed = true;
         }
-        // Never more than we sent: a hostile ack cannot drop unsent mail.
-        let n = n.min(c.next_message_id.saturating_sub(1));
+        // Never more than we wrote to a session: a hostile (or confused)
+        // ack cannot drop mail it never received (review finding L5).
+        let n = n.min(self.rt.get(&id).map(|r| r.written_upto).unwrap_or(0));
         let mut delivered = Vec::new();
         c.outbox.retain(|q| {
             if q.id <= n {

@@ -5,8 +5,13 @@
 //!
 //! Writes go through a separate writer task, so that a peer that stops
 //! reading can never stop us from reading (two peers both blocked on a full
-//! pipe would otherwise deadlock). What is queued for writing is bounded by
-//! the protocol's own windows (outbox, file window).
+//! pipe would otherwise deadlock). What waits to be written is counted in
+//! bytes ([`SendQueue`]): the engine stops producing bulk data (file chunks,
+//! outbox flushes) above [`SEND_HIGH_WATER`] and resumes when the writer
+//! reports [`ConnEvent::Drained`]; whatever a peer can make us queue beyond
+//! that (acknowledgements, cancels) is capped at [`SEND_HARD_CAP`], past
+//! which the connection is closed. A peer that stops reading therefore
+//! costs us at most that many bytes, never more (review finding M1).
 
 use std::time::Instant as StdInstant;
 
@@ -15,17 +20,93 @@ use allium_protocol::{
     CloseReason, Event as SessionEvent, Message, RefuseReason, ReplayCache, Session,
     StaticPublicKey,
 };
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
+
+/// Above this many bytes waiting to be written, the engine queues no more
+/// bulk data on the connection.
+pub(crate) const SEND_HIGH_WATER: usize = 2 << 20;
+/// Below this, after the engine was held back, the writer says so.
+const SEND_LOW_WATER: usize = 512 << 10;
+/// More than this waiting means the peer does not read: the connection is
+/// closed.
+pub(crate) const SEND_HARD_CAP: usize = 8 << 20;
+/// How long a closed connection may take to write its last bytes.
+const WRITER_GRACE: Duration = Duration::from_secs(10);
+
+/// Bytes waiting to be written on one connection, shared by the engine,
+/// the connection task and its writer.
+#[derive(Clone, Default)]
+pub(crate) struct SendQueue(Arc<SendQueueInner>);
+
+#[derive(Default)]
+struct SendQueueInner {
+    bytes: AtomicUsize,
+    /// The engine held back and waits for [`ConnEvent::Drained`].
+    waiting: AtomicBool,
+}
+
+impl SendQueue {
+    /// Bytes queued and not yet written.
+    pub(crate) fn queued(&self) -> usize {
+        self.0.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Whether more bulk data may be queued now; if not, the engine is told
+    /// when it may.
+    pub(crate) fn has_room(&self) -> bool {
+        if self.queued() < SEND_HIGH_WATER {
+            return true;
+        }
+        self.0.waiting.store(true, Ordering::Relaxed);
+        false
+    }
+
+    /// Whether the engine held back and the queue has drained meanwhile
+    /// (in case the writer's [`ConnEvent::Drained`] found the engine's
+    /// queue full); clears the flag.
+    pub(crate) fn take_drained(&self) -> bool {
+        self.queued() < SEND_LOW_WATER && self.0.waiting.swap(false, Ordering::Relaxed)
+    }
+
+    fn hold_back(&self) {
+        self.0.waiting.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add(&self, n: usize) {
+        self.0.bytes.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Takes `n` written bytes off; true if the engine should now resume.
+    fn written(&self, n: usize) -> bool {
+        let before = self.0.bytes.fetch_sub(n, Ordering::Relaxed);
+        before.saturating_sub(n) < SEND_LOW_WATER && self.0.waiting.swap(false, Ordering::Relaxed)
+    }
+}
+
+/// A guess at the bytes a message takes on the wire, counted when the
+/// engine queues it and corrected by the connection task once it is
+/// encrypted (so that messages not yet encrypted count too).
+pub(crate) fn estimate(m: &Message) -> usize {
+    const OVERHEAD: usize = 64;
+    match m {
+        Message::FileChunk(c) => c.data.len() + OVERHEAD,
+        Message::Chat(c) => c.text.len() + OVERHEAD,
+        _ => 256,
+    }
+}
 
 /// Engine-wide id of a connection.
 pub(crate) type ConnId = u64;
 
 /// What the engine tells a connection.
 pub(crate) enum ToConn {
-    /// Send an application message.
-    Send(Message),
+    /// Send an application message ([`estimate`] bytes of it are counted
+    /// in the send queue already).
+    Send(Message, usize),
     /// Close with this reason.
     Close(CloseReason),
     /// Answer to an admission question.
@@ -42,7 +123,15 @@ pub(crate) enum Admission {
 /// What a connection tells the engine.
 pub(crate) struct FromConn {
     pub(crate) conn: ConnId,
-    pub(crate) event: SessionEvent,
+    pub(crate) event: ConnEvent,
+}
+
+pub(crate) enum ConnEvent {
+    /// From the protocol session.
+    Session(SessionEvent),
+    /// The send queue fell below the low-water mark after the engine held
+    /// back: bulk data may flow again.
+    Drained,
 }
 
 fn now() -> StdInstant {
@@ -56,20 +145,35 @@ pub(crate) async fn run(
     mut session: Session,
     stream: Connection,
     mut commands: mpsc::UnboundedReceiver<ToConn>,
-    events: mpsc::UnboundedSender<FromConn>,
+    events: mpsc::Sender<FromConn>,
     replay: Arc<Mutex<ReplayCache>>,
+    queue: SendQueue,
 ) {
     let (mut reader, mut writer) = tokio::io::split(stream);
     let (wtx, mut wrx) = mpsc::unbounded_channel::<Vec<u8>>();
-    let writer_task = tokio::spawn(async move {
+    let writer_queue = queue.clone();
+    let drained = events.clone();
+    let mut writer_task = tokio::spawn(async move {
         while let Some(bytes) = wrx.recv().await {
-            if writer.write_all(&bytes).await.is_err() {
-                return;
-            }
+            let mut batch = vec![bytes];
             // Coalesce whatever else is queued before flushing.
             while let Ok(more) = wrx.try_recv() {
-                if writer.write_all(&more).await.is_err() {
+                batch.push(more);
+            }
+            for bytes in batch {
+                if writer.write_all(&bytes).await.is_err() {
                     return;
+                }
+                if writer_queue.written(bytes.len())
+                    && drained
+                        .try_send(FromConn {
+                            conn,
+                            event: ConnEvent::Drained,
+                        })
+                        .is_err()
+                {
+                    // The engine is busy: ask again after the next write.
+                    writer_queue.hold_back();
                 }
             }
             if writer.flush().await.is_err() {
@@ -78,17 +182,33 @@ pub(crate) async fn run(
         }
         let _ = writer.shutdown().await;
     });
+    let transmit = |session: &mut Session| {
+        while let Some(bytes) = session.poll_transmit() {
+            queue.add(bytes.len());
+            let _ = wtx.send(bytes);
+        }
+    };
 
     let mut buf = vec![0u8; 16 * 1024];
     let mut read_open = true;
     let mut closed_sent = false;
     loop {
-        while let Some(bytes) = session.poll_transmit() {
-            let _ = wtx.send(bytes);
+        transmit(&mut session);
+        if queue.queued() > SEND_HARD_CAP && !session.is_closed() {
+            // The peer has stopped reading (or reads slower than it makes
+            // us write): give up on it rather than hold more.
+            session.handle_eof();
         }
         while let Some(ev) = session.poll_event() {
             let closed = matches!(ev, SessionEvent::Closed(_));
-            let _ = events.send(FromConn { conn, event: ev });
+            // Waits while the engine is behind: we then stop reading the
+            // peer, which is the backpressure we want.
+            let _ = events
+                .send(FromConn {
+                    conn,
+                    event: ConnEvent::Session(ev),
+                })
+                .await;
             if closed {
                 closed_sent = true;
             }
@@ -109,7 +229,17 @@ pub(crate) async fn run(
                 }
             },
             cmd = commands.recv() => match cmd {
-                Some(ToConn::Send(m)) => {
+                Some(ToConn::Send(m, counted)) => {
+                    // The encrypted bytes are counted when transmitted; the
+                    // engine's estimate comes off now.
+                    if queue.written(counted) {
+                        let _ = events
+                            .send(FromConn {
+                                conn,
+                                event: ConnEvent::Drained,
+                            })
+                            .await;
+                    }
                     let _ = session.send(now(), m);
                 }
                 Some(ToConn::Close(reason)) => session.close(now(), reason),
@@ -134,16 +264,26 @@ pub(crate) async fn run(
         }
     }
     // Flush what the close produced, then let the writer finish.
-    while let Some(bytes) = session.poll_transmit() {
-        let _ = wtx.send(bytes);
-    }
+    transmit(&mut session);
     if !closed_sent {
         while let Some(ev) = session.poll_event() {
-            let _ = events.send(FromConn { conn, event: ev });
+            let _ = events
+                .send(FromConn {
+                    conn,
+                    event: ConnEvent::Session(ev),
+                })
+                .await;
         }
     }
     drop(wtx);
-    let _ = writer_task.await;
+    // A peer that does not read would keep the writer (and what it holds)
+    // forever: it gets a grace period, then the stream is dropped.
+    if tokio::time::timeout(WRITER_GRACE, &mut writer_task)
+        .await
+        .is_err()
+    {
+        writer_task.abort();
+    }
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

@@ -4,9 +4,14 @@
 //!
 //! A received file is written only into the folder the person chose, under
 //! a hidden partial name created exclusively, and moved to a sanitized name
-//! that never replaces an existing file. Hashing a whole file runs on a
-//! blocking thread; single chunk reads and writes (at most 63 KiB, to local
-//! files) are done inline.
+//! that never replaces an existing file (a hard link, or where the file
+//! system has none, an exclusive copy). Hashing a whole file, checking what
+//! reached the disk and placing it run on a blocking thread; single chunk
+//! reads and writes (at most 63 KiB, to local files) are done inline.
+//!
+//! A contact can repeat any message: each FILE_ACCEPT is honoured once per
+//! offer we made, chunks go out only while the session's send queue has
+//! room, and refused offers are reported at a bounded rate.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -43,6 +48,13 @@ pub(crate) enum FileDone {
         transfer: TransferId,
         result: Result<[u8; 32], String>,
     },
+    /// A received file was checked on disk and placed (or not).
+    Placed {
+        transfer: TransferId,
+        contact: ContactId,
+        view: TransferView,
+        result: Result<PathBuf, (CancelReason, String)>,
+    },
 }
 
 struct Outgoing {
@@ -51,6 +63,9 @@ struct Outgoing {
     path: PathBuf,
     /// Ready to offer (digest known).
     hashed: bool,
+    /// We made the offer on the current session and wait for its
+    /// FILE_ACCEPT; any other FILE_ACCEPT is ignored (review finding M1).
+    awaiting_accept: bool,
     file: Option<File>,
     /// Next byte to send.
     next: u64,
@@ -166,7 +181,15 @@ fn place_without_overwriting(
 ) -> std::io::Result<PathBuf> {
     for n in 0..1000 {
         let target = candidate(folder, name, n);
-        match std::fs::hard_link(partial, &target) {
+        let linked = std::fs::hard_link(partial, &target);
+        let placed = match linked {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            // FAT, exFAT and some network file systems have no hard links:
+            // an exclusive create and a copy never replace a file either.
+            Err(_) => copy_exclusive(partial, &target),
+            ok => ok,
+        };
+        match placed {
             Ok(()) => {
                 let _ = std::fs::remove_file(partial);
                 return Ok(target);
@@ -179,6 +202,38 @@ fn place_without_overwriting(
         std::io::ErrorKind::AlreadyExists,
         "too many files with this name in the folder",
     ))
+}
+
+fn copy_exclusive(from: &Path, to: &Path) -> std::io::Result<()> {
+    let mut src = File::open(from)?;
+    let mut dst = OpenOptions::new().write(true).create_new(true).open(to)?;
+    let copied = std::io::copy(&mut src, &mut dst).and_then(|_| dst.sync_all());
+    if copied.is_err() {
+        let _ = std::fs::remove_file(to);
+    }
+    copied
+}
+
+/// Syncs the received file, checks the digest of what is on disk (not only
+/// of what we meant to write), and gives it its final name.
+fn check_and_place(
+    file: File,
+    partial: &Path,
+    folder: &Path,
+    name: &str,
+    digest: [u8; 32],
+) -> Result<PathBuf, (CancelReason, String)> {
+    let io = |e: std::io::Error| (CancelReason::Io, format!("could not save the file: {e}"));
+    file.sync_all().map_err(io)?;
+    drop(file);
+    let on_disk = hash_file(partial).map_err(|e| (CancelReason::Io, e))?;
+    if on_disk != digest {
+        return Err((
+            CancelReason::DigestMismatch,
+            reason_words(CancelReason::DigestMismatch).into(),
+        ));
+    }
+    place_without_overwriting(partial, folder, name).map_err(io)
 }
 
 fn hash_file(path: &Path) -> Result<[u8; 32], String> {
@@ -299,6 +354,7 @@ impl<T: Transport> Actor<T> {
                 },
                 path: path.clone(),
                 hashed: false,
+                awaiting_accept: false,
                 file: None,
                 next: 0,
                 acked: 0,
@@ -325,11 +381,68 @@ impl<T: Transport> Actor<T> {
                         o.offer.sha256 = digest;
                         o.hashed = true;
                         let (contact, offer) = (o.contact, o.offer.clone());
-                        self.send_to_contact(contact, Message::FileOffer(offer));
+                        let sent = self.send_to_contact(contact, Message::FileOffer(offer));
+                        if let Some(o) = self.files.outgoing.get_mut(&transfer) {
+                            o.awaiting_accept = sent;
+                        }
                     }
                     Err(e) => self.end_outgoing(transfer, false, e, None),
                 }
             }
+            FileDone::Placed {
+                transfer,
+                contact,
+                view,
+                result,
+            } => match result {
+                Ok(path) => {
+                    self.send_to_contact(contact, Message::FileDone { transfer });
+                    self.emit(Event::FileCompleted {
+                        transfer: view,
+                        path: Some(path),
+                    });
+                }
+                Err((reason, words)) => {
+                    self.send_to_contact(contact, Message::FileCancel { transfer, reason });
+                    self.emit(Event::FileCancelled {
+                        transfer: view,
+                        cancelled: Cancelled {
+                            by_peer: false,
+                            reason: words,
+                        },
+                    });
+                }
+            },
+        }
+    }
+
+    /// Whether another refused offer from `contact` may be reported this
+    /// minute.
+    fn count_refusal(&mut self, contact: ContactId) -> bool {
+        let now = Instant::now();
+        let Some(r) = self.rt.get_mut(&contact) else {
+            return false;
+        };
+        let (count, since) = &mut r.refusals_shown;
+        if since.is_none_or(|s| now.duration_since(s) >= Duration::from_secs(60)) {
+            *since = Some(now);
+            *count = 0;
+        }
+        *count += 1;
+        *count <= super::actor::REFUSALS_SHOWN_PER_MINUTE
+    }
+
+    /// Chunks held back for a full send queue go out again.
+    pub(super) fn pump_transfers_of(&mut self, contact: ContactId) {
+        let open: Vec<TransferId> = self
+            .files
+            .outgoing
+            .iter()
+            .filter(|(_, o)| o.contact == contact && o.file.is_some())
+            .map(|(t, _)| *t)
+            .collect();
+        for t in open {
+            self.pump(t);
         }
     }
 
@@ -344,6 +457,7 @@ impl<T: Transport> Actor<T> {
             .map(|o| {
                 // The receiver says where to start again.
                 o.file = None;
+                o.awaiting_accept = true;
                 o.offer.clone()
             })
             .collect();
@@ -357,6 +471,7 @@ impl<T: Transport> Actor<T> {
         for o in self.files.outgoing.values_mut() {
             if o.contact == contact {
                 o.file = None;
+                o.awaiting_accept = false;
             }
         }
     }
@@ -408,7 +523,16 @@ impl<T: Transport> Actor<T> {
             use std::os::unix::fs::OpenOptionsExt;
             opts.mode(0o600);
         }
-        let file = opts.open(&partial).map_err(|e| {
+        let opened = match opts.open(&partial) {
+            // Left by a crash in an earlier run (its transfer state is
+            // gone with it): ours by name, so start it over.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let _ = std::fs::remove_file(&partial);
+                opts.open(&partial)
+            }
+            other => other,
+        };
+        let file = opened.map_err(|e| {
             EngineError::File(format!("could not write into {}: {e}", folder.display()))
         })?;
         let contact = i.contact;
@@ -520,15 +644,26 @@ impl<T: Transport> Actor<T> {
         if self.rt.get(&contact).and_then(|r| r.active) != Some(conn) {
             return;
         }
+        // Files only between accepted contacts (review finding L5).
+        if !self
+            .profile
+            .contact(contact)
+            .is_some_and(|c| c.state == ContactState::Accepted)
+        {
+            return;
+        }
         match m {
             Message::FileOffer(offer) => self.on_offer(contact, offer),
             Message::FileAccept { transfer, offset } => {
                 let Some(o) = self.files.outgoing.get_mut(&transfer) else {
                     return;
                 };
-                if o.contact != contact {
+                // Once per offer we made: a repeat would open the file again
+                // and queue another window.
+                if o.contact != contact || !o.awaiting_accept {
                     return;
                 }
+                o.awaiting_accept = false;
                 if offset > o.offer.size {
                     self.end_outgoing(
                         transfer,
@@ -620,12 +755,18 @@ impl<T: Transport> Actor<T> {
     fn pump(&mut self, transfer: TransferId) {
         let mut chunks = Vec::new();
         let mut failed = None;
-        let contact;
+        let Some(contact) = self.files.outgoing.get(&transfer).map(|o| o.contact) else {
+            return;
+        };
+        // A peer that does not read gets no more than the send queue
+        // holds; `pump_transfers_of` goes on once it drains.
+        if !self.has_room(contact) {
+            return;
+        }
         {
             let Some(o) = self.files.outgoing.get_mut(&transfer) else {
                 return;
             };
-            contact = o.contact;
             let Some(f) = o.file.as_mut() else { return };
             while o.next < o.offer.size && o.next - o.acked < WINDOW {
                 let want = (o.offer.size - o.next).min(MAX_CHUNK as u64) as usize;
@@ -715,6 +856,11 @@ impl<T: Transport> Actor<T> {
                     reason,
                 },
             );
+            if !self.count_refusal(contact) {
+                // Still refused, but a contact repeating offers does not
+                // get to fill the window with notices (review finding M2).
+                return;
+            }
             let transfer = TransferView {
                 id: hex_id(&t),
                 contact,
@@ -837,55 +983,44 @@ impl<T: Transport> Actor<T> {
             done: a.received,
             accepted: true,
         };
-        let synced = a.file.sync_all();
-        drop(a.file);
-        let actual: [u8; 32] = a.hasher.finalize().into();
-        if actual != digest {
+        let streamed: [u8; 32] = a.hasher.finalize().into();
+        if streamed != digest {
+            drop(a.file);
             let _ = std::fs::remove_file(&a.partial);
+            let reason = CancelReason::DigestMismatch;
             self.send_to_contact(
                 i.contact,
                 Message::FileCancel {
                     transfer: t,
-                    reason: CancelReason::DigestMismatch,
+                    reason,
                 },
             );
             self.emit(Event::FileCancelled {
                 transfer: view,
                 cancelled: Cancelled {
                     by_peer: false,
-                    reason: reason_words(CancelReason::DigestMismatch).into(),
+                    reason: reason_words(reason).into(),
                 },
             });
             return;
         }
-        let placed =
-            synced.and_then(|()| place_without_overwriting(&a.partial, &a.folder, &i.name));
-        match placed {
-            Ok(path) => {
-                self.send_to_contact(i.contact, Message::FileDone { transfer: t });
-                self.emit(Event::FileCompleted {
-                    transfer: view,
-                    path: Some(path),
-                });
-            }
-            Err(e) => {
+        // Syncing, reading the file back and placing it touch the disk:
+        // not on the engine task.
+        let tx = self.internal_tx.clone();
+        let contact = i.contact;
+        let name = i.name;
+        tokio::task::spawn_blocking(move || {
+            let result = check_and_place(a.file, &a.partial, &a.folder, &name, digest);
+            if result.is_err() {
                 let _ = std::fs::remove_file(&a.partial);
-                self.send_to_contact(
-                    i.contact,
-                    Message::FileCancel {
-                        transfer: t,
-                        reason: CancelReason::Io,
-                    },
-                );
-                self.emit(Event::FileCancelled {
-                    transfer: view,
-                    cancelled: Cancelled {
-                        by_peer: false,
-                        reason: format!("could not save the file: {e}"),
-                    },
-                });
             }
-        }
+            let _ = tx.send(Internal::File(FileDone::Placed {
+                transfer: t,
+                contact,
+                view,
+                result,
+            }));
+        });
     }
 }
 

@@ -46,9 +46,16 @@ pub struct EngineConfig {
     /// Dials in flight at once. Tor builds few circuits at a time; a large
     /// contact list is paced rather than dialled all at once.
     pub max_concurrent_dials: usize,
-    /// Connections that have not finished their handshake, per service.
-    /// More are closed at once.
+    /// Incoming connections per service that have not finished: before
+    /// the handshake, and at the intake before the request. When they are
+    /// all taken, the one that has gone longest without a step forward is
+    /// closed to make room, so silent or stalled strangers cannot keep a
+    /// real requester out.
     pub max_unauthenticated: usize,
+    /// Time an unfinished incoming connection gets for each step: the hello
+    /// after opening, the handshake after the hello, the request after the
+    /// handshake. A real peer needs one Tor round trip per step.
+    pub step_timeout: Duration,
     /// Incoming requests waiting for a decision; more are refused as busy.
     pub max_pending_requests: usize,
     /// Contact requests accepted per minute at the intake (a token bucket
@@ -67,7 +74,8 @@ impl Default for EngineConfig {
             backoff_initial: Duration::from_secs(5),
             backoff_max: Duration::from_secs(300),
             max_concurrent_dials: 4,
-            max_unauthenticated: 16,
+            max_unauthenticated: 32,
+            step_timeout: Duration::from_secs(15),
             max_pending_requests: 100,
             requests_per_minute: 10,
             max_outgoing_file: allium_protocol::message::MAX_FILE_SIZE,
@@ -581,8 +589,9 @@ pub type Notify = Arc<dyn Fn() + Send + Sync>;
 pub struct Engine {
     /// Commands.
     pub handle: EngineHandle,
-    /// Events, in order.
-    pub events: mpsc::UnboundedReceiver<Event>,
+    /// Events, in order. Bounded: while nobody reads them the engine takes
+    /// no new input (peers then wait, and nothing is lost).
+    pub events: mpsc::Receiver<Event>,
     /// The engine task; it ends after [`EngineHandle::shutdown`].
     pub task: tokio::task::JoinHandle<()>,
     /// Our intake id (our address).
@@ -601,7 +610,7 @@ impl Engine {
         notify: Option<Notify>,
     ) -> Engine {
         let (tx, rx) = mpsc::unbounded_channel();
-        let (events_tx, events) = mpsc::unbounded_channel();
+        let (events_tx, events) = mpsc::channel(actor::EVENT_QUEUE);
         let (address, task) =
             actor::spawn(transport, profile, store, config, rx, events_tx, notify);
         Engine {

@@ -29,6 +29,7 @@ pub struct MemoryStore {
     saved: Arc<Mutex<Option<Profile>>>,
     failing: Arc<Mutex<Option<String>>>,
     delay: Arc<Mutex<std::time::Duration>>,
+    saves: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl MemoryStore {
@@ -54,6 +55,11 @@ impl MemoryStore {
         }
     }
 
+    /// How many snapshots were written: what a peer can make us write.
+    pub fn saves(&self) -> u64 {
+        self.saves.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Makes every save fail with `message` (a full disk), or succeed again.
     pub fn set_failing(&self, message: Option<&str>) {
         if let Ok(mut f) = self.failing.lock() {
@@ -71,6 +77,8 @@ impl ProfileStore for MemoryStore {
         }
         let mut s = self.saved.lock().map_err(|_| "store lock poisoned")?;
         *s = Some(profile.clone());
+        self.saves
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 }

@@ -33,7 +33,7 @@ struct Open {
     control: Box<dyn ProfileControl>,
     /// Taken when the forwarders start, after the response that opened
     /// the profile is queued (so that no event precedes it).
-    events: Option<mpsc::UnboundedReceiver<Event>>,
+    events: Option<mpsc::Receiver<Event>>,
     forwarders: Option<(JoinHandle<()>, JoinHandle<()>)>,
 }
 
@@ -413,7 +413,7 @@ fn tor_json(state: &TorState) -> Value {
     }
 }
 
-async fn forward_events(mut events: mpsc::UnboundedReceiver<Event>, out: mpsc::Sender<String>) {
+async fn forward_events(mut events: mpsc::Receiver<Event>, out: mpsc::Sender<String>) {
     while let Some(event) = events.recv().await {
         match serde_json::to_value(&event) {
             Ok(params) => {

@@ -35,8 +35,14 @@ pub fn config() -> EngineConfig {
     }
 }
 
-/// One running profile.
+/// One running profile. Its events are forwarded into [`Peer::events`] as
+/// they come, so a test that looks at them only now and then never holds
+/// the engine back (the engine stops taking input while its own bounded
+/// event queue is full); [`Peer::pause_reading`] makes it a reader that
+/// stopped.
 pub struct Peer {
+    pub events: tokio::sync::mpsc::UnboundedReceiver<Event>,
+    paused: std::sync::Arc<std::sync::atomic::AtomicBool>,
     pub net: MemoryNetwork,
     pub transport: MemoryTransport,
     pub store: MemoryStore,
@@ -56,14 +62,17 @@ impl Peer {
     pub fn start_with(net: &MemoryNetwork, profile: Profile, config: EngineConfig) -> Peer {
         let store = MemoryStore::with(profile.clone());
         let transport = net.node();
-        let engine = Engine::start(
+        let mut engine = Engine::start(
             transport.clone(),
             profile,
             Box::new(store.clone()),
             config.clone(),
             None,
         );
+        let (events, paused) = forward(&mut engine);
         Peer {
+            events,
+            paused,
             net: net.clone(),
             transport,
             store,
@@ -72,6 +81,13 @@ impl Peer {
             seen: Vec::new(),
             save_delay: Duration::ZERO,
         }
+    }
+
+    /// Stops (or resumes) reading the engine's events, like a window that
+    /// hangs or a JSON-RPC client that stops reading.
+    pub fn pause_reading(&self, paused: bool) {
+        self.paused
+            .store(paused, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn h(&self) -> &EngineHandle {
@@ -90,7 +106,7 @@ impl Peer {
     pub async fn wait<F: FnMut(&Event) -> bool>(&mut self, what: &str, mut f: F) -> Event {
         let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
-            match tokio::time::timeout_at(deadline, self.engine.events.recv()).await {
+            match tokio::time::timeout_at(deadline, self.events.recv()).await {
                 Ok(Some(e)) => {
                     self.seen.push(e.clone());
                     if f(&e) {
@@ -105,7 +121,7 @@ impl Peer {
 
     /// Drains events without waiting.
     pub fn drain(&mut self) {
-        while let Ok(e) = self.engine.events.try_recv() {
+        while let Ok(e) = self.events.try_recv() {
             self.seen.push(e);
         }
     }
@@ -156,8 +172,39 @@ impl Peer {
         fresh.store.set_delay(self.save_delay);
         self.store = fresh.store;
         self.engine = fresh.engine;
+        self.events = fresh.events;
+        self.paused = fresh.paused;
         self.transport = fresh.transport;
     }
+}
+
+fn forward(
+    engine: &mut Engine,
+) -> (
+    tokio::sync::mpsc::UnboundedReceiver<Event>,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let paused = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut from = std::mem::replace(&mut engine.events, tokio::sync::mpsc::channel(1).1);
+    let p = paused.clone();
+    tokio::spawn(async move {
+        loop {
+            if p.load(std::sync::atomic::Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+            match from.recv().await {
+                Some(e) => {
+                    if tx.send(e).is_err() {
+                        return;
+                    }
+                }
+                None => return,
+            }
+        }
+    });
+    (rx, paused)
 }
 
 pub async fn wait_online(p: &mut Peer, c: ContactId) {

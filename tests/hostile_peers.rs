@@ -1,0 +1,452 @@
+//! Attacks on a real engine by peers that speak the real protocol and do
+//! whatever the wire allows (`tests/hostile/mod.rs`). Each test is named
+//! after the review finding it closes (docs/threat-model.md, PROTOCOL.md
+//! §7) and fails on the code before the fix.
+
+mod hostile;
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use allium::engine::{EngineConfig, Event};
+use allium_onion::MemoryNetwork;
+use allium_protocol::message::MAX_FILE_SIZE;
+use allium_protocol::{
+    Chat, CloseCause, CloseReason, ContactAccept, DiscoveryKey, FileOffer, Message, TransferId,
+};
+use hostile::{Hostile, answer_shape, rss_bytes};
+use support::{PATIENCE, Peer, befriend};
+
+fn config() -> EngineConfig {
+    support::config()
+}
+
+/// H2: with the token bucket empty, a hello claiming a contact, a pending
+/// requester, a rejected or a blocked id, and one claiming a random id, get
+/// the same answer: a handshake message of the same size, then the same
+/// silent close when the proof never comes. Before the fix, a known id
+/// skipped the bucket (handshake) while a stranger got REFUSE 4 (busy):
+/// an oracle for "is X in this profile?".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_a_claimed_id_changes_nothing_before_the_proof() {
+    let net = MemoryNetwork::new();
+    let config = EngineConfig {
+        requests_per_minute: 4,
+        step_timeout: Duration::from_secs(1),
+        ..config()
+    };
+    let mut e = Peer::start_with(&net, allium_vault::Profile::new(support::keys()), config);
+    let mut friend = Peer::start(&net);
+    befriend(&mut friend, &mut e).await;
+    // Three more tokens: a pending, a rejected and a blocked requester.
+    let mut ids = vec![friend.id()];
+    for what in ["pending", "rejected", "blocked"] {
+        let h = Hostile::new(&net);
+        let mut raw = h.intake(e.id()).await;
+        raw.queue(h.request(what));
+        raw.handshake().await.expect("handshake");
+        raw.closed(PATIENCE).await;
+        let request = support::next_request(&mut e).await;
+        match what {
+            "rejected" => e.h().reject(request.id).await.expect("reject"),
+            "blocked" => e.h().block(request.id).await.expect("block"),
+            _ => {}
+        }
+        ids.push(h.id());
+    }
+    // The bucket is empty now: a fresh stranger's request is refused.
+    let late = Hostile::new(&net);
+    let mut raw = late.intake(e.id()).await;
+    raw.queue(late.request("one too many"));
+    raw.handshake().await.expect("handshake");
+    assert_eq!(
+        raw.closed(PATIENCE).await,
+        Some(CloseCause::Peer(CloseReason::Shutdown)),
+        "the bucket should be empty"
+    );
+    ids.push(Hostile::new(&net).id());
+
+    let probe = Hostile::new(&net);
+    let mut shapes = Vec::new();
+    for claimed in &ids {
+        let mut raw = probe.intake_claiming(e.id(), *claimed).await;
+        raw.flush().await;
+        shapes.push(answer_shape(&mut raw.stream, Duration::from_secs(10)).await);
+    }
+    let (first, ended) = &shapes[0];
+    assert!(*ended, "the engine closed the connection");
+    assert_eq!(first.len(), 1, "one frame: {first:?}");
+    assert_eq!(first[0].0, 2, "a handshake frame, not a refusal: {first:?}");
+    for (i, s) in shapes.iter().enumerate() {
+        assert_eq!(
+            s, &shapes[0],
+            "claimed id #{i} (friend, pending, rejected, blocked, random) was answered differently"
+        );
+    }
+}
+
+/// Runs `n` strangers that open the intake and never send a byte, and `n`
+/// that finish the handshake and never send a request; each dials again a
+/// second after it is closed (faster than Tor's introduction points let a
+/// stranger build circuits at the intake).
+fn flood(net: &MemoryNetwork, target: allium_protocol::OnionId, n: usize) -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for i in 0..2 * n {
+        let (net, stop) = (net.clone(), stop.clone());
+        tokio::spawn(async move {
+            let h = Hostile::new(&net);
+            while !stop.load(Ordering::Relaxed) {
+                if i % 2 == 0 {
+                    let mut s = h.stream(target, None).await;
+                    let _ = answer_shape(&mut s, PATIENCE).await;
+                } else {
+                    let mut raw = h.intake(target).await;
+                    if raw.handshake().await.is_ok() {
+                        raw.closed(PATIENCE).await;
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+    }
+    stop
+}
+
+/// H3: 200 silent and 200 handshake-then-idle strangers, all dialling
+/// again as soon as they are closed, do not keep a real request out.
+/// Before the fix, 16 silent connections held the intake for the 60 s
+/// handshake timeout, and newcomers were turned away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h3_silent_and_idle_strangers_cannot_shut_the_intake() {
+    let net = MemoryNetwork::new();
+    let mut e = Peer::start(&net);
+    let asker = Peer::start(&net);
+    let stop = flood(&net, e.id(), 200);
+    // Let the flood fill every slot first.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let started = tokio::time::Instant::now();
+    asker
+        .h()
+        .add_contact(&e.address(), "", "a real request")
+        .await
+        .expect("add");
+    let bound = Duration::from_secs(10);
+    let got = tokio::time::timeout(bound, support::next_request(&mut e)).await;
+    stop.store(true, Ordering::Relaxed);
+    let request = got.expect("the real request arrived within the bound");
+    assert_eq!(request.greeting, "a real request");
+    println!(
+        "request received {:.2} s into the flood",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// M1: a contact we offer a file to repeats FILE_ACCEPT 100,000 times and
+/// never reads. Each repeat used to open the file again and queue another
+/// mebibyte, into a queue with no bound. Now one accept counts per offer
+/// and the send queue stops at its high-water mark: memory stays bounded,
+/// and another contact's messages still arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn m1_repeated_file_accepts_do_not_grow_memory() {
+    let repeats: usize = std::env::var("ALLIUM_TEST_M1_ACCEPTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let net = MemoryNetwork::new();
+    let mut e = Peer::start(&net);
+    let mut friend = Peer::start(&net);
+    let (e_at_friend, friend_at_e) = befriend(&mut friend, &mut e).await;
+    let mut h = Hostile::new(&net);
+    let (h_at_e, mut session) = h.become_contact(&mut e).await;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("big.bin");
+    std::fs::write(&path, vec![7u8; 8 << 20]).expect("write");
+    e.h().send_file(h_at_e, &path).await.expect("send file");
+    let offer = loop {
+        match session.next_message(PATIENCE).await {
+            Some(Message::FileOffer(o)) => break o,
+            Some(_) => continue,
+            None => panic!("no offer came"),
+        }
+    };
+    let before = rss_bytes();
+    // From here on we only write.
+    let accept = Message::FileAccept {
+        transfer: offer.transfer,
+        offset: 0,
+    };
+    for chunk in 0..repeats.div_ceil(1000) {
+        for _ in 0..1000.min(repeats - chunk * 1000) {
+            session.queue(accept.clone());
+        }
+        assert!(session.flush().await, "the engine stopped reading us");
+        if chunk % 10 == 0 {
+            friend
+                .h()
+                .send_message(e_at_friend, &format!("still here {chunk}"))
+                .await
+                .expect("send");
+        }
+    }
+    // The other contact's last message still gets through.
+    friend
+        .h()
+        .send_message(e_at_friend, "the last one")
+        .await
+        .expect("send");
+    e.wait("the friend's last message", |ev| {
+        matches!(ev, Event::MessageReceived { contact, message }
+            if *contact == friend_at_e && message.text == "the last one")
+    })
+    .await;
+    let grown = rss_bytes().saturating_sub(before);
+    let bound = 96 << 20;
+    println!(
+        "{repeats} FILE_ACCEPTs: RSS grew by {:.1} MiB (bound {} MiB)",
+        grown as f64 / (1 << 20) as f64,
+        bound >> 20
+    );
+    assert!(
+        grown < bound,
+        "RSS grew by {grown} bytes under {repeats} repeated FILE_ACCEPTs"
+    );
+}
+
+/// M2: one CHAT repeated a thousand times earns one ACK, not a thousand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn m2_a_repeated_chat_earns_one_ack() {
+    let net = MemoryNetwork::new();
+    let mut e = Peer::start(&net);
+    let mut h = Hostile::new(&net);
+    let (_, mut session) = h.become_contact(&mut e).await;
+    let chat = Message::Chat(Chat {
+        id: 1,
+        text: "once".into(),
+    });
+    session.send(chat.clone()).await;
+    e.wait("the message", |ev| {
+        matches!(ev, Event::MessageReceived { .. })
+    })
+    .await;
+    for _ in 0..1000 {
+        session.queue(chat.clone());
+    }
+    session.flush().await;
+    let mut acks = 0;
+    while let Some(m) = session.next_message(Duration::from_secs(2)).await {
+        if matches!(m, Message::Ack { id: 1 }) {
+            acks += 1;
+        }
+    }
+    assert!(
+        (1..=2).contains(&acks),
+        "{acks} acknowledgements for one message sent 1,001 times"
+    );
+}
+
+/// M2: a contact offering file after file that we refuse does not fill the
+/// window with notices: at most ten a minute are reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn m2_refused_offers_are_reported_at_a_bounded_rate() {
+    let net = MemoryNetwork::new();
+    let mut e = Peer::start(&net);
+    let mut h = Hostile::new(&net);
+    let (_, mut session) = h.become_contact(&mut e).await;
+    e.drain();
+    e.seen.clear();
+    for i in 0..200u32 {
+        let mut t = [0u8; 16];
+        t[..4].copy_from_slice(&i.to_be_bytes());
+        session.queue(Message::FileOffer(FileOffer {
+            transfer: TransferId(t),
+            size: MAX_FILE_SIZE,
+            sha256: [1; 32],
+            name: "huge.iso".into(),
+        }));
+    }
+    session.flush().await;
+    // Every one is refused on the wire.
+    let mut cancels = 0;
+    while let Some(m) = session.next_message(Duration::from_secs(2)).await {
+        if matches!(m, Message::FileCancel { .. }) {
+            cancels += 1;
+        }
+    }
+    assert_eq!(cancels, 200, "every offer gets its refusal");
+    e.drain();
+    let shown = e
+        .seen
+        .iter()
+        .filter(|ev| matches!(ev, Event::FileCancelled { .. }))
+        .count();
+    assert_eq!(shown, 10, "refusals shown to the person");
+}
+
+/// M2: when nobody reads the engine's events (a window that hangs, a
+/// JSON-RPC client that stops reading), they do not pile up without bound:
+/// the engine stops taking input, its peers wait, and once the reader is
+/// back every message arrives, in order, none lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn m2_unread_events_hold_the_engine_back_and_lose_nothing() {
+    let net = MemoryNetwork::new();
+    let mut e = Peer::start(&net);
+    let mut friend = Peer::start(&net);
+    let (e_at_friend, friend_at_e) = befriend(&mut friend, &mut e).await;
+    e.drain();
+    // Nobody reads e's events from now on.
+    e.pause_reading(true);
+    let n = 6000u64;
+    for i in 1..=n {
+        friend
+            .h()
+            .send_message(e_at_friend, &format!("m{i}"))
+            .await
+            .expect("send");
+    }
+    // e stops taking input once its event queue (4,096) is full: the
+    // friend's messages wait with the friend, unacknowledged, instead of
+    // piling up as events nobody reads.
+    let mut queued = 0;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        queued = friend.h().contacts().await.expect("contacts")[0].queued;
+    }
+    assert!(
+        queued as u64 > n - 4096,
+        "only {queued} of {n} messages wait with the sender: events piled up unread"
+    );
+    e.pause_reading(false);
+    // Back: everything arrives, in order.
+    let mut next = 1;
+    while next <= n {
+        let ev = e
+            .wait("messages", |ev| {
+                matches!(ev, Event::MessageReceived { contact, .. } if *contact == friend_at_e)
+            })
+            .await;
+        if let Event::MessageReceived { message, .. } = ev {
+            assert_eq!(message.text, format!("m{next}"));
+            next += 1;
+        }
+    }
+}
+
+/// M4: a pending requester repeating its request, and a contact repeating
+/// CONTACT_ACCEPT, make us write nothing: repeats change nothing. Before
+/// the fix every repeat rewrote the whole profile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn m4_repeats_write_nothing() {
+    let net = MemoryNetwork::new();
+    let mut e = Peer::start(&net);
+    let h = Hostile::new(&net);
+    let mut raw = h.intake(e.id()).await;
+    raw.queue(h.request("same words"));
+    raw.handshake().await.expect("handshake");
+    raw.closed(PATIENCE).await;
+    support::next_request(&mut e).await;
+    settle(&e).await;
+    let before = e.store.saves();
+    for _ in 0..20 {
+        let mut raw = h.intake(e.id()).await;
+        raw.queue(h.request("same words"));
+        raw.handshake().await.expect("handshake");
+        assert_eq!(
+            raw.closed(PATIENCE).await,
+            Some(CloseCause::Peer(CloseReason::Normal))
+        );
+    }
+    settle(&e).await;
+    assert_eq!(e.store.saves(), before, "identical repeats were written");
+
+    // A contact repeating its CONTACT_ACCEPT.
+    let mut c = Hostile::new(&net);
+    let (_, mut session) = c.become_contact(&mut e).await;
+    settle(&e).await;
+    let before = e.store.saves();
+    let accept = Message::ContactAccept(ContactAccept {
+        endpoint: c.local.endpoint,
+        discovery_key: DiscoveryKey([9; 32]),
+    });
+    session.send(accept.clone()).await;
+    settle(&e).await;
+    let after_first = e.store.saves();
+    for _ in 0..50 {
+        session.queue(accept.clone());
+    }
+    session.flush().await;
+    settle(&e).await;
+    assert!(
+        after_first <= before + 1,
+        "the first one may change the key"
+    );
+    assert_eq!(e.store.saves(), after_first, "repeats were written");
+}
+
+/// Waits until the engine has nothing left to save.
+async fn settle(e: &Peer) {
+    let mut last = e.store.saves();
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = e.store.saves();
+        if now == last {
+            return;
+        }
+        last = now;
+    }
+}
+
+/// L5: an acknowledgement of a message we have not yet written to the
+/// session (its save is slow) is not taken as delivery: the message still
+/// goes out. Before the fix the ack was clamped only to the ids handed out,
+/// and the message was dropped as delivered without ever being sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l5_an_ack_for_what_was_never_sent_is_ignored() {
+    let net = MemoryNetwork::new();
+    let mut e = Peer::start(&net);
+    let mut h = Hostile::new(&net);
+    let (h_at_e, mut session) = h.become_contact(&mut e).await;
+    e.set_save_delay(Duration::from_millis(800));
+    let id = e
+        .h()
+        .send_message(h_at_e, "for your eyes")
+        .await
+        .expect("send");
+    // Before the save is done (and so before it is sent), claim it.
+    session.send(Message::Ack { id }).await;
+    let got = loop {
+        match session.next_message(PATIENCE).await {
+            Some(Message::Chat(c)) => break c,
+            Some(_) => continue,
+            None => panic!("the message never came"),
+        }
+    };
+    assert_eq!((got.id, got.text.as_str()), (id, "for your eyes"));
+}
+
+/// L5: a CONTACT_ACCEPT must name the sender's own endpoint: one naming
+/// ours (or the sender's intake) is a protocol violation, and changes
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l5_a_contact_accept_naming_our_own_endpoint_is_refused() {
+    let net = MemoryNetwork::new();
+    let mut e = Peer::start(&net);
+    let mut h = Hostile::new(&net);
+    let (_, mut session) = h.become_contact(&mut e).await;
+    let before = e.store.saved().expect("saved").contacts[0].their_endpoint;
+    session
+        .send(Message::ContactAccept(ContactAccept {
+            endpoint: e.endpoint(),
+            discovery_key: DiscoveryKey([3; 32]),
+        }))
+        .await;
+    assert_eq!(
+        session.closed(PATIENCE).await,
+        Some(CloseCause::Peer(CloseReason::ProtocolViolation))
+    );
+    settle(&e).await;
+    let after = e.store.saved().expect("saved").contacts[0].their_endpoint;
+    assert_eq!(before, after, "the contact's endpoint was replaced");
+}
