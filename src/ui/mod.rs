@@ -20,6 +20,7 @@
 //! no markup, no links, nothing fetched or loaded because of it.
 
 mod notice;
+mod peer_text;
 mod state;
 mod view;
 mod words;
@@ -173,6 +174,7 @@ pub struct App {
     /// The screen to go back to if opening a profile fails.
     back_to: Screen,
     notifier: Notifier,
+    throttle: notice::Throttle,
     /// Told when the engine finished shutting down after the window closed.
     on_shutdown: Option<std::sync::mpsc::Sender<()>>,
 }
@@ -195,6 +197,7 @@ impl App {
             generation: 0,
             back_to: Screen::Create,
             notifier,
+            throttle: notice::Throttle::default(),
             on_shutdown: None,
         };
         app.list_profiles();
@@ -276,8 +279,11 @@ impl App {
                         state::Alert::Message { contact, .. } => main.contact_name(*contact),
                         state::Alert::Request { .. } => String::new(),
                     };
-                    let n = notice::notice_for(&alert, &name, main.settings.notification_content);
-                    (self.notifier)(n);
+                    if let Some(held) = self.throttle.admit(std::time::Instant::now()) {
+                        let n =
+                            notice::notice_for(&alert, &name, main.settings.notification_content);
+                        (self.notifier)(notice::with_held(n, held));
+                    }
                 }
             }
         }

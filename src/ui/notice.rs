@@ -5,11 +5,18 @@
 //! history and show it on the lock screen. Only when the person switched
 //! on `Settings::notification_content` does it name the contact and quote
 //! the text, escaped so that a daemon that understands markup shows it as
-//! written. Showing one must never fail the window: without a notification
-//! daemon (CI, Xvfb) nothing happens.
+//! written, and with every bidi control removed (daemons apply the bidi
+//! algorithm, so a peer's override could reorder the notification). Showing
+//! one must never fail the window: without a notification daemon (CI,
+//! Xvfb) nothing happens. A contact writing fast does not get one
+//! notification per message: [`Throttle`] lets one through per interval and
+//! folds the rest into the next ("3 new messages").
 
 use std::sync::Arc;
 
+use std::time::{Duration, Instant};
+
+use super::peer_text::without_bidi;
 use super::state::Alert;
 
 /// What a desktop notification says.
@@ -40,8 +47,8 @@ pub(crate) fn notice_for(alert: &Alert, contact_name: &str, with_content: bool) 
             body: "New contact request".into(),
         },
         (Alert::Message { text, .. }, true) => Notice {
-            title: contact_name.to_owned(),
-            body: escape_markup(&quote(text)),
+            title: without_bidi(contact_name),
+            body: escape_markup(&quote(&without_bidi(text))),
         },
         (
             Alert::Request {
@@ -53,11 +60,49 @@ pub(crate) fn notice_for(alert: &Alert, contact_name: &str, with_content: bool) 
             title: if suggested.is_empty() {
                 "New contact request".into()
             } else {
-                format!("Contact request from \"{suggested}\"")
+                format!("Contact request from \"{}\"", without_bidi(suggested))
             },
-            body: escape_markup(&quote(greeting)),
+            body: escape_markup(&quote(&without_bidi(greeting))),
         },
     }
+}
+
+/// At most one notification per interval; what arrives meanwhile is
+/// counted and told with the next one.
+#[derive(Default)]
+pub(crate) struct Throttle {
+    last: Option<Instant>,
+    held: u32,
+}
+
+/// Shortest time between two notifications.
+pub(crate) const NOTICE_INTERVAL: Duration = Duration::from_secs(10);
+
+impl Throttle {
+    /// Whether a notice may be shown at `now`; if so, how many were held
+    /// back since the last one.
+    pub(crate) fn admit(&mut self, now: Instant) -> Option<u32> {
+        if self
+            .last
+            .is_some_and(|l| now.duration_since(l) < NOTICE_INTERVAL)
+        {
+            self.held = self.held.saturating_add(1);
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.held))
+    }
+}
+
+/// `n` with the count of notices held back before it folded in.
+pub(crate) fn with_held(mut n: Notice, held: u32) -> Notice {
+    if held > 0 {
+        n = Notice {
+            title: "Allium".into(),
+            body: format!("{} new messages or requests", held + 1),
+        };
+    }
+    n
 }
 
 fn quote(text: &str) -> String {
@@ -114,6 +159,35 @@ mod tests {
             (n.title.as_str(), n.body.as_str()),
             ("Allium", "New contact request")
         );
+    }
+
+    #[test]
+    fn notifications_come_at_most_once_per_interval() {
+        let mut t = Throttle::default();
+        let t0 = Instant::now();
+        assert_eq!(t.admit(t0), Some(0));
+        for i in 1..=50 {
+            assert_eq!(t.admit(t0 + Duration::from_millis(i * 100)), None);
+        }
+        assert_eq!(t.admit(t0 + NOTICE_INTERVAL), Some(50));
+        let n = with_held(
+            Notice {
+                title: "Bea".into(),
+                body: "hi".into(),
+            },
+            50,
+        );
+        assert_eq!(n.body, "51 new messages or requests");
+    }
+
+    #[test]
+    fn no_bidi_control_reaches_a_notification() {
+        let m = Alert::Message {
+            contact: ContactId(1),
+            text: "pay \u{202E}01$ \u{2067}x".into(),
+        };
+        let n = notice_for(&m, "B\u{202E}ea", true);
+        assert_eq!((n.title.as_str(), n.body.as_str()), ("Bea", "pay 01$ x"));
     }
 
     #[test]

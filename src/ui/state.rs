@@ -145,6 +145,12 @@ pub(crate) struct SettingsForm {
     pub display_name_outcome: Outcome,
 }
 
+/// Lines of one conversation the window holds (the vault keeps up to
+/// 10,000 when history is on; the window shows the newest).
+pub(crate) const MAX_SHOWN_MESSAGES: usize = 2_000;
+/// Finished or refused transfers kept in view.
+pub(crate) const MAX_SHOWN_FINISHED_TRANSFERS: usize = 50;
+
 /// An open profile as the window shows it.
 pub(crate) struct MainState {
     /// The profile's name; `None` for an amnesic session.
@@ -305,6 +311,7 @@ impl MainState {
         let list = self.conversations.entry(contact).or_default();
         if let Some(old) = list
             .iter_mut()
+            .rev()
             .find(|o| o.direction == m.direction && o.id == m.id)
         {
             if m.state.is_some() {
@@ -313,6 +320,13 @@ impl MainState {
             return;
         }
         list.push(m);
+        // What a contact sends while history is off lives only here: the
+        // newest lines are kept, so a flood cannot grow the window without
+        // bound (review finding M2).
+        if list.len() > MAX_SHOWN_MESSAGES {
+            let extra = list.len() - MAX_SHOWN_MESSAGES;
+            list.drain(..extra);
+        }
     }
 
     fn upsert_transfer(&mut self, view: TransferView, bytes_per_second: Option<u64>) {
@@ -331,6 +345,21 @@ impl MainState {
                 outcome: TransferOutcome::Active,
                 error: None,
             });
+            // Finished ones (refused offers among them) go first when the
+            // list is long; active transfers are never dropped.
+            let finished = self
+                .transfers
+                .iter()
+                .filter(|t| t.outcome != TransferOutcome::Active)
+                .count();
+            if finished > MAX_SHOWN_FINISHED_TRANSFERS
+                && let Some(oldest) = self
+                    .transfers
+                    .iter()
+                    .position(|t| t.outcome != TransferOutcome::Active)
+            {
+                self.transfers.remove(oldest);
+            }
         }
     }
 
@@ -559,10 +588,16 @@ impl ContactEntry {
 
     /// Our name for them, or something to call them by.
     pub(crate) fn display_name(&self) -> String {
-        if !self.summary.nickname.is_empty() {
-            self.summary.nickname.clone()
-        } else if !self.summary.suggested_nickname.is_empty() {
-            self.summary.suggested_nickname.clone()
+        let chosen = if !self.summary.nickname.is_empty() {
+            &self.summary.nickname
+        } else {
+            &self.summary.suggested_nickname
+        };
+        if super::peer_text::is_reserved_name(chosen) {
+            // "You" beside our own lines would pass for us (review L1).
+            format!("{} (a contact)", super::peer_text::isolated(chosen))
+        } else if !chosen.is_empty() {
+            super::peer_text::isolated(chosen)
         } else {
             // The start of their address, so that two unnamed contacts
             // can be told apart.
@@ -637,6 +672,56 @@ mod tests {
                 state: None,
             },
         }))
+    }
+
+    #[test]
+    fn a_flood_of_messages_keeps_only_the_newest_in_the_window() {
+        let mut m = main_state();
+        for id in 1..=(MAX_SHOWN_MESSAGES as u64 + 500) {
+            m.apply(received(id, "x"), false);
+        }
+        let list = &m.conversations[&ContactId(1)];
+        assert_eq!(list.len(), MAX_SHOWN_MESSAGES);
+        assert_eq!(list.first().map(|m| m.id), Some(501));
+    }
+
+    #[test]
+    fn refused_offers_do_not_pile_up_in_the_window() {
+        let mut m = main_state();
+        for i in 0..500u32 {
+            m.apply(
+                SessionMsg::Event(Box::new(Event::FileCancelled {
+                    transfer: TransferView {
+                        id: format!("{i:032x}"),
+                        contact: ContactId(1),
+                        direction: TransferDirection::Incoming,
+                        name: "huge.iso".into(),
+                        size: 1 << 40,
+                        done: 0,
+                        accepted: false,
+                    },
+                    cancelled: Cancelled {
+                        by_peer: false,
+                        reason: "too large".into(),
+                    },
+                })),
+                false,
+            );
+        }
+        assert!(m.transfers.len() <= MAX_SHOWN_FINISHED_TRANSFERS + 1);
+    }
+
+    #[test]
+    fn a_contact_named_you_is_shown_as_a_contact() {
+        let mut m = main_state();
+        let mut s = summary(2, ContactState::Accepted);
+        s.nickname = "You".into();
+        m.apply(
+            SessionMsg::Event(Box::new(Event::ContactChanged { contact: s })),
+            false,
+        );
+        assert_eq!(m.contact_name(ContactId(2)), "You (a contact)");
+        assert_eq!(m.contact_name(ContactId(1)), "c1");
     }
 
     #[test]

@@ -20,9 +20,9 @@ use qrcode::{Color as QrColor, QrCode};
 use super::state::{
     MainState, Screen, TransferEntry, TransferOutcome, UiState, View, capitalize, incoming,
 };
-use super::{Action, take_passphrase, words};
+use super::{Action, peer_text, take_passphrase, words};
 use crate::app::{TorState, check_new_passphrase, passphrase_hint};
-use crate::engine::TransferDirection;
+use crate::engine::{MessageView, TransferDirection};
 
 /// The amnesic banner, shown on every screen of such a session.
 pub(crate) const AMNESIC_BANNER: &str = "Amnesic session — nothing is saved";
@@ -597,7 +597,9 @@ fn contact_page(
             if !summary.greeting.is_empty() {
                 ui.label("Your message:");
                 card(ui, |ui| {
-                    ui.add(Label::new(RichText::new(&summary.greeting)).wrap());
+                    ui.add(
+                        Label::new(RichText::new(peer_text::isolated(&summary.greeting))).wrap(),
+                    );
                 });
             }
             if ui.button("Cancel request").clicked() {
@@ -624,7 +626,9 @@ fn request_card(ui: &mut Ui, m: &mut MainState, id: ContactId, actions: &mut Vec
         if !s.suggested_nickname.is_empty() {
             ui.horizontal_wrapped(|ui| {
                 ui.label("They call themselves:");
-                ui.add(Label::new(RichText::new(&s.suggested_nickname).strong()));
+                ui.add(Label::new(
+                    RichText::new(peer_text::isolated(&s.suggested_nickname)).strong(),
+                ));
             });
         }
         ui.label("Their message:");
@@ -633,7 +637,7 @@ fn request_card(ui: &mut Ui, m: &mut MainState, id: ContactId, actions: &mut Vec
                 ui.weak("(no message)");
             } else {
                 ui.add(
-                    Label::new(RichText::new(&s.greeting))
+                    Label::new(RichText::new(peer_text::isolated(&s.greeting)))
                         .wrap()
                         .selectable(true),
                 );
@@ -759,20 +763,51 @@ fn chat(
                 return;
             };
             for msg in list {
-                let outgoing = msg.direction == allium_vault::Direction::Outgoing;
-                ui.horizontal(|ui| {
-                    ui.label(RichText::new(if outgoing { "You" } else { name }).strong());
-                    ui.weak(words::ago(msg.at));
-                    if let Some(s) = msg.state {
-                        let (word, tip) = words::delivery(s);
-                        ui.label(RichText::new(word).small()).on_hover_text(tip);
-                    }
-                });
-                // Plain text only: whatever it contains, it is shown as typed.
-                ui.add(Label::new(RichText::new(&msg.text)).wrap().selectable(true));
-                ui.add_space(8.0);
+                message_bubble(ui, msg, name);
+                ui.add_space(6.0);
             }
         });
+}
+
+/// One line of a conversation. Ours and theirs differ in side, colour and
+/// label, so a contact calling itself "You" still cannot pass for us.
+fn message_bubble(ui: &mut Ui, msg: &MessageView, name: &str) {
+    const BUBBLE_WIDTH: f32 = 520.0;
+    let outgoing = msg.direction == allium_vault::Direction::Outgoing;
+    let layout = if outgoing {
+        egui::Layout::right_to_left(egui::Align::Min)
+    } else {
+        egui::Layout::left_to_right(egui::Align::Min)
+    };
+    let visuals = ui.visuals().clone();
+    let fill = if outgoing {
+        visuals.selection.bg_fill.gamma_multiply(0.35)
+    } else {
+        visuals.faint_bg_color
+    };
+    ui.with_layout(layout, |ui| {
+        Frame::new()
+            .fill(fill)
+            .corner_radius(8.0)
+            .inner_margin(egui::Margin::symmetric(10, 6))
+            .show(ui, |ui| {
+                ui.set_max_width(BUBBLE_WIDTH.min(ui.available_width() * 0.8));
+                ui.with_layout(egui::Layout::top_down(egui::Align::Min), |ui| {
+                    ui.horizontal(|ui| {
+                        ui.label(RichText::new(if outgoing { "You" } else { name }).strong());
+                        ui.weak(words::ago(msg.at));
+                        if let Some(s) = msg.state {
+                            let (word, tip) = words::delivery(s);
+                            ui.label(RichText::new(word).small()).on_hover_text(tip);
+                        }
+                    });
+                    // Plain text only: whatever it contains, it is shown as
+                    // typed, as one bidi isolate.
+                    let text = peer_text::isolated(&msg.text);
+                    ui.add(Label::new(RichText::new(text)).wrap().selectable(true));
+                });
+            });
+    });
 }
 
 fn transfer_row(
@@ -785,13 +820,14 @@ fn transfer_row(
     dismiss: &mut Vec<String>,
 ) {
     let v = &t.view;
+    let file = peer_text::isolated(&v.name);
     card(ui, |ui| {
         match &t.outcome {
             TransferOutcome::Active if incoming(v) && !v.accepted => {
                 ui.add(
                     Label::new(format!(
                         "{name} offers a file: {} ({})",
-                        v.name,
+                        file,
                         words::size(v.size)
                     ))
                     .wrap(),
@@ -834,11 +870,11 @@ fn transfer_row(
                 };
                 let waiting = v.direction == TransferDirection::Outgoing && v.done == 0;
                 let text = if waiting {
-                    format!("{way} {}: waiting for {name} to accept", v.name)
+                    format!("{way} {}: waiting for {name} to accept", file)
                 } else {
                     format!(
                         "{way} {}: {:.0}% at {}",
-                        v.name,
+                        file,
                         fraction * 100.0,
                         words::speed(t.bytes_per_second)
                     )
@@ -851,14 +887,14 @@ fn transfer_row(
             TransferOutcome::Completed(path) => {
                 ui.horizontal_wrapped(|ui| {
                     if incoming(v) {
-                        ui.label(format!("Received {}.", v.name));
+                        ui.label(format!("Received {}.", file));
                         if let Some(dir) = path.as_ref().and_then(|p| p.parent())
                             && ui.button("Open folder").clicked()
                         {
                             actions.push(Action::OpenFolder(dir.to_owned()));
                         }
                     } else {
-                        ui.label(format!("{} was delivered.", v.name));
+                        ui.label(format!("{} was delivered.", file));
                     }
                     if ui.button("Dismiss").clicked() {
                         dismiss.push(v.id.clone());
@@ -868,7 +904,7 @@ fn transfer_row(
             TransferOutcome::Cancelled(c) => {
                 ui.horizontal_wrapped(|ui| {
                     let who = if c.by_peer { name } else { "you" };
-                    ui.label(format!("{} was cancelled by {who}: {}", v.name, c.reason));
+                    ui.label(format!("{} was cancelled by {who}: {}", file, c.reason));
                     if ui.button("Dismiss").clicked() {
                         dismiss.push(v.id.clone());
                     }
