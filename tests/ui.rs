@@ -23,7 +23,7 @@ use eframe::egui::accesskit::Role;
 use eframe::egui::{Key, Modifiers};
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
-use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::mpsc::Receiver;
 use tokio::sync::watch;
 use zeroize::Zeroizing;
 
@@ -118,7 +118,7 @@ impl World {
 
 struct Peer {
     handle: EngineHandle,
-    events: UnboundedReceiver<Event>,
+    events: Receiver<Event>,
     address: String,
 }
 
