@@ -28,6 +28,6 @@ pub use session::{Event, LocalIdentity, PeerHello, Session, SessionConfig};
 /// The first bytes of every Allium connection.
 pub const PROTOCOL_MAGIC: &[u8; 6] = b"ALLIUM";
 /// Protocol versions this implementation speaks, most preferred first.
-pub const SUPPORTED_VERSIONS: &[u8] = &[1];
+pub const SUPPORTED_VERSIONS: &[u8] = &[2];
 /// Most versions a hello may offer.
 pub const MAX_VERSIONS: usize = 8;

@@ -244,7 +244,7 @@ impl RefuseReason {
     }
 }
 
-/// Every application message of protocol version 1.
+/// Every application message of protocol version 2.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Message {
@@ -261,6 +261,16 @@ pub enum Message {
     Ack {
         /// The highest id received in order.
         id: u64,
+    },
+    /// 0x12: where this side stands, sent first on every endpoint session
+    /// (PROTOCOL.md §6.3), so that both sides notice when either went back
+    /// in time (a restored older profile) and resynchronise.
+    Sync {
+        /// The lowest message id the sender still holds unacknowledged
+        /// (its next id when it holds none).
+        resend_from: u64,
+        /// The sender's `last`: the highest id it received from the peer.
+        last: u64,
     },
     /// 0x20: offer a file.
     FileOffer(FileOffer),
@@ -305,6 +315,7 @@ mod tag {
     pub const CONTACT_REJECT: u8 = 0x03;
     pub const CHAT: u8 = 0x10;
     pub const ACK: u8 = 0x11;
+    pub const SYNC: u8 = 0x12;
     pub const FILE_OFFER: u8 = 0x20;
     pub const FILE_ACCEPT: u8 = 0x21;
     pub const FILE_CHUNK: u8 = 0x22;
@@ -331,6 +342,9 @@ impl Message {
                 TextField::ChatText.validate(&c.text)
             }
             Message::Ack { id } if *id == 0 => Err(DecodeError::InvalidValue("message id")),
+            Message::Sync { resend_from, .. } if *resend_from == 0 => {
+                Err(DecodeError::InvalidValue("message id"))
+            }
             Message::FileOffer(o) => {
                 if o.size > MAX_FILE_SIZE {
                     return Err(DecodeError::InvalidValue("file size"));
@@ -378,6 +392,11 @@ impl Message {
             Message::Ack { id } => {
                 out.put_u8(tag::ACK);
                 out.put_u64(*id);
+            }
+            Message::Sync { resend_from, last } => {
+                out.put_u8(tag::SYNC);
+                out.put_u64(*resend_from);
+                out.put_u64(*last);
             }
             Message::FileOffer(o) => {
                 out.put_u8(tag::FILE_OFFER);
@@ -451,6 +470,10 @@ impl Message {
             }
             tag::ACK => Message::Ack {
                 id: message_id(&mut r)?,
+            },
+            tag::SYNC => Message::Sync {
+                resend_from: message_id(&mut r)?,
+                last: r.u64("last received id")?,
             },
             tag::FILE_OFFER => {
                 let transfer = TransferId(r.array("transfer id")?);

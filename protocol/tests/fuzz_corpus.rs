@@ -533,6 +533,13 @@ fn generate() -> Vec<(&'static str, String, Vec<u8>)> {
         ("contact-reject", Message::ContactReject),
         ("chat", chat(1, "héllo\tthere\n")),
         ("ack", Message::Ack { id: 42 }),
+        (
+            "sync",
+            Message::Sync {
+                resend_from: 3,
+                last: 41,
+            },
+        ),
         ("file-offer", file_offer()),
         (
             "file-accept",

@@ -55,6 +55,8 @@ fn message() -> impl Strategy<Value = Message> {
         (1..=u64::MAX, text(1, 4000, "\n\t<>&\"\u{200D}\u{202E}"))
             .prop_map(|(id, text)| Message::Chat(Chat { id, text })),
         (1..=u64::MAX).prop_map(|id| Message::Ack { id }),
+        (1..=u64::MAX, any::<u64>())
+            .prop_map(|(resend_from, last)| Message::Sync { resend_from, last }),
         (
             transfer(),
             0..=MAX_FILE_SIZE,

@@ -352,10 +352,10 @@ fn crafted_hellos_get_exact_errors() {
         .public()
         .0;
     // Sanity: the crafted hello is accepted as is.
-    let (r, _) = feed_intake(&hello_body(&b, &[1], good_e));
+    let (r, _) = feed_intake(&hello_body(&b, &[2], good_e));
     assert_eq!(r, Ok(()));
     assert_eq!(
-        feed_intake(&hello_body(&b, &[1], [0; 32])).0,
+        feed_intake(&hello_body(&b, &[2], [0; 32])).0,
         Err(ProtocolError::ZeroKey)
     );
     let mut order8 = [0u8; 32];
@@ -364,7 +364,7 @@ fn crafted_hellos_get_exact_errors() {
             .expect("hex"),
     );
     assert_eq!(
-        feed_intake(&hello_body(&b, &[1], order8)).0,
+        feed_intake(&hello_body(&b, &[2], order8)).0,
         Err(ProtocolError::SmallOrderKey)
     );
     let (r, refuse) = feed_intake(&hello_body(&b, &[9], good_e));
@@ -372,16 +372,27 @@ fn crafted_hellos_get_exact_errors() {
         r,
         Err(ProtocolError::UnsupportedVersion {
             offered: vec![9],
-            supported: vec![1]
+            supported: vec![2]
         })
     );
     assert_eq!(
         refuse,
-        Some(vec![0, 4, 4, 1, 1, 1]),
-        "REFUSE(unsupported version, [1])"
+        Some(vec![0, 4, 4, 1, 1, 2]),
+        "REFUSE(unsupported version, [2])"
     );
+    // Version 1 had no SYNC (PROTOCOL.md §6.3): refused, with our list, so
+    // a version-1 peer can tell why.
+    let (r, refuse) = feed_intake(&hello_body(&b, &[1], good_e));
     assert_eq!(
-        feed_intake(&hello_body(&b, &[1, 1], good_e)).0,
+        r,
+        Err(ProtocolError::UnsupportedVersion {
+            offered: vec![1],
+            supported: vec![2]
+        })
+    );
+    assert_eq!(refuse, Some(vec![0, 4, 4, 1, 1, 2]));
+    assert_eq!(
+        feed_intake(&hello_body(&b, &[2, 2], good_e)).0,
         Err(ProtocolError::MalformedHandshake(
             "version list not strictly decreasing"
         ))
@@ -392,11 +403,11 @@ fn crafted_hellos_get_exact_errors() {
             "version count out of range"
         ))
     );
-    let mut bad_magic = hello_body(&b, &[1], good_e);
+    let mut bad_magic = hello_body(&b, &[2], good_e);
     bad_magic[3] = b'X';
     assert_eq!(feed_intake(&bad_magic).0, Err(ProtocolError::BadMagic));
     // Payload in the intake's first message.
-    let mut with_payload = hello_body(&b, &[1], good_e);
+    let mut with_payload = hello_body(&b, &[2], good_e);
     with_payload.push(0);
     let len = (with_payload.len() - 2) as u16;
     with_payload[..2].copy_from_slice(&len.to_be_bytes());
