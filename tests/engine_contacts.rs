@@ -508,6 +508,15 @@ async fn a_stolen_intake_key_cannot_take_over_a_contact() {
     let mut b = Peer::start(&net);
     let (b_at_a, a_at_b) = befriend(&mut a, &mut b).await;
     let b_keys = b.store.saved().expect("saved").keys;
+    // B's static key reaches A's disk shortly after the handshake.
+    let deadline = tokio::time::Instant::now() + support::PATIENCE;
+    while a.store.saved().expect("saved").contacts[0]
+        .their_static
+        .is_none()
+    {
+        assert!(tokio::time::Instant::now() < deadline, "never saved");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     let before = a.store.saved().expect("saved").contacts[0].their_static;
     a.drain();
     a.seen.clear();

@@ -299,3 +299,114 @@ fn rand_chacha_like(seed: u64) -> impl FnMut() -> u64 {
         s
     }
 }
+
+/// Sends `text` from `a` to `b` and waits until `b` has it and `a` knows.
+async fn deliver(a: &mut Peer, b: &mut Peer, b_at_a: ContactId, text: &str) {
+    let id = a.h().send_message(b_at_a, text).await.expect("send");
+    b.wait(
+        "message",
+        |e| matches!(e, Event::MessageReceived { message, .. } if message.text == text),
+    )
+    .await;
+    a.wait("delivered", |e| {
+        matches!(e, Event::MessageState { id: i, state: DeliveryState::Delivered, .. } if *i == id)
+    })
+    .await;
+}
+
+/// Waits until `p` has saved everything it will save for now.
+async fn saved_now(p: &Peer) -> allium_vault::Profile {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    p.store.saved().expect("saved")
+}
+
+/// Review finding M3, the sender's side: A's profile goes back to an older
+/// copy (a backup restored), so A hands out ids B already has. Before the
+/// fix B dropped them as duplicates and acknowledged them: lost while shown
+/// "delivered". Now B's SYNC tells A how far B got, and A gives what it
+/// queued since new ids after that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_restored_from_an_older_copy_loses_nothing() {
+    let net = MemoryNetwork::new();
+    let mut a = Peer::start(&net);
+    let mut b = Peer::start(&net);
+    let (b_at_a, a_at_b) = befriend(&mut a, &mut b).await;
+    deliver(&mut a, &mut b, b_at_a, "one").await;
+    let backup = saved_now(&a).await;
+    deliver(&mut a, &mut b, b_at_a, "two").await;
+    deliver(&mut a, &mut b, b_at_a, "three").await;
+    // A is restored from the backup while B is away: it thinks its next
+    // id is 2 again, and queues a message under it.
+    let b_saved = b.go_offline().await;
+    a.kill_and_restart_from(backup).await;
+    let id = a.h().send_message(b_at_a, "four").await.expect("send");
+    assert_eq!(id, 2, "the restored copy hands out an id B already has");
+    b.come_back(b_saved).await;
+    let got = b
+        .wait(
+            "the message sent after the restore",
+            |e| matches!(e, Event::MessageReceived { contact, message } if *contact == a_at_b && message.text == "four"),
+        )
+        .await;
+    let Event::MessageReceived { message, .. } = got else {
+        unreachable!()
+    };
+    assert_eq!(message.id, 4, "it came after the three B had");
+    a.wait(
+        "renumbered",
+        |e| matches!(e, Event::MessagesRenumbered { renumbered, .. } if renumbered == &[(2, 4)]),
+    )
+    .await;
+    a.wait("delivered", |e| {
+        matches!(
+            e,
+            Event::MessageState {
+                id: 4,
+                state: DeliveryState::Delivered,
+                ..
+            }
+        )
+    })
+    .await;
+    // And the next one follows in order.
+    deliver(&mut a, &mut b, b_at_a, "five").await;
+}
+
+/// Review finding M3, the receiver's side: B's profile goes back to an
+/// older copy, so B's `last` is behind what A already dropped as
+/// acknowledged. Before the fix every new message looked like a gap:
+/// nothing was delivered again and A's outbox grew forever. Now A's SYNC
+/// tells B where A resumes; B says which messages it no longer has and
+/// takes what comes next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_restored_from_an_older_copy_is_told_and_delivery_goes_on() {
+    let net = MemoryNetwork::new();
+    let mut a = Peer::start(&net);
+    let mut b = Peer::start(&net);
+    let (b_at_a, a_at_b) = befriend(&mut a, &mut b).await;
+    deliver(&mut a, &mut b, b_at_a, "one").await;
+    let backup = saved_now(&b).await;
+    deliver(&mut a, &mut b, b_at_a, "two").await;
+    deliver(&mut a, &mut b, b_at_a, "three").await;
+    b.kill_and_restart_from(backup).await;
+    a.h().send_message(b_at_a, "four").await.expect("send");
+    b.wait(
+        "told what is missing",
+        |e| matches!(e, Event::MessagesMissing { contact, from: 2, to: 3 } if *contact == a_at_b),
+    )
+    .await;
+    b.wait(
+        "the next message",
+        |e| matches!(e, Event::MessageReceived { message, .. } if message.text == "four" && message.id == 4),
+    )
+    .await;
+    // Nothing waits with the sender any more.
+    let deadline = tokio::time::Instant::now() + support::PATIENCE;
+    while a.h().contacts().await.expect("contacts")[0].queued > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "A's outbox never emptied"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -178,14 +178,15 @@ impl Raw {
         self.flush().await;
     }
 
-    /// The next application message from the engine (keepalives skipped).
+    /// The next application message from the engine (keepalives and its
+    /// SYNC skipped).
     async fn next(&mut self) -> Option<Message> {
         let deadline = tokio::time::Instant::now() + support::PATIENCE;
         loop {
             self.flush().await;
             while let Some(ev) = self.session.poll_event() {
                 match ev {
-                    SessionEvent::Message(Message::Keepalive) => {}
+                    SessionEvent::Message(Message::Keepalive | Message::Sync { .. }) => {}
                     SessionEvent::Message(m) => return Some(m),
                     SessionEvent::Closed(_) => return None,
                     _ => {}
@@ -289,6 +290,16 @@ async fn engine_with_raw_contact_config(
         stream,
         buf: vec![0u8; 70_000],
     };
+    // Where we stand (PROTOCOL.md §6.3), as the hello's early message.
+    raw.session
+        .send(
+            Instant::now(),
+            Message::Sync {
+                resend_from: 1,
+                last: 0,
+            },
+        )
+        .expect("sync");
     raw.flush().await;
     support::wait_online(&mut peer, id).await;
     (peer, id, raw)

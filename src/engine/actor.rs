@@ -167,6 +167,14 @@ pub(super) struct Runtime {
     /// Refused file offers reported in the current minute, and when that
     /// minute began.
     pub(super) refusals_shown: (u32, Option<Instant>),
+    /// Our next message id when the engine loaded this contact: ids from
+    /// here on were handed out in this run (PROTOCOL.md §6.3 SYNC rules).
+    first_new: u64,
+    /// The contact's first SYNC since the engine started was handled.
+    synced: bool,
+    /// The contact's SYNC arrived on the active session: our messages may
+    /// go out on it.
+    peer_synced: bool,
 }
 
 struct Slot {
@@ -206,6 +214,8 @@ pub(super) struct Actor<T: Transport> {
     tokens_at: Instant,
     /// When timeouts and stalled queues were last looked at.
     last_sweep: Instant,
+    /// When the last save started.
+    last_save_at: Option<Instant>,
     // Persistence.
     store: Option<Box<dyn ProfileStore>>,
     change: u64,
@@ -280,6 +290,7 @@ pub(super) fn spawn<T: Transport>(
             c.id,
             Runtime {
                 durable_upto: upto,
+                first_new: c.next_message_id,
                 backoff: config.backoff_initial,
                 ..Runtime::default()
             },
@@ -291,6 +302,7 @@ pub(super) fn spawn<T: Transport>(
         tokens: f64::from(config.requests_per_minute),
         tokens_at: Instant::now(),
         last_sweep: Instant::now(),
+        last_save_at: None,
         config,
         profile,
         local,
@@ -363,7 +375,7 @@ impl<T: Transport> Actor<T> {
                 },
                 Some(ev) = conn_events.recv(), if room => self.on_conn_event(ev),
                 Some(msg) = internal.recv(), if room => self.on_internal(msg),
-                _ = tokio::time::sleep(TICK) => {}
+                _ = tokio::time::sleep(self.next_wake()) => {}
             }
             if self.last_sweep.elapsed() >= TICK {
                 self.last_sweep = Instant::now();
@@ -390,6 +402,19 @@ impl<T: Transport> Actor<T> {
         }
         if let Some(n) = &self.notify {
             n();
+        }
+    }
+
+    /// How long the loop may sleep when nothing happens: the tick, or less
+    /// when a save waits for its interval.
+    fn next_wake(&self) -> Duration {
+        match self.last_save_at {
+            Some(at) if !self.saving && self.durable != self.change => self
+                .config
+                .min_save_interval
+                .saturating_sub(at.elapsed())
+                .min(TICK),
+            _ => TICK,
         }
     }
 
@@ -446,9 +471,19 @@ impl<T: Transport> Actor<T> {
         if self.saving || self.durable == self.change {
             return;
         }
+        // Every change rewrites the whole profile (for now): however fast
+        // peers make changes, saves start at most once per interval, and
+        // whatever arrives meanwhile shares the next one (review finding M4).
+        if self
+            .last_save_at
+            .is_some_and(|at| at.elapsed() < self.config.min_save_interval)
+        {
+            return;
+        }
         let Some(mut store) = self.store.take() else {
             return;
         };
+        self.last_save_at = Some(Instant::now());
         self.saving = true;
         let generation = self.change;
         let snapshot = self.profile.clone();
@@ -918,6 +953,7 @@ impl<T: Transport> Actor<T> {
         self.rt.insert(
             id,
             Runtime {
+                first_new: 1,
                 backoff: self.config.backoff_initial,
                 next_dial: Some(Instant::now()),
                 ..Runtime::default()
@@ -1520,6 +1556,9 @@ impl<T: Transport> Actor<T> {
     fn flush_outbox(&mut self, id: ContactId) {
         let Some(r) = self.rt.get(&id) else { return };
         let Some(conn) = r.active else { return };
+        if !r.peer_synced {
+            return;
+        }
         let (from, upto) = (r.sent_upto, r.durable_upto);
         let Some(c) = self.profile.contact(id) else {
             return;
@@ -1758,6 +1797,7 @@ impl<T: Transport> Actor<T> {
             r.active = Some(conn);
             r.sent_upto = 0;
             r.ack_sent = None;
+            r.peer_synced = false;
             r.backoff = initial;
             r.next_dial = None;
         }
@@ -1768,13 +1808,18 @@ impl<T: Transport> Actor<T> {
             self.send_on(conn, a);
         }
         // Start the outbox over on this session: the peer drops duplicates.
+        // It goes out once the peer's SYNC has said where it stands.
         if let Some(c) = self.profile.contact(id) {
             let first = c.outbox.first().map(|q| q.id).unwrap_or(u64::MAX);
+            let sync = Message::Sync {
+                resend_from: c.outbox.first().map(|q| q.id).unwrap_or(c.next_message_id),
+                last: c.last_received_id,
+            };
             if let Some(r) = self.rt.get_mut(&id) {
                 r.sent_upto = first.saturating_sub(1).min(r.durable_upto);
             }
+            self.send_on(conn, sync);
         }
-        self.flush_outbox(id);
         self.resume_transfers(id);
         if !was_online {
             self.emit(Event::Presence {
@@ -1839,6 +1884,11 @@ impl<T: Transport> Actor<T> {
             Message::Ack { id: n } => {
                 if let Some(id) = contact {
                     self.on_ack(conn, id, n);
+                }
+            }
+            Message::Sync { resend_from, last } => {
+                if let Some(id) = contact {
+                    self.on_sync(conn, id, resend_from, last);
                 }
             }
             other => {
@@ -1984,6 +2034,7 @@ impl<T: Transport> Actor<T> {
                 self.rt.insert(
                     id,
                     Runtime {
+                        first_new: 1,
                         backoff: self.config.backoff_initial,
                         ..Runtime::default()
                     },
@@ -2110,8 +2161,15 @@ impl<T: Transport> Actor<T> {
     }
 
     fn on_chat(&mut self, conn: ConnId, id: ContactId, chat: Chat) {
-        if self.rt.get(&id).and_then(|r| r.active) != Some(conn) {
+        let Some(r) = self.rt.get(&id) else { return };
+        if r.active != Some(conn) {
             // Not the session we keep: it is being replaced.
+            return;
+        }
+        if !r.peer_synced {
+            // A CHAT before the SYNC could reuse ids we would take for
+            // duplicates (PROTOCOL.md §6.3).
+            self.close_conn(conn, CloseReason::ProtocolViolation);
             return;
         }
         let Some(c) = self.profile.contact_mut(id) else {
@@ -2170,6 +2228,113 @@ impl<T: Transport> Actor<T> {
         }
         // A gap: say nothing; the sender starts over from its first
         // unacknowledged message on the next session.
+    }
+
+    /// The contact's SYNC (PROTOCOL.md §6.3): where it stands. Either of us
+    /// may have gone back in time (a profile restored from an older copy,
+    /// or a contact removed and added again); both directions resume.
+    fn on_sync(&mut self, conn: ConnId, id: ContactId, resend_from: u64, peer_last: u64) {
+        let Some(r) = self.rt.get_mut(&id) else {
+            return;
+        };
+        if r.active != Some(conn) {
+            return;
+        }
+        let first = !r.synced;
+        r.synced = true;
+        r.peer_synced = true;
+        let first_new = r.first_new;
+        // They dropped messages we acknowledged, but our `last` no longer
+        // covers them: we lost them. Say so, and take what comes next.
+        let gap = self
+            .profile
+            .contact(id)
+            .map(|c| c.last_received_id)
+            .filter(|last| resend_from > last.saturating_add(1));
+        if let Some(last) = gap {
+            if let Some(c) = self.profile.contact_mut(id) {
+                c.last_received_id = resend_from - 1;
+            }
+            let change = self.changed();
+            if let Some(r) = self.rt.get_mut(&id) {
+                r.last_change = change;
+            }
+            self.emit(Event::MessagesMissing {
+                contact: id,
+                from: last + 1,
+                to: resend_from - 1,
+            });
+        }
+        // They hold ids we handed out before and forgot: our own state
+        // went back. Checked on the first SYNC of this run, before any of
+        // this run's messages can have reached them.
+        if first && peer_last >= first_new {
+            self.renumber(id, peer_last);
+        }
+        self.flush_outbox(id);
+    }
+
+    /// Our sending state went back in time and the contact already has ids
+    /// up to `peer_last`. What was in the restored outbox (ids below
+    /// `first_new`) is what they received under those ids; what this run
+    /// queued gets fresh ids after theirs, so nothing is taken for a
+    /// duplicate and dropped.
+    fn renumber(&mut self, id: ContactId, peer_last: u64) {
+        let Some(first_new) = self.rt.get(&id).map(|r| r.first_new) else {
+            return;
+        };
+        let Some(c) = self.profile.contact_mut(id) else {
+            return;
+        };
+        let mut delivered = Vec::new();
+        c.outbox.retain(|q| {
+            let had = q.id < first_new;
+            if had {
+                delivered.push(q.id);
+            }
+            !had
+        });
+        let mut renumbered = Vec::new();
+        let mut next = peer_last.saturating_add(1);
+        for q in &mut c.outbox {
+            renumbered.push((q.id, next));
+            q.id = next;
+            next += 1;
+        }
+        for h in c
+            .history
+            .iter_mut()
+            .filter(|h| h.direction == Direction::Outgoing)
+        {
+            if let Some(&(_, new)) = renumbered.iter().find(|(old, _)| *old == h.id) {
+                h.id = new;
+            } else if delivered.contains(&h.id) {
+                h.delivered = true;
+            }
+        }
+        c.next_message_id = next;
+        let change = self.changed();
+        if let Some(r) = self.rt.get_mut(&id) {
+            // Nothing renumbered is on disk under its new id yet.
+            r.durable_upto = peer_last;
+            r.sent_upto = peer_last;
+            r.first_new = next;
+            r.unsaved = renumbered.iter().map(|&(_, new)| (new, change)).collect();
+        }
+        for msg in delivered {
+            self.emit(Event::MessageState {
+                contact: id,
+                id: msg,
+                state: DeliveryState::Delivered,
+            });
+        }
+        if !renumbered.is_empty() {
+            self.emit(Event::MessagesRenumbered {
+                contact: id,
+                renumbered,
+            });
+        }
+        self.emit_contact(id);
     }
 
     fn on_ack(&mut self, conn: ConnId, id: ContactId, n: u64) {

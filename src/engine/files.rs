@@ -1040,6 +1040,35 @@ mod tests {
         assert!(sanitize_file_name(&"é".repeat(200)).len() <= 200);
     }
 
+    /// Where the folder cannot take a hard link of the partial file (FAT,
+    /// exFAT, some network file systems; here: a different file system),
+    /// the file is still placed, by an exclusive copy, without replacing
+    /// anything (review finding L3).
+    #[test]
+    fn placing_falls_back_to_a_copy_where_hard_links_fail() {
+        use std::os::unix::fs::MetadataExt;
+        let shm = tempfile::tempdir_in("/dev/shm").expect("a directory in /dev/shm");
+        let disk = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).expect("tempdir");
+        let dev = |p: &Path| std::fs::metadata(p).expect("metadata").dev();
+        assert_ne!(
+            dev(shm.path()),
+            dev(disk.path()),
+            "the test needs /dev/shm on another file system than the source tree"
+        );
+        let partial = shm.path().join(".part");
+        std::fs::write(&partial, b"new").expect("write");
+        assert!(std::fs::hard_link(&partial, disk.path().join("probe")).is_err());
+        std::fs::write(disk.path().join("a.txt"), b"old").expect("write");
+        let placed = place_without_overwriting(&partial, disk.path(), "a.txt").expect("placed");
+        assert_eq!(placed, disk.path().join("a (1).txt"));
+        assert_eq!(std::fs::read(&placed).expect("read"), b"new");
+        assert_eq!(
+            std::fs::read(disk.path().join("a.txt")).expect("read"),
+            b"old"
+        );
+        assert!(!partial.exists());
+    }
+
     #[test]
     fn existing_files_are_never_replaced() {
         let dir = tempfile::tempdir().expect("tempdir");

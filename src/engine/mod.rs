@@ -65,6 +65,10 @@ pub struct EngineConfig {
     pub max_outgoing_file: u64,
     /// File offers a contact may have waiting for our decision.
     pub max_pending_offers: usize,
+    /// Shortest time between the starts of two saves: a peer cannot make
+    /// us rewrite the profile more often (changes in between share the
+    /// next save, so a burst costs one).
+    pub min_save_interval: Duration,
 }
 
 impl Default for EngineConfig {
@@ -80,6 +84,7 @@ impl Default for EngineConfig {
             requests_per_minute: 10,
             max_outgoing_file: allium_protocol::message::MAX_FILE_SIZE,
             max_pending_offers: 8,
+            min_save_interval: Duration::from_millis(100),
         }
     }
 }
@@ -315,6 +320,27 @@ pub enum Event {
         id: u64,
         /// Now.
         state: DeliveryState,
+    },
+    /// Messages from a contact that we had received and acknowledged are
+    /// not in this profile (it was restored from an older copy, or the
+    /// contact was removed and added again): ids `from` to `to` are gone
+    /// from here, and delivery goes on after them.
+    MessagesMissing {
+        /// From whom.
+        contact: ContactId,
+        /// The first missing id.
+        from: u64,
+        /// The last missing id.
+        to: u64,
+    },
+    /// Our profile had gone back in time (restored from an older copy)
+    /// and the contact already holds some of the ids we were about to
+    /// use: these messages, not yet delivered, got new ids (old, new).
+    MessagesRenumbered {
+        /// To whom.
+        contact: ContactId,
+        /// Each renumbered message: its old id and its new one.
+        renumbered: Vec<(u64, u64)>,
     },
     /// A contact offers a file.
     FileOffered {

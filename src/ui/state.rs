@@ -531,6 +531,31 @@ impl MainState {
                     }
                 }
             }
+            Event::MessagesMissing { contact, from, to } => {
+                let count = to.saturating_sub(from) + 1;
+                self.notice = Some(format!(
+                    "{count} earlier message{} from {} reached you before but are not in this \
+                     profile: it was restored from an older copy, or the contact was removed \
+                     and added again.",
+                    if count == 1 { "" } else { "s" },
+                    self.contact_name(contact)
+                ));
+            }
+            Event::MessagesRenumbered {
+                contact,
+                renumbered,
+            } => {
+                if let Some(list) = self.conversations.get_mut(&contact) {
+                    for m in list
+                        .iter_mut()
+                        .filter(|m| m.direction == Direction::Outgoing)
+                    {
+                        if let Some(&(_, new)) = renumbered.iter().find(|(old, _)| *old == m.id) {
+                            m.id = new;
+                        }
+                    }
+                }
+            }
             Event::FileOffered { transfer } => self.upsert_transfer(transfer, None),
             Event::FileProgress {
                 transfer,

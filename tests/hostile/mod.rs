@@ -146,6 +146,17 @@ impl Hostile {
             Some(Message::ContactAccept(_)) => {}
             other => panic!("expected CONTACT_ACCEPT first, got {other:?}"),
         }
+        match session.next_message(PATIENCE).await {
+            Some(Message::Sync { .. }) => {}
+            other => panic!("expected SYNC next, got {other:?}"),
+        }
+        // Where we stand: nothing sent, nothing received.
+        session
+            .send(Message::Sync {
+                resend_from: 1,
+                last: 0,
+            })
+            .await;
         crate::support::wait_online(target, request.id).await;
         (request.id, session)
     }
