@@ -167,17 +167,19 @@ impl Headless {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_headless_peers_on_tor_chat_send_a_file_and_survive_a_restart() {
-    let root = tempfile::tempdir().expect("tmp");
-    let pass = root.path().join("passphrase.txt");
-    std::fs::write(&pass, "a passphrase for the test\n").expect("write");
-    let (dir_a, dir_b) = (root.path().join("a"), root.path().join("b"));
-    let logs = log_dir(root.path());
-    let log = |name: &str| logs.join(format!("headless-{name}.log"));
-
-    let mut a = Headless::start("A", &dir_a, &log("a"));
-    let mut b = Headless::start("B", &dir_b, &log("b"));
+/// Two headless peers, "alice" in `root/a` and "bob" in `root/b`, each with
+/// a new profile (passphrase in `pass`), both reachable. Logs go to
+/// `headless-{prefix}{a,b}.log` in `logs`. Returns both and what
+/// `profile.create` answered each.
+async fn reachable_pair(
+    root: &Path,
+    pass: &Path,
+    logs: &Path,
+    prefix: &str,
+) -> (Headless, Headless, Value, Value) {
+    let log = |name: &str| logs.join(format!("headless-{prefix}{name}.log"));
+    let mut a = Headless::start("A", &root.join("a"), &log("a"));
+    let mut b = Headless::start("B", &root.join("b"), &log("b"));
     let made_a = a
         .call(
             "profile.create",
@@ -190,10 +192,22 @@ async fn two_headless_peers_on_tor_chat_send_a_file_and_survive_a_restart() {
             json!({"name": "bob", "passphrase_file": pass}),
         )
         .await;
-    let addr_b = made_b["address"].as_str().expect("address").to_owned();
     assert_ne!(made_a["address"], made_b["address"]);
     a.until_reachable().await;
     b.until_reachable().await;
+    (a, b, made_a, made_b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_headless_peers_on_tor_chat_send_a_file_and_survive_a_restart() {
+    let root = tempfile::tempdir().expect("tmp");
+    let pass = root.path().join("passphrase.txt");
+    std::fs::write(&pass, "a passphrase for the test\n").expect("write");
+    let dir_b = root.path().join("b");
+    let logs = log_dir(root.path());
+    let log = |name: &str| logs.join(format!("headless-{name}.log"));
+    let (mut a, mut b, made_a, made_b) = reachable_pair(root.path(), &pass, &logs, "").await;
+    let addr_b = made_b["address"].as_str().expect("address").to_owned();
 
     // A asks, B accepts.
     let added = a
@@ -317,4 +331,110 @@ async fn two_headless_peers_on_tor_chat_send_a_file_and_survive_a_restart() {
             assert!(!text.contains(secret), "{name}'s log shows {secret:?}");
         }
     }
+}
+
+/// Review finding H3 on the real network: strangers holding intake streams
+/// on circuits of their own, sending nothing (more of them than the intake
+/// has slots for), do not keep a real request out. Before the fix, 24 such
+/// streams kept a request out for more than a minute: the first 16 held
+/// every slot for the 60 s handshake timeout, and every newcomer (the real
+/// requester too) was turned away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_strangers_on_their_own_circuits_cannot_shut_the_intake() {
+    use allium_onion::{CustomNetwork, Network, TorConfig, TorTransport, Transport};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use tokio::io::AsyncReadExt;
+
+    /// More than the 32 unfinished connections an intake keeps.
+    const STRANGERS: usize = 40;
+    let root = tempfile::tempdir().expect("tmp");
+    let pass = root.path().join("passphrase.txt");
+    std::fs::write(&pass, "a passphrase for the test\n").expect("write");
+    let logs = log_dir(root.path());
+    let (mut a, mut b, _, made_b) = reachable_pair(root.path(), &pass, &logs, "flood-").await;
+    let addr_b = made_b["address"].as_str().expect("address").to_owned();
+
+    // The strangers: one Arti client with an isolated client per stranger,
+    // so that none shares a circuit with another.
+    let network = Network::Custom(CustomNetwork::load(&network_file()).expect("network file"));
+    let tor = TorTransport::create(&TorConfig {
+        network,
+        state_dir: root.path().join("strangers/state"),
+        cache_dir: root.path().join("strangers/cache"),
+        dial_timeout: Duration::from_secs(60),
+    })
+    .expect("create");
+    tokio::time::timeout(PATIENCE, tor.bootstrap())
+        .await
+        .expect("bootstrap in time")
+        .expect("bootstrap");
+    let target = allium_protocol::OnionId::parse(&addr_b).expect("address");
+    let stop = Arc::new(AtomicBool::new(false));
+    let holding = Arc::new(AtomicUsize::new(0));
+    let ever = Arc::new(AtomicUsize::new(0));
+    for _ in 0..STRANGERS {
+        let (t, stop) = (tor.isolated(), stop.clone());
+        let (holding, ever) = (holding.clone(), ever.clone());
+        tokio::spawn(async move {
+            let mut first = true;
+            while !stop.load(Ordering::Relaxed) {
+                match t.dial(target, None).await {
+                    Ok(mut stream) => {
+                        if std::mem::take(&mut first) {
+                            ever.fetch_add(1, Ordering::Relaxed);
+                        }
+                        holding.fetch_add(1, Ordering::Relaxed);
+                        // Silent: wait for the intake to give up on us.
+                        let mut b = [0u8; 64];
+                        while !stop.load(Ordering::Relaxed) {
+                            let read =
+                                tokio::time::timeout(Duration::from_secs(1), stream.read(&mut b));
+                            if let Ok(Ok(0) | Err(_)) = read.await {
+                                break;
+                            }
+                        }
+                        holding.fetch_sub(1, Ordering::Relaxed);
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+                }
+            }
+        });
+    }
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while ever.load(Ordering::Relaxed) < STRANGERS {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {} of {STRANGERS} strangers got a stream",
+            ever.load(Ordering::Relaxed)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    println!(
+        "{STRANGERS} strangers connected; {} holding streams now",
+        holding.load(Ordering::Relaxed)
+    );
+
+    let started = tokio::time::Instant::now();
+    a.call(
+        "contacts.add",
+        json!({"address": addr_b, "nickname": "Bob", "greeting": "a real request"}),
+    )
+    .await;
+    let bound = Duration::from_secs(90);
+    let got = tokio::time::timeout(
+        bound,
+        b.event("request", |e| e["event"] == "request_received"),
+    )
+    .await;
+    let holding_then = holding.load(Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
+    let req = got.expect("the real request arrived within the bound");
+    assert_eq!(req["contact"]["greeting"], "a real request");
+    println!(
+        "request received {:.1} s after it was made, with {holding_then} strangers holding streams",
+        started.elapsed().as_secs_f64()
+    );
+    a.quit().await;
+    b.quit().await;
 }

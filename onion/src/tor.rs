@@ -131,6 +131,18 @@ impl TorTransport {
         })
     }
 
+    /// A client that shares this one's directory, guards and runtime but
+    /// never a circuit with it: what several unrelated people look like
+    /// (tests play many strangers this way). It has no services and no
+    /// discovery keys of its own.
+    pub fn isolated(&self) -> Self {
+        TorTransport {
+            client: self.client.isolated_client(),
+            dial_timeout: self.dial_timeout,
+            state: Arc::default(),
+        }
+    }
+
     /// Progress events until ready (and after, should Tor lose the network).
     pub fn bootstrap_progress(&self) -> impl futures::Stream<Item = BootstrapProgress> + use<> {
         self.client.bootstrap_events().map(|s| BootstrapProgress {
