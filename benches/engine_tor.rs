@@ -705,6 +705,7 @@ fn large_profile() -> Profile {
             outbox: Vec::new(),
             history: Vec::new(),
             created_at: 0,
+            unsynced_from: None,
         });
     }
     p

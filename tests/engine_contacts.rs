@@ -398,24 +398,24 @@ async fn silent_strangers_are_capped_and_timed_out() {
             }
         }
     }
-    // Past the cap, the stalest make room: the first two are closed at
-    // once, the newest four stay open (for now); none of them sent a byte.
+    // Past the cap, two of them make room (all are fresh, so chosen at
+    // random: opening streams fast must not push anyone out in order);
+    // four stay open (for now). None of them sent a byte, and none is
+    // told anything.
     let mut b = [0u8; 1];
-    for c in conns.iter_mut().take(2) {
-        let n = tokio::time::timeout(support::PATIENCE, c.read(&mut b))
-            .await
-            .expect("closed");
-        assert!(
-            matches!(n, Ok(0) | Err(_)),
-            "the engine said something to a silent stranger"
-        );
+    let mut open = Vec::new();
+    for c in conns.iter_mut() {
+        match tokio::time::timeout(std::time::Duration::from_millis(500), c.read(&mut b)).await {
+            Ok(n) => assert!(
+                matches!(n, Ok(0) | Err(_)),
+                "the engine said something to a silent stranger"
+            ),
+            Err(_) => open.push(c),
+        }
     }
-    for c in conns.iter_mut().skip(2) {
-        let r = tokio::time::timeout(std::time::Duration::from_millis(100), c.read(&mut b)).await;
-        assert!(r.is_err(), "closed before its step time was up: {r:?}");
-    }
+    assert_eq!(open.len(), 4, "the cap is 4");
     // Then the step time runs out for them too.
-    for c in conns.iter_mut().skip(2) {
+    for c in open {
         let n = tokio::time::timeout(support::PATIENCE, c.read(&mut b))
             .await
             .expect("timed out");
@@ -510,8 +510,13 @@ async fn a_stolen_intake_key_cannot_take_over_a_contact() {
     let b_keys = b.store.saved().expect("saved").keys;
     // B's static key reaches A's disk shortly after the handshake.
     let deadline = tokio::time::Instant::now() + support::PATIENCE;
-    while a.store.saved().expect("saved").contacts[0]
-        .their_static
+    while a
+        .store
+        .saved()
+        .expect("saved")
+        .contacts
+        .first()
+        .and_then(|c| c.their_static)
         .is_none()
     {
         assert!(tokio::time::Instant::now() < deadline, "never saved");

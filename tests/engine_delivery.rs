@@ -341,6 +341,11 @@ async fn a_sender_restored_from_an_older_copy_loses_nothing() {
     a.kill_and_restart_from(backup).await;
     let id = a.h().send_message(b_at_a, "four").await.expect("send");
     assert_eq!(id, 2, "the restored copy hands out an id B already has");
+    // And A restarts once more before B is back (a reboot): where this
+    // run's ids began must survive it.
+    let a_saved = a.go_offline().await;
+    assert_eq!(a_saved.contacts[0].outbox.len(), 1);
+    a.come_back(a_saved).await;
     b.come_back(b_saved).await;
     let got = b
         .wait(

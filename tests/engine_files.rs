@@ -257,6 +257,7 @@ async fn engine_with_raw_contact_config(
         outbox: Vec::new(),
         history: Vec::new(),
         created_at: 0,
+        unsynced_from: None,
     });
     let mut peer = Peer::start_with(net, profile, config);
     let local = LocalIdentity {

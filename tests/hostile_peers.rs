@@ -353,9 +353,17 @@ async fn m4_repeats_write_nothing() {
         let mut raw = h.intake(e.id()).await;
         raw.queue(h.request("same words"));
         raw.handshake().await.expect("handshake");
-        assert_eq!(
-            raw.closed(PATIENCE).await,
-            Some(CloseCause::Peer(CloseReason::Normal))
+        // Taken as received (Normal) while its own small bucket lasts,
+        // then told to come back later (Shutdown); never written.
+        let closed = raw.closed(PATIENCE).await;
+        assert!(
+            matches!(
+                closed,
+                Some(CloseCause::Peer(
+                    CloseReason::Normal | CloseReason::Shutdown
+                ))
+            ),
+            "{closed:?}"
         );
     }
     settle(&e).await;
@@ -551,4 +559,81 @@ async fn m4_a_fast_contact_cannot_make_us_save_faster_than_the_bound() {
     );
     let kept = e.h().conversation(h_at_e).await.expect("conversation");
     assert_eq!(kept.len() as u64, N, "every line is in the history");
+}
+
+/// Review of the fix, H3/M4: one proven requester (here a blocked one)
+/// asking again and again cannot keep the shared token bucket empty for
+/// everyone else: each identity takes at most one token a minute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h3_one_requester_asking_again_and_again_cannot_drain_the_bucket() {
+    let net = MemoryNetwork::new();
+    // Six tokens: the pest's own bucket holds three of them at most.
+    let config = EngineConfig {
+        requests_per_minute: 6,
+        ..config()
+    };
+    let mut e = Peer::start_with(&net, allium_vault::Profile::new(support::keys()), config);
+    let pest = Hostile::new(&net);
+    let mut raw = pest.intake(e.id()).await;
+    raw.queue(pest.request("let me in"));
+    raw.handshake().await.expect("handshake");
+    raw.closed(PATIENCE).await;
+    let request = support::next_request(&mut e).await;
+    e.h().block(request.id).await.expect("block");
+    for _ in 0..20 {
+        let mut raw = pest.intake(e.id()).await;
+        raw.queue(pest.request("let me in"));
+        if raw.handshake().await.is_ok() {
+            raw.closed(PATIENCE).await;
+        }
+    }
+    // Three of the six tokens are still there for real requesters.
+    for i in 0..3 {
+        let asker = Peer::start(&net);
+        asker
+            .h()
+            .add_contact(&e.address(), "", &format!("real {i}"))
+            .await
+            .expect("add");
+        let got = support::next_request(&mut e).await;
+        assert_eq!(got.greeting, format!("real {i}"));
+    }
+}
+
+/// Review of the fix, M3: a SYNC whose values no conversation can reach
+/// (here `last = u64::MAX`, which would overflow our ids when we renumber)
+/// is a protocol violation, not a panic; the engine goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn m3_an_impossible_sync_closes_the_session_and_nothing_else() {
+    let net = MemoryNetwork::new();
+    let mut e = Peer::start(&net);
+    let mut h = Hostile::new(&net);
+    let (h_at_e, session) = h.become_contact(&mut e).await;
+    drop(session);
+    // A new run: the next SYNC from h is the first, which is the one that
+    // can renumber.
+    e.restart().await;
+    e.h().send_message(h_at_e, "queued").await.expect("send");
+    let peer_static = h.target_static.expect("proved at the intake");
+    let mut session = h.accept_endpoint(peer_static).await;
+    // Its CONTACT_ACCEPT again (we never confirmed it), then its SYNC.
+    loop {
+        match session.next_message(PATIENCE).await {
+            Some(Message::Sync { .. }) => break,
+            Some(Message::ContactAccept(_)) => continue,
+            other => panic!("expected SYNC, got {other:?}"),
+        }
+    }
+    session
+        .send(Message::Sync {
+            resend_from: 1,
+            last: u64::MAX,
+        })
+        .await;
+    assert_eq!(
+        session.closed(PATIENCE).await,
+        Some(CloseCause::Peer(CloseReason::ProtocolViolation))
+    );
+    let c = e.h().contacts().await.expect("the engine still answers");
+    assert_eq!(c[0].queued, 1, "the queued message is still there");
 }

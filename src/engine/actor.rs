@@ -58,6 +58,21 @@ const CONN_EVENT_QUEUE: usize = 1024;
 /// Refused file offers reported to the person per contact and minute; more
 /// are still refused, without an event each.
 pub(super) const REFUSALS_SHOWN_PER_MINUTE: u32 = 10;
+/// Each proven identity has a small bucket of its own in front of the
+/// shared one (this burst, then one a minute), so a single requester
+/// (blocked, rejected or pending, asking again and again) cannot keep the
+/// shared bucket empty for everyone else.
+const REQUESTS_PER_IDENTITY: f64 = 3.0;
+const IDENTITY_REFILL: Duration = Duration::from_secs(60);
+/// Identities remembered for that (the oldest is forgotten first).
+const REQUESTERS_REMEMBERED: usize = 1024;
+/// An unfinished connection this long without a step is no live peer
+/// mid-handshake: it is evicted first. Younger ones are evicted at random,
+/// so that opening streams fast cannot push out a requester in order.
+const CLEARLY_STALLED: Duration = Duration::from_secs(2);
+/// SYNC values past this are a protocol violation (PROTOCOL.md §6.3): no
+/// conversation gets there, and ids near `u64::MAX` would overflow.
+const MAX_SYNC_ID: u64 = 1 << 62;
 
 /// Messages from the engine's own helper tasks.
 pub(super) enum Internal {
@@ -164,17 +179,24 @@ pub(super) struct Runtime {
     /// The acknowledgement last sent on the active session: a duplicate
     /// CHAT does not earn a second one for the same id.
     ack_sent: Option<u64>,
+    /// The highest id the contact acknowledged on the active session,
+    /// whether or not we had written that far yet.
+    ack_claimed: u64,
     /// Refused file offers reported in the current minute, and when that
     /// minute began.
     pub(super) refusals_shown: (u32, Option<Instant>),
-    /// Our next message id when the engine loaded this contact: ids from
-    /// here on were handed out in this run (PROTOCOL.md §6.3 SYNC rules).
+    /// Ids from here on were handed out since the last SYNC we handled
+    /// from this contact (`Contact::unsynced_from`; PROTOCOL.md §6.3).
     first_new: u64,
     /// The contact's first SYNC since the engine started was handled.
     synced: bool,
     /// The contact's SYNC arrived on the active session: our messages may
     /// go out on it.
     peer_synced: bool,
+    /// The change that recorded the first SYNC (`Contact::unsynced_from`
+    /// cleared): no CHAT goes out until it is on disk, or a crash could
+    /// bring back a boundary that what we sent has passed.
+    sync_change: Option<u64>,
 }
 
 struct Slot {
@@ -192,8 +214,10 @@ pub(super) struct Actor<T: Transport> {
     pub(super) local: LocalIdentity,
     endpoint_key: IdentityKey,
     events: mpsc::Sender<Event>,
-    /// Events emitted while the queue was full (by one input at most:
-    /// after it the engine waits for room).
+    /// Events emitted while the queue was full: by the input that filled
+    /// it, by local requests, and by sends resumed when a peer read
+    /// (bounded by the outbox and the transfers), never by further peer
+    /// input, which waits for room.
     overflow: VecDeque<Event>,
     notify: Option<Notify>,
     pub(super) internal_tx: mpsc::UnboundedSender<Internal>,
@@ -216,6 +240,8 @@ pub(super) struct Actor<T: Transport> {
     last_sweep: Instant,
     /// When the last save started.
     last_save_at: Option<Instant>,
+    /// Proven requesters' own buckets: tokens, and when last filled.
+    requesters: HashMap<Public32, (f64, Instant)>,
     // Persistence.
     store: Option<Box<dyn ProfileStore>>,
     change: u64,
@@ -284,13 +310,24 @@ pub(super) fn spawn<T: Transport>(
     let (internal_tx, internal_rx) = mpsc::unbounded_channel();
     let (conn_tx, conn_rx) = mpsc::channel(CONN_EVENT_QUEUE);
     let mut rt = HashMap::new();
+    // Where this run's ids start, unless an earlier run since the last
+    // SYNC started lower: that boundary is kept with the contact, so a
+    // restart between a restore and the next SYNC does not move it.
+    let mut profile = profile;
+    let mut boundary_moved = false;
+    for c in &mut profile.contacts {
+        if c.unsynced_from.is_none() {
+            c.unsynced_from = Some(c.next_message_id);
+            boundary_moved = true;
+        }
+    }
     for c in &profile.contacts {
         let upto = c.next_message_id.saturating_sub(1);
         rt.insert(
             c.id,
             Runtime {
                 durable_upto: upto,
-                first_new: c.next_message_id,
+                first_new: c.unsynced_from.unwrap_or(c.next_message_id),
                 backoff: config.backoff_initial,
                 ..Runtime::default()
             },
@@ -303,6 +340,7 @@ pub(super) fn spawn<T: Transport>(
         tokens_at: Instant::now(),
         last_sweep: Instant::now(),
         last_save_at: None,
+        requesters: HashMap::new(),
         config,
         profile,
         local,
@@ -331,7 +369,7 @@ pub(super) fn spawn<T: Transport>(
             attempts: 0,
         },
         store: Some(store),
-        change: 0,
+        change: u64::from(boundary_moved),
         durable: 0,
         saving: false,
         save_error: None,
@@ -364,9 +402,13 @@ impl<T: Transport> Actor<T> {
             // Backpressure: while whoever reads our events (the window, a
             // JSON-RPC client) is behind, take no input that would add to
             // them; connection tasks then stop reading their peers.
-            let room = self.has_event_room();
+            // Shutting down, every connection must be heard closing, so
+            // the gate opens (what it emits is bounded by the connections).
+            // Requests are never held back: a client that stops reading is
+            // held back by its own output, and `Shutdown` must get through.
+            let room = self.has_event_room() || self.shutting_down.is_some();
             tokio::select! {
-                req = requests.recv(), if requests_open && room => match req {
+                req = requests.recv(), if requests_open => match req {
                     Some(r) => self.on_request(r),
                     None => {
                         requests_open = false;
@@ -545,6 +587,9 @@ impl<T: Transport> Actor<T> {
             let Some(r) = self.rt.get_mut(&id) else {
                 continue;
             };
+            if r.sync_change.is_some_and(|c| c <= durable) {
+                r.sync_change = None;
+            }
             while let Some(&(msg, change)) = r.unsaved.front() {
                 if change > durable {
                     break;
@@ -948,6 +993,7 @@ impl<T: Transport> Actor<T> {
             outbox: Vec::new(),
             history: Vec::new(),
             created_at: unix_now(),
+            unsynced_from: Some(1),
         });
         self.top_up_spares();
         self.rt.insert(
@@ -1446,11 +1492,12 @@ impl<T: Transport> Actor<T> {
         } else {
             ConnKind::EndpointIn
         };
-        // Full: the connection that has gone longest without a step
-        // forward makes room (review finding H3). Whoever is really asking
-        // moves a step per round trip, so N silent or stalled connections
-        // cannot keep a newcomer out; turning the newcomer away instead
-        // would let them hold the intake shut.
+        // Full: one connection makes room for the newcomer (review finding
+        // H3): one that has clearly stalled, else one at random. Whoever is
+        // really asking moves a step per round trip, so silent or stalled
+        // connections cannot keep a newcomer out (turning the newcomer away
+        // instead would let them hold the intake shut), and streams opened
+        // fast cannot push a requester out in order.
         let unfinished: Vec<(Instant, ConnId)> = self
             .conns
             .iter()
@@ -1458,9 +1505,15 @@ impl<T: Transport> Actor<T> {
             .map(|(id, c)| (c.progress_at, *id))
             .collect();
         if unfinished.len() >= self.config.max_unauthenticated.max(1)
-            && let Some(&(_, stalest)) = unfinished.iter().min()
+            && let Some(&(at, stalest)) = unfinished.iter().min()
         {
-            self.close_conn(stalest, CloseReason::Shutdown);
+            let victim = if at.elapsed() >= CLEARLY_STALLED {
+                stalest
+            } else {
+                let pick = OsRng.next_u32() as usize % unfinished.len();
+                unfinished.get(pick).map(|&(_, id)| id).unwrap_or(stalest)
+            };
+            self.close_conn(victim, CloseReason::Shutdown);
         }
         let session = if intake {
             Session::accept_intake(
@@ -1556,7 +1609,7 @@ impl<T: Transport> Actor<T> {
     fn flush_outbox(&mut self, id: ContactId) {
         let Some(r) = self.rt.get(&id) else { return };
         let Some(conn) = r.active else { return };
-        if !r.peer_synced {
+        if !r.peer_synced || r.sync_change.is_some() {
             return;
         }
         let (from, upto) = (r.sent_upto, r.durable_upto);
@@ -1583,9 +1636,17 @@ impl<T: Transport> Actor<T> {
             last = q.id;
             sent.push(q.id);
         }
+        let mut claimed_beyond = false;
         if let Some(r) = self.rt.get_mut(&id) {
+            let before = r.written_upto;
             r.sent_upto = r.sent_upto.max(last).max(from);
             r.written_upto = r.written_upto.max(last);
+            claimed_beyond = r.ack_claimed > before && r.written_upto > before;
+        }
+        if claimed_beyond {
+            // An acknowledgement that came before we had written this far
+            // covers what we just wrote.
+            self.on_ack(conn, id, 0);
         }
         for msg in sent {
             self.emit(Event::MessageState {
@@ -1797,6 +1858,7 @@ impl<T: Transport> Actor<T> {
             r.active = Some(conn);
             r.sent_upto = 0;
             r.ack_sent = None;
+            r.ack_claimed = 0;
             r.peer_synced = false;
             r.backoff = initial;
             r.next_dial = None;
@@ -1935,7 +1997,7 @@ impl<T: Transport> Actor<T> {
             existing,
             Some((_, ContactState::OutgoingPending | ContactState::Accepted, _))
         );
-        if !asked_or_contact && !self.take_request_token() {
+        if !asked_or_contact && !self.take_request_token(intake) {
             // Not stored, and not a normal close: the requester tries again
             // later.
             self.close_conn(conn, CloseReason::Shutdown);
@@ -2030,6 +2092,7 @@ impl<T: Transport> Actor<T> {
                     outbox: Vec::new(),
                     history: Vec::new(),
                     created_at: unix_now(),
+                    unsynced_from: Some(1),
                 });
                 self.rt.insert(
                     id,
@@ -2050,10 +2113,21 @@ impl<T: Transport> Actor<T> {
         self.close_conn(conn, CloseReason::Normal);
     }
 
-    /// One token of the intake's bucket, if there is one and the pending
-    /// list has room.
-    fn take_request_token(&mut self) -> bool {
+    /// One token of the intake's bucket, if there is one, the pending list
+    /// has room, and this (proven) requester did not take one lately.
+    fn take_request_token(&mut self, requester: Public32) -> bool {
         let now = Instant::now();
+        let own = self
+            .requesters
+            .get(&requester)
+            .map(|&(tokens, at)| {
+                let refill = now.duration_since(at).as_secs_f64() / IDENTITY_REFILL.as_secs_f64();
+                (tokens + refill).min(REQUESTS_PER_IDENTITY)
+            })
+            .unwrap_or(REQUESTS_PER_IDENTITY);
+        if own < 1.0 {
+            return false;
+        }
         let per_sec = f64::from(self.config.requests_per_minute) / 60.0;
         let burst = f64::from(self.config.requests_per_minute.max(1));
         self.tokens =
@@ -2063,6 +2137,17 @@ impl<T: Transport> Actor<T> {
             return false;
         }
         self.tokens -= 1.0;
+        if self.requesters.len() >= REQUESTERS_REMEMBERED
+            && !self.requesters.contains_key(&requester)
+            && let Some(oldest) = self
+                .requesters
+                .iter()
+                .min_by_key(|(_, (_, at))| *at)
+                .map(|(k, _)| *k)
+        {
+            self.requesters.remove(&oldest);
+        }
+        self.requesters.insert(requester, (own - 1.0, now));
         true
     }
 
@@ -2240,6 +2325,13 @@ impl<T: Transport> Actor<T> {
         if r.active != Some(conn) {
             return;
         }
+        if resend_from > MAX_SYNC_ID || peer_last > MAX_SYNC_ID {
+            self.close_conn(conn, CloseReason::ProtocolViolation);
+            return;
+        }
+        let Some(r) = self.rt.get_mut(&id) else {
+            return;
+        };
         let first = !r.synced;
         r.synced = true;
         r.peer_synced = true;
@@ -2270,6 +2362,15 @@ impl<T: Transport> Actor<T> {
         // this run's messages can have reached them.
         if first && peer_last >= first_new {
             self.renumber(id, peer_last);
+        }
+        if first
+            && let Some(c) = self.profile.contact_mut(id)
+            && c.unsynced_from.take().is_some()
+        {
+            let change = self.changed();
+            if let Some(r) = self.rt.get_mut(&id) {
+                r.sync_change = Some(change);
+            }
         }
         self.flush_outbox(id);
     }
@@ -2348,8 +2449,16 @@ impl<T: Transport> Actor<T> {
             changed = true;
         }
         // Never more than we wrote to a session: a hostile (or confused)
-        // ack cannot drop mail it never received (review finding L5).
-        let n = n.min(self.rt.get(&id).map(|r| r.written_upto).unwrap_or(0));
+        // ack cannot drop mail it never received (review finding L5). The
+        // claim is remembered and applied as more is written, since the
+        // peer answers a duplicate only once per session.
+        let n = match self.rt.get_mut(&id) {
+            Some(r) => {
+                r.ack_claimed = r.ack_claimed.max(n);
+                r.ack_claimed.min(r.written_upto)
+            }
+            None => 0,
+        };
         let mut delivered = Vec::new();
         c.outbox.retain(|q| {
             if q.id <= n {

@@ -6,11 +6,12 @@
 //! Writes go through a separate writer task, so that a peer that stops
 //! reading can never stop us from reading (two peers both blocked on a full
 //! pipe would otherwise deadlock). What waits to be written is counted in
-//! bytes ([`SendQueue`]): the engine stops producing bulk data (file chunks,
-//! outbox flushes) above [`SEND_HIGH_WATER`] and resumes when the writer
-//! reports [`ConnEvent::Drained`]; whatever a peer can make us queue beyond
-//! that (acknowledgements, cancels) is capped at [`SEND_HARD_CAP`], past
-//! which the connection is closed. A peer that stops reading therefore
+//! bytes ([`SendQueue`]): the engine starts no more bulk data (file chunks,
+//! outbox flushes) above [`SEND_HIGH_WATER`] (what it started may add one
+//! file window, 1 MiB, past it) and resumes when the writer reports
+//! [`ConnEvent::Drained`]; whatever a peer can make us queue beyond that
+//! (acknowledgements, cancels) is capped at [`SEND_HARD_CAP`], past which
+//! the connection is closed. A peer that stops reading therefore
 //! costs us at most that many bytes, never more (review finding M1).
 
 use std::time::Instant as StdInstant;

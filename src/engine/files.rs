@@ -126,6 +126,10 @@ impl Progress {
 pub(crate) struct Transfers {
     outgoing: HashMap<TransferId, Outgoing>,
     incoming: HashMap<TransferId, Incoming>,
+    /// Received files being checked and placed on a blocking thread: their
+    /// ids stay taken until then, so that an offer reusing one cannot
+    /// replace the partial file under the check.
+    placing: std::collections::HashSet<TransferId>,
 }
 
 fn hex_id(t: &TransferId) -> String {
@@ -394,25 +398,28 @@ impl<T: Transport> Actor<T> {
                 contact,
                 view,
                 result,
-            } => match result {
-                Ok(path) => {
-                    self.send_to_contact(contact, Message::FileDone { transfer });
-                    self.emit(Event::FileCompleted {
-                        transfer: view,
-                        path: Some(path),
-                    });
+            } => {
+                self.files.placing.remove(&transfer);
+                match result {
+                    Ok(path) => {
+                        self.send_to_contact(contact, Message::FileDone { transfer });
+                        self.emit(Event::FileCompleted {
+                            transfer: view,
+                            path: Some(path),
+                        });
+                    }
+                    Err((reason, words)) => {
+                        self.send_to_contact(contact, Message::FileCancel { transfer, reason });
+                        self.emit(Event::FileCancelled {
+                            transfer: view,
+                            cancelled: Cancelled {
+                                by_peer: false,
+                                reason: words,
+                            },
+                        });
+                    }
                 }
-                Err((reason, words)) => {
-                    self.send_to_contact(contact, Message::FileCancel { transfer, reason });
-                    self.emit(Event::FileCancelled {
-                        transfer: view,
-                        cancelled: Cancelled {
-                            by_peer: false,
-                            reason: words,
-                        },
-                    });
-                }
-            },
+            }
         }
     }
 
@@ -823,7 +830,7 @@ impl<T: Transport> Actor<T> {
             }
             return;
         }
-        if self.files.outgoing.contains_key(&t) {
+        if self.files.outgoing.contains_key(&t) || self.files.placing.contains(&t) {
             self.send_to_contact(
                 contact,
                 Message::FileCancel {
@@ -1009,6 +1016,7 @@ impl<T: Transport> Actor<T> {
         let tx = self.internal_tx.clone();
         let contact = i.contact;
         let name = i.name;
+        self.files.placing.insert(t);
         tokio::task::spawn_blocking(move || {
             let result = check_and_place(a.file, &a.partial, &a.folder, &name, digest);
             if result.is_err() {

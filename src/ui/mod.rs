@@ -702,6 +702,17 @@ impl eframe::App for App {
         while let Ok(msg) = self.rx.try_recv() {
             self.receive(msg, focused);
         }
+        // Notices held back by the throttle are told once its interval is
+        // over, even if nothing else arrives.
+        let now = std::time::Instant::now();
+        match self.throttle.held_due(now) {
+            Some(held) => (self.notifier)(notice::held_notice(held)),
+            None => {
+                if let Some(wait) = self.throttle.next_due(now) {
+                    ctx.request_repaint_after(wait);
+                }
+            }
+        }
     }
 
     fn ui(&mut self, ui: &mut eframe::egui::Ui, frame: &mut eframe::Frame) {

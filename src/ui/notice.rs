@@ -92,17 +92,43 @@ impl Throttle {
         self.last = Some(now);
         Some(std::mem::take(&mut self.held))
     }
+
+    /// Notices held back whose interval is over, to be told now (at most
+    /// once per interval, like any other).
+    pub(crate) fn held_due(&mut self, now: Instant) -> Option<u32> {
+        let due = self.held > 0
+            && self
+                .last
+                .is_none_or(|l| now.duration_since(l) >= NOTICE_INTERVAL);
+        if !due {
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.held))
+    }
+
+    /// How long until held notices are due, if any are held.
+    pub(crate) fn next_due(&self, now: Instant) -> Option<Duration> {
+        let last = self.last?;
+        (self.held > 0).then(|| NOTICE_INTERVAL.saturating_sub(now.duration_since(last)))
+    }
+}
+
+/// What held-back notices add up to: never who or what.
+pub(crate) fn held_notice(held: u32) -> Notice {
+    Notice {
+        title: "Allium".into(),
+        body: if held == 1 {
+            "New message or request".into()
+        } else {
+            format!("{held} new messages or requests")
+        },
+    }
 }
 
 /// `n` with the count of notices held back before it folded in.
-pub(crate) fn with_held(mut n: Notice, held: u32) -> Notice {
-    if held > 0 {
-        n = Notice {
-            title: "Allium".into(),
-            body: format!("{} new messages or requests", held + 1),
-        };
-    }
-    n
+pub(crate) fn with_held(n: Notice, held: u32) -> Notice {
+    if held > 0 { held_notice(held + 1) } else { n }
 }
 
 fn quote(text: &str) -> String {
@@ -178,6 +204,17 @@ mod tests {
             50,
         );
         assert_eq!(n.body, "51 new messages or requests");
+        // One held with nothing after it is still told, once its time comes.
+        let mut t = Throttle::default();
+        assert_eq!(t.admit(t0), Some(0));
+        assert_eq!(t.admit(t0 + Duration::from_secs(1)), None);
+        assert_eq!(t.held_due(t0 + Duration::from_secs(2)), None);
+        assert_eq!(
+            t.next_due(t0 + Duration::from_secs(2)),
+            Some(NOTICE_INTERVAL - Duration::from_secs(2))
+        );
+        assert_eq!(t.held_due(t0 + NOTICE_INTERVAL), Some(1));
+        assert_eq!(t.held_due(t0 + NOTICE_INTERVAL * 3), None, "told once");
     }
 
     #[test]

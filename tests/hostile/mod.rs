@@ -32,6 +32,8 @@ pub struct Hostile {
     /// endpoint.
     pub our_discovery: DiscoveryKey,
     endpoint: Option<ServiceHandle>,
+    /// The target's static key, once an intake handshake proved it.
+    pub target_static: Option<StaticPublicKey>,
 }
 
 fn random32() -> [u8; 32] {
@@ -54,6 +56,7 @@ impl Hostile {
             endpoint_key,
             our_discovery: DiscoveryKey(random32()),
             endpoint: None,
+            target_static: None,
         }
     }
 
@@ -134,6 +137,7 @@ impl Hostile {
         let mut intake = self.intake(target.id()).await;
         intake.queue(self.request("let me in"));
         let their_static = intake.handshake().await.expect("intake handshake");
+        self.target_static = Some(their_static);
         intake.closed(PATIENCE).await;
         let request = crate::support::next_request(target).await;
         target

@@ -57,6 +57,7 @@ fn big_profile() -> Profile {
             outbox,
             history: Vec::new(),
             created_at: 1_690_000_000,
+            unsynced_from: None,
         });
     }
     p.next_contact_id = CONTACTS + 1;

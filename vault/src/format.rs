@@ -21,8 +21,13 @@ use crate::profile::Profile;
 
 /// The first eight bytes of every vault file.
 pub const MAGIC: [u8; 8] = *b"ALLIUMV\0";
-/// The newest (and only) file layout this build writes and reads.
-pub const FORMAT_VERSION: u16 = 1;
+/// The file layout this build writes. Version 2 has version 1's layout;
+/// its profile may hold fields version 1 does not know
+/// (`Contact::unsynced_from`), so a version-1 build must refuse it.
+pub const FORMAT_VERSION: u16 = 2;
+/// The oldest version this build still reads (same layout; the profile's
+/// newer fields take their defaults).
+const OLDEST_READABLE: u16 = 1;
 /// KDF identifier for Argon2id, version 0x13.
 const KDF_ARGON2ID_V13: u8 = 1;
 
@@ -239,6 +244,14 @@ impl std::io::Write for CountingWriter {
 /// contents. The returned buffer holds only ciphertext, but it is wiped on
 /// drop anyway (it held plaintext while being encrypted in place).
 pub(crate) fn seal(key: &VaultKey, profile: &Profile) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+    seal_as(key, profile, FORMAT_VERSION)
+}
+
+fn seal_as(
+    key: &VaultKey,
+    profile: &Profile,
+    version: u16,
+) -> Result<Zeroizing<Vec<u8>>, VaultError> {
     let mut counter = CountingWriter(0);
     serde_json::to_writer(&mut counter, profile).map_err(|_| VaultError::Corrupted)?;
     let json_len = counter.0;
@@ -248,7 +261,7 @@ pub(crate) fn seal(key: &VaultKey, profile: &Profile) -> Result<Zeroizing<Vec<u8
 
     let mut buf = Zeroizing::new(Vec::with_capacity(total));
     buf.extend_from_slice(&MAGIC);
-    buf.extend_from_slice(&FORMAT_VERSION.to_be_bytes());
+    buf.extend_from_slice(&version.to_be_bytes());
     buf.push(KDF_ARGON2ID_V13);
     buf.extend_from_slice(&key.params.memory_kib.to_be_bytes());
     buf.extend_from_slice(&key.params.passes.to_be_bytes());
@@ -308,7 +321,7 @@ pub(crate) fn open(bytes: &[u8], passphrase: &[u8]) -> Result<(VaultKey, Profile
             supported: FORMAT_VERSION,
         });
     }
-    if version != FORMAT_VERSION {
+    if version < OLDEST_READABLE {
         return Err(VaultError::Corrupted);
     }
     if bytes.len() < HEADER_LEN {
@@ -480,25 +493,35 @@ mod tests {
     }
 
     #[test]
+    fn a_version_1_file_still_opens() {
+        let key = VaultKey::generate(PASS, KdfParams::insecure_for_tests()).unwrap();
+        let bytes = seal_as(&key, &small_profile(), 1).unwrap();
+        assert_eq!(u16::from_be_bytes([bytes[8], bytes[9]]), 1);
+        let (_, profile) = open(&bytes, PASS).expect("a version-1 vault opens");
+        assert_eq!(profile.contacts.len(), small_profile().contacts.len());
+    }
+
+    #[test]
     fn newer_version_is_told_apart() {
+        let newer = FORMAT_VERSION + 1;
         let (_, mut bytes) = sealed();
-        bytes[OFF_VERSION..OFF_KDF].copy_from_slice(&2u16.to_be_bytes());
+        bytes[OFF_VERSION..OFF_KDF].copy_from_slice(&newer.to_be_bytes());
         // A newer layout need not have our checksum where we expect it.
         let err = open_err(&bytes);
         assert!(
             matches!(
                 err,
                 VaultError::NewerVersion {
-                    found: 2,
-                    supported: 1
-                }
+                    found,
+                    supported: FORMAT_VERSION
+                } if found == newer
             ),
             "{err:?}"
         );
         // Reported even when the rest is shorter than our header.
         assert!(matches!(
             open_err(&bytes[..OFF_KDF]),
-            VaultError::NewerVersion { found: 2, .. }
+            VaultError::NewerVersion { found, .. } if found == newer
         ));
     }
 

@@ -226,6 +226,14 @@ pub struct Contact {
     /// When the contact (or request) was created, Unix seconds, our clock.
     #[serde(default)]
     pub created_at: u64,
+    /// Our `next_message_id` when the engine first loaded this contact
+    /// after the last SYNC it handled from them (`None` right after one):
+    /// ids from here on are ones a copy of this profile restored from
+    /// before may not know (PROTOCOL.md §6.3). Kept so that a restart
+    /// between a restore and the next SYNC does not move it. Format
+    /// version 2.
+    #[serde(default)]
+    pub unsynced_from: Option<u64>,
 }
 
 fn first_message_id() -> u64 {

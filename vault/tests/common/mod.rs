@@ -132,6 +132,7 @@ pub fn full_profile() -> Profile {
                 },
             ],
             created_at: 1_690_000_000,
+            unsynced_from: None,
         },
         Contact {
             id: ContactId(4),
@@ -152,6 +153,7 @@ pub fn full_profile() -> Profile {
             outbox: Vec::new(),
             history: Vec::new(),
             created_at: 1_690_000_100,
+            unsynced_from: None,
         },
         Contact {
             id: ContactId(5),
@@ -172,6 +174,7 @@ pub fn full_profile() -> Profile {
             outbox: Vec::new(),
             history: Vec::new(),
             created_at: 1_690_000_200,
+            unsynced_from: None,
         },
     ];
     p.next_contact_id = 6;
