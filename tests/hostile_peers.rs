@@ -637,3 +637,41 @@ async fn m3_an_impossible_sync_closes_the_session_and_nothing_else() {
     let c = e.h().contacts().await.expect("the engine still answers");
     assert_eq!(c[0].queued, 1, "the queued message is still there");
 }
+
+/// L4: strangers at the intake cannot push a contact's hello out of the
+/// endpoint's replay memory: the two services remember separately. A
+/// recorded endpoint hello, replayed after strangers filled the intake's
+/// memory five times over, is still refused without a word. (Both
+/// memories are made small here; the default is 65,536 keys each.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l4_strangers_cannot_flush_the_endpoints_replay_memory() {
+    let net = MemoryNetwork::new();
+    let config = EngineConfig {
+        replay_keys: 8,
+        ..config()
+    };
+    let mut e = Peer::start_with(&net, allium_vault::Profile::new(support::keys()), config);
+    let mut h = Hostile::new(&net);
+    let (_, session) = h.become_contact(&mut e).await;
+    drop(session);
+    let (mut first, hello) = h.endpoint_hello().await;
+    let (answer, _) = answer_shape(&mut first, Duration::from_secs(2)).await;
+    assert_eq!(
+        answer.first().map(|f| f.0),
+        Some(2),
+        "the genuine hello is answered"
+    );
+    drop(first);
+    for _ in 0..40 {
+        let s = Hostile::new(&net);
+        let mut raw = s.intake(e.id()).await;
+        raw.handshake().await.expect("a stranger's handshake");
+    }
+    let (endpoint, key) = h.target_endpoint.clone().expect("accepted");
+    let mut again = h.stream(endpoint, Some(&key)).await;
+    use tokio::io::AsyncWriteExt;
+    again.write_all(&hello).await.expect("write");
+    let (answer, ended) = answer_shape(&mut again, Duration::from_secs(10)).await;
+    assert!(ended, "the replay is closed");
+    assert!(answer.is_empty(), "the replay got an answer: {answer:?}");
+}

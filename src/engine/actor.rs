@@ -37,8 +37,8 @@ use super::{
 
 /// Kept history per contact; older lines are dropped.
 const MAX_HISTORY: usize = 10_000;
-/// Replay cache size and window (PROTOCOL.md §7.4).
-const REPLAY_KEYS: usize = 65_536;
+/// Replay cache window (PROTOCOL.md §7.4); the size is
+/// `EngineConfig::replay_keys`.
 const REPLAY_WINDOW: Duration = Duration::from_secs(24 * 3600);
 /// Spare discovery keys kept authorized on the endpoint (see
 /// `Profile::spare_discovery_keys`).
@@ -333,6 +333,13 @@ pub(super) fn spawn<T: Transport>(
             },
         );
     }
+    let replay = || {
+        Arc::new(Mutex::new(ReplayCache::new(
+            config.replay_keys,
+            REPLAY_WINDOW,
+        )))
+    };
+    let (intake_replay, endpoint_replay) = (replay(), replay());
     let actor = Actor {
         transport,
         dial_limit: Arc::new(Semaphore::new(config.max_concurrent_dials.max(1))),
@@ -353,8 +360,8 @@ pub(super) fn spawn<T: Transport>(
         conns: HashMap::new(),
         next_conn: 1,
         rt,
-        intake_replay: Arc::new(Mutex::new(ReplayCache::new(REPLAY_KEYS, REPLAY_WINDOW))),
-        endpoint_replay: Arc::new(Mutex::new(ReplayCache::new(REPLAY_KEYS, REPLAY_WINDOW))),
+        intake_replay,
+        endpoint_replay,
         dials_in_flight: 0,
         intake: Slot {
             handle: None,

@@ -69,6 +69,10 @@ pub struct EngineConfig {
     /// us rewrite the profile more often (changes in between share the
     /// next save, so a burst costs one).
     pub min_save_interval: Duration,
+    /// Handshake keys each service remembers to refuse a replayed hello
+    /// (PROTOCOL.md §7.4: at least 24 hours, up to this many), separately
+    /// for the intake and the endpoint.
+    pub replay_keys: usize,
 }
 
 impl Default for EngineConfig {
@@ -85,6 +89,7 @@ impl Default for EngineConfig {
             max_outgoing_file: allium_protocol::message::MAX_FILE_SIZE,
             max_pending_offers: 8,
             min_save_interval: Duration::from_millis(100),
+            replay_keys: 65_536,
         }
     }
 }

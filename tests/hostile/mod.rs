@@ -34,6 +34,9 @@ pub struct Hostile {
     endpoint: Option<ServiceHandle>,
     /// The target's static key, once an intake handshake proved it.
     pub target_static: Option<StaticPublicKey>,
+    /// The target's endpoint and the discovery key for it, once its
+    /// CONTACT_ACCEPT came.
+    pub target_endpoint: Option<(OnionId, DiscoveryKey)>,
 }
 
 fn random32() -> [u8; 32] {
@@ -57,6 +60,7 @@ impl Hostile {
             our_discovery: DiscoveryKey(random32()),
             endpoint: None,
             target_static: None,
+            target_endpoint: None,
         }
     }
 
@@ -147,7 +151,9 @@ impl Hostile {
             .expect("accept");
         let mut session = self.accept_endpoint(their_static).await;
         match session.next_message(PATIENCE).await {
-            Some(Message::ContactAccept(_)) => {}
+            Some(Message::ContactAccept(a)) => {
+                self.target_endpoint = Some((a.endpoint, a.discovery_key));
+            }
             other => panic!("expected CONTACT_ACCEPT first, got {other:?}"),
         }
         match session.next_message(PATIENCE).await {
@@ -163,6 +169,36 @@ impl Hostile {
             .await;
         crate::support::wait_online(target, request.id).await;
         (request.id, session)
+    }
+
+    /// The bytes of a hello to the target's endpoint, as a contact sends it
+    /// (IK, with a SYNC as its early message), written on a new stream;
+    /// returns the stream and the bytes, for replaying them.
+    pub async fn endpoint_hello(&self) -> (Connection, Vec<u8>) {
+        let (endpoint, key) = self.target_endpoint.as_ref().expect("accepted");
+        let peer_static = self.target_static.expect("proved at the intake");
+        let mut session = Session::connect_endpoint(
+            SessionConfig::default(),
+            &self.local,
+            *endpoint,
+            peer_static,
+            Instant::now(),
+            &mut OsRng,
+        )
+        .expect("session");
+        session
+            .send(
+                Instant::now(),
+                Message::Sync {
+                    resend_from: 1,
+                    last: 0,
+                },
+            )
+            .expect("sync");
+        let hello = session.poll_transmit().expect("a hello");
+        let mut stream = self.stream(*endpoint, Some(key)).await;
+        stream.write_all(&hello).await.expect("write");
+        (stream, hello)
     }
 
     /// The next connection to our endpoint, admitted if it is the peer
