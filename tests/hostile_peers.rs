@@ -68,11 +68,17 @@ async fn h2_a_claimed_id_changes_nothing_before_the_proof() {
     assert!(turned_away, "the bucket should be empty");
     ids.push(Hostile::new(&net).id());
 
+    // Every probe's hello goes out before any answer is read, so that all
+    // are judged with the same (empty) bucket.
     let probe = Hostile::new(&net);
-    let mut shapes = Vec::new();
+    let mut probes = Vec::new();
     for claimed in &ids {
         let mut raw = probe.intake_claiming(e.id(), *claimed).await;
         raw.flush().await;
+        probes.push(raw);
+    }
+    let mut shapes = Vec::new();
+    for raw in &mut probes {
         shapes.push(answer_shape(&mut raw.stream, Duration::from_secs(10)).await);
     }
     let (first, ended) = &shapes[0];
@@ -532,14 +538,17 @@ async fn m4_a_fast_contact_cannot_make_us_save_faster_than_the_bound() {
     settle(&e).await;
     let before = e.store.saves();
     let started = tokio::time::Instant::now();
+    // One message every 5 ms: each could be a save of its own.
     const N: u64 = 300;
     for id in 1..=N {
-        session.queue(Message::Chat(Chat {
-            id,
-            text: format!("line {id}"),
-        }));
+        session
+            .send(Message::Chat(Chat {
+                id,
+                text: format!("line {id}"),
+            }))
+            .await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    session.flush().await;
     e.wait(
         "the last message",
         |ev| matches!(ev, Event::MessageReceived { message, .. } if message.id == N),
