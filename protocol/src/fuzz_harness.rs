@@ -564,7 +564,9 @@ impl Run {
         }
         for ev in &self.events {
             match ev {
-                Event::Established { peer, peer_static } => {
+                Event::Established {
+                    peer, peer_static, ..
+                } => {
                     if self.initiator {
                         // We dialled Bob: only Bob can have answered.
                         let expected = match self.purpose {

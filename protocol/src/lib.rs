@@ -28,6 +28,9 @@ pub use session::{Event, LocalIdentity, PeerHello, Session, SessionConfig};
 /// The first bytes of every Allium connection.
 pub const PROTOCOL_MAGIC: &[u8; 6] = b"ALLIUM";
 /// Protocol versions this implementation speaks, most preferred first.
-pub const SUPPORTED_VERSIONS: &[u8] = &[2];
+/// Version 3 is version 2 plus HISTORY (PROTOCOL.md §4.2, §6.1).
+pub const SUPPORTED_VERSIONS: &[u8] = &[3, 2];
+/// The first version with HISTORY.
+pub const HISTORY_VERSION: u8 = 3;
 /// Most versions a hello may offer.
 pub const MAX_VERSIONS: usize = 8;

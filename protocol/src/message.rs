@@ -272,6 +272,13 @@ pub enum Message {
         /// The sender's `last`: the highest id it received from the peer.
         last: u64,
     },
+    /// 0x13 (version 3): whether the sender keeps a history of this
+    /// conversation on its disk. Sent once on every endpoint session after
+    /// SYNC, and again whenever it changes (PROTOCOL.md §6.3).
+    History {
+        /// True: the sender keeps what both sides write.
+        kept: bool,
+    },
     /// 0x20: offer a file.
     FileOffer(FileOffer),
     /// 0x21: accept an offer, starting at `offset` (non-zero to resume).
@@ -316,6 +323,7 @@ mod tag {
     pub const CHAT: u8 = 0x10;
     pub const ACK: u8 = 0x11;
     pub const SYNC: u8 = 0x12;
+    pub const HISTORY: u8 = 0x13;
     pub const FILE_OFFER: u8 = 0x20;
     pub const FILE_ACCEPT: u8 = 0x21;
     pub const FILE_CHUNK: u8 = 0x22;
@@ -398,6 +406,10 @@ impl Message {
                 out.put_u64(*resend_from);
                 out.put_u64(*last);
             }
+            Message::History { kept } => {
+                out.put_u8(tag::HISTORY);
+                out.put_u8(u8::from(*kept));
+            }
             Message::FileOffer(o) => {
                 out.put_u8(tag::FILE_OFFER);
                 out.put_slice(&o.transfer.0);
@@ -474,6 +486,13 @@ impl Message {
             tag::SYNC => Message::Sync {
                 resend_from: message_id(&mut r)?,
                 last: r.u64("last received id")?,
+            },
+            tag::HISTORY => Message::History {
+                kept: match r.u8("history flag")? {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(DecodeError::InvalidValue("history flag")),
+                },
             },
             tag::FILE_OFFER => {
                 let transfer = TransferId(r.array("transfer id")?);
@@ -694,6 +713,27 @@ mod tests {
         );
         assert_eq!(
             Message::decode(&[0x30, 0]),
+            Err(DecodeError::TrailingBytes(1))
+        );
+        // HISTORY: one byte, 0 or 1, nothing after it.
+        assert_eq!(
+            Message::decode(&[0x13, 1]),
+            Ok(Message::History { kept: true })
+        );
+        assert_eq!(
+            Message::decode(&[0x13, 0]),
+            Ok(Message::History { kept: false })
+        );
+        assert_eq!(
+            Message::decode(&[0x13, 2]),
+            Err(DecodeError::InvalidValue("history flag"))
+        );
+        assert_eq!(
+            Message::decode(&[0x13]),
+            Err(DecodeError::Truncated("history flag"))
+        );
+        assert_eq!(
+            Message::decode(&[0x13, 1, 0]),
             Err(DecodeError::TrailingBytes(1))
         );
         assert_eq!(

@@ -19,9 +19,8 @@ use std::time::{Duration, Instant};
 use rand_core::CryptoRngCore;
 use zeroize::Zeroizing;
 
-use crate::SUPPORTED_VERSIONS;
 use crate::address::OnionId;
-use crate::error::{CloseCause, ProtocolError};
+use crate::error::{CloseCause, DecodeError, ProtocolError};
 use crate::frame::{
     FRAME_MAX, Frame, FrameDecoder, FrameType, HANDSHAKE_FRAME_MAX, HelloHeader, Purpose,
     write_frame,
@@ -30,6 +29,7 @@ use crate::identity::{IdentityKey, IdentityProof, StaticKeypair, StaticPublicKey
 use crate::message::{self, CloseReason, MAX_MESSAGE, Message, RefuseReason};
 use crate::noise::{NoiseHandshake, TAG_LEN, noise_internal, prologue};
 use crate::replay::ReplayCache;
+use crate::{HISTORY_VERSION, SUPPORTED_VERSIONS};
 
 /// Timers of a session.
 #[derive(Clone, Debug)]
@@ -42,14 +42,21 @@ pub struct SessionConfig {
     pub idle_timeout: Duration,
     /// Nothing sent for this long sends a keepalive.
     pub keepalive_interval: Duration,
+    /// The versions an initiator offers, preferred first, and those a
+    /// responder accepts: strictly decreasing, each one supported.
+    /// Normally [`SUPPORTED_VERSIONS`]; for an initiator whose peer
+    /// refused them, the highest common one (§4.3); `[2]` plays an older
+    /// build in tests.
+    pub versions: Vec<u8>,
 }
 
 impl Default for SessionConfig {
     fn default() -> Self {
         SessionConfig {
             handshake_timeout: Duration::from_secs(60),
-            idle_timeout: Duration::from_secs(90),
-            keepalive_interval: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(40),
+            keepalive_interval: Duration::from_secs(10),
+            versions: SUPPORTED_VERSIONS.to_vec(),
         }
     }
 }
@@ -96,6 +103,8 @@ pub enum Event {
         peer: OnionId,
         /// The peer's Noise static key.
         peer_static: StaticPublicKey,
+        /// The protocol version both sides now speak (§4.2).
+        version: u8,
     },
     /// A message from the peer.
     Message(Message),
@@ -154,6 +163,16 @@ impl State {
     }
 }
 
+/// Decodes a message as a peer speaking `version` may send it: HISTORY
+/// is an unknown type below version 3, as it is to a version-2 decoder.
+fn decode_in(version: u8, body: &[u8]) -> Result<Message, ProtocolError> {
+    let msg = Message::decode(body)?;
+    if matches!(msg, Message::History { .. }) && version < HISTORY_VERSION {
+        return Err(DecodeError::UnknownMessageType(0x13).into());
+    }
+    Ok(msg)
+}
+
 /// One connection, from hello to close.
 pub struct Session {
     config: SessionConfig,
@@ -173,6 +192,9 @@ pub struct Session {
     last_sent: Instant,
     /// The responder's Noise RNG seed until the hello arrives.
     rng_seed: Option<Zeroizing<[u8; 32]>>,
+    /// The protocol version: the initiator's first offer, which the
+    /// responder takes or refuses (0 until the hello is read).
+    version: u8,
 }
 
 impl Session {
@@ -229,8 +251,19 @@ impl Session {
         if target == local.identity.onion_id() || target == local.endpoint {
             return Err(ProtocolError::Reflected);
         }
+        let offered = &config.versions;
+        let valid = !offered.is_empty()
+            && offered.len() <= crate::MAX_VERSIONS
+            && offered.windows(2).all(|w| w[0] > w[1])
+            && offered.iter().all(|v| SUPPORTED_VERSIONS.contains(v));
+        if !valid {
+            return Err(ProtocolError::WrongState(
+                "the offered versions must be supported ones, strictly decreasing",
+            ));
+        }
+        let version = offered[0];
         let header = HelloHeader {
-            versions: SUPPORTED_VERSIONS.to_vec(),
+            versions: offered.clone(),
             purpose,
             responder: target,
             initiator: claimed,
@@ -247,6 +280,7 @@ impl Session {
             &seed,
         );
         let mut s = Self::new(config, local, purpose, true, target, now);
+        s.version = version;
         s.state = State::InitiatorStart {
             handshake: handshake?,
             header,
@@ -315,6 +349,7 @@ impl Session {
             last_received: now,
             last_sent: now,
             rng_seed: None,
+            version: 0,
         }
     }
 
@@ -323,6 +358,12 @@ impl Session {
     /// Intake or endpoint.
     pub fn purpose(&self) -> Purpose {
         self.purpose
+    }
+
+    /// The protocol version of this session (§4.2): what a message may
+    /// carry depends on it.
+    pub fn version(&self) -> u8 {
+        self.version
     }
 
     /// Whether we dialled.
@@ -419,15 +460,16 @@ impl Session {
     fn on_hello(&mut self, body: &[u8]) -> Result<(), ProtocolError> {
         let (hello, header_bytes, noise) = HelloHeader::decode(body)?;
         let preferred = hello.versions.first().copied().unwrap_or(0);
-        if !SUPPORTED_VERSIONS.contains(&preferred) {
-            self.refuse_frame(&RefuseReason::UnsupportedVersion(
-                SUPPORTED_VERSIONS.to_vec(),
-            ));
+        let ours = &self.config.versions;
+        if !ours.contains(&preferred) || !SUPPORTED_VERSIONS.contains(&preferred) {
+            let ours = ours.clone();
+            self.refuse_frame(&RefuseReason::UnsupportedVersion(ours.clone()));
             return Err(ProtocolError::UnsupportedVersion {
                 offered: hello.versions,
-                supported: SUPPORTED_VERSIONS.to_vec(),
+                supported: ours,
             });
         }
+        self.version = preferred;
         if hello.purpose != self.purpose {
             self.refuse_frame(&RefuseReason::WrongDomain);
             return Err(ProtocolError::WrongDomain(hello.purpose.name()));
@@ -471,7 +513,7 @@ impl Session {
                     None
                 } else {
                     let body = message::unpad(&payload)?;
-                    Some(Message::decode(body)?)
+                    Some(decode_in(self.version, body)?)
                 };
                 (Some(rs), early)
             }
@@ -674,6 +716,7 @@ impl Session {
         self.events.push_back(Event::Established {
             peer,
             peer_static: rs,
+            version: self.version,
         });
         while let Some(m) = self.pending.pop_front() {
             if let Err(e) = self.encrypt_and_queue(now, &m) {
@@ -691,7 +734,7 @@ impl Session {
         let n = transport
             .read_message(body, &mut plain)
             .map_err(|_| ProtocolError::DecryptFailed)?;
-        let msg = Message::decode(message::unpad(&plain[..n])?)?;
+        let msg = decode_in(self.version, message::unpad(&plain[..n])?)?;
         self.deliver(msg);
         Ok(())
     }
@@ -714,6 +757,11 @@ impl Session {
     /// endpoint initiator's first message rides the hello if it is small).
     pub fn send(&mut self, now: Instant, msg: Message) -> Result<(), ProtocolError> {
         msg.validate().map_err(ProtocolError::InvalidOutgoing)?;
+        if matches!(msg, Message::History { .. }) && self.version < HISTORY_VERSION {
+            return Err(ProtocolError::WrongState(
+                "HISTORY needs protocol version 3 on both sides",
+            ));
+        }
         match self.state {
             State::Closed => Err(ProtocolError::Closed),
             State::Established { .. } => self.encrypt_and_queue(now, &msg),

@@ -540,6 +540,8 @@ fn generate() -> Vec<(&'static str, String, Vec<u8>)> {
                 last: 41,
             },
         ),
+        ("history-kept", Message::History { kept: true }),
+        ("history-not-kept", Message::History { kept: false }),
         ("file-offer", file_offer()),
         (
             "file-accept",

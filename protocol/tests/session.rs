@@ -372,14 +372,17 @@ fn crafted_hellos_get_exact_errors() {
         r,
         Err(ProtocolError::UnsupportedVersion {
             offered: vec![9],
-            supported: vec![2]
+            supported: vec![3, 2]
         })
     );
     assert_eq!(
         refuse,
-        Some(vec![0, 4, 4, 1, 1, 2]),
-        "REFUSE(unsupported version, [2])"
+        Some(vec![0, 5, 4, 1, 2, 3, 2]),
+        "REFUSE(unsupported version, [3, 2])"
     );
+    // A version-2 peer is still served, at version 2.
+    let (r, _) = feed_intake(&hello_body(&b, &[3, 2], good_e));
+    assert_eq!(r, Ok(()));
     // Version 1 had no SYNC (PROTOCOL.md §6.3): refused, with our list, so
     // a version-1 peer can tell why.
     let (r, refuse) = feed_intake(&hello_body(&b, &[1], good_e));
@@ -387,10 +390,10 @@ fn crafted_hellos_get_exact_errors() {
         r,
         Err(ProtocolError::UnsupportedVersion {
             offered: vec![1],
-            supported: vec![2]
+            supported: vec![3, 2]
         })
     );
-    assert_eq!(refuse, Some(vec![0, 4, 4, 1, 1, 2]));
+    assert_eq!(refuse, Some(vec![0, 5, 4, 1, 2, 3, 2]));
     assert_eq!(
         feed_intake(&hello_body(&b, &[2, 2], good_e)).0,
         Err(ProtocolError::MalformedHandshake(
@@ -622,4 +625,69 @@ fn silent_refusal_sends_nothing() {
             ProtocolError::UnexpectedEof { mid_frame: false }
         )))
     );
+}
+
+/// Version 3 adds HISTORY; a version-2 session neither sends nor takes it,
+/// and a version-2 initiator is served at version 2 (§4.3).
+#[test]
+fn history_needs_version_3_on_both_sides() {
+    let (a, b) = (identity(40), identity(41));
+    let history = Message::History { kept: true };
+    // Both at 3: it goes through.
+    let mut p = Pair::endpoint(&a, &b);
+    p.drive();
+    assert_eq!(p.initiator.version(), 3);
+    assert_eq!(p.responder.version(), 3);
+    assert!(
+        p.resp_events
+            .iter()
+            .any(|e| matches!(e, Event::Established { version: 3, .. }))
+    );
+    p.initiator.send(p.now, history.clone()).expect("send");
+    p.drive();
+    assert_eq!(Pair::messages(&p.resp_events), vec![history.clone()]);
+
+    // An initiator offering only 2 (an older build): version 2, no HISTORY.
+    let old = SessionConfig {
+        versions: vec![2],
+        ..SessionConfig::default()
+    };
+    let now = std::time::Instant::now();
+    let initiator = Session::connect_endpoint(
+        old,
+        &a,
+        b.endpoint,
+        b.static_key.public(),
+        now,
+        &mut rng(140),
+    )
+    .expect("connect");
+    let responder = Session::accept_endpoint(SessionConfig::default(), &b, now, &mut rng(141));
+    let mut p = Pair::new(
+        initiator,
+        responder,
+        now,
+        common::Admit::Contact(a.static_key.public()),
+    );
+    p.drive();
+    assert_eq!(p.responder.version(), 2);
+    assert_eq!(
+        p.responder.send(p.now, history.clone()),
+        Err(ProtocolError::WrongState(
+            "HISTORY needs protocol version 3 on both sides"
+        ))
+    );
+    assert!(p.init_errors.is_empty() && p.resp_errors.is_empty());
+
+    // Offers must be supported versions, strictly decreasing.
+    for bad in [vec![], vec![4, 3], vec![2, 3], vec![3, 3]] {
+        let config = SessionConfig {
+            versions: bad.clone(),
+            ..SessionConfig::default()
+        };
+        assert!(
+            Session::connect_intake(config, &a, b.identity.onion_id(), now, &mut rng(142)).is_err(),
+            "{bad:?}"
+        );
+    }
 }

@@ -241,10 +241,11 @@ fn reproduce(name: &str) {
     let wire = v["wire"].as_array().expect("wire");
     let hello = unhex(&wire[0]["frames"][0]["body"]);
     assert_eq!(wire[0]["frames"][0]["type"], FrameType::Hello.name());
-    // Header: magic, 1 version, version 2, purpose, responder, initiator.
-    let header_len = 6 + 1 + 1 + 1 + 32 + 32;
+    // Header: magic, 2 versions, versions 3 and 2, purpose, responder,
+    // initiator.
+    let header_len = 6 + 1 + 2 + 1 + 32 + 32;
     let mut expected_header = b"ALLIUM".to_vec();
-    expected_header.extend_from_slice(&[1, 2, if endpoint { 2 } else { 1 }]);
+    expected_header.extend_from_slice(&[2, 3, 2, if endpoint { 2 } else { 1 }]);
     let responder_id = if endpoint {
         &v["responder"]["endpoint_public"]
     } else {
