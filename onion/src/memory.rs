@@ -1,11 +1,13 @@
 //! An in-memory network for engine tests: many nodes in one process, with
-//! faults injected per target (refuse, drop mid-stream, delay). It follows
+//! faults injected per target (refuse, drop mid-stream, delay) and nodes
+//! that vanish without a word, as a killed process behind Tor does. It follows
 //! the same rules as the Tor transport (an endpoint admits only authorized
 //! discovery keys; a stopped service is not found) so engine tests exercise
 //! the same failures.
 
 use std::collections::{BTreeSet, HashMap};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -57,6 +59,8 @@ struct Listener {
     authorized: Option<BTreeSet<ClientKey>>,
     tx: mpsc::Sender<Connection>,
     generation: u64,
+    /// The node that published it.
+    owner: Arc<AtomicBool>,
 }
 
 impl MemoryNetwork {
@@ -67,7 +71,27 @@ impl MemoryNetwork {
 
     /// A transport for one node of this network.
     pub fn node(&self) -> MemoryTransport {
-        MemoryTransport { net: self.clone() }
+        MemoryTransport {
+            net: self.clone(),
+            gone: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// The node that published `address` vanishes, as a process killed
+    /// behind Tor does: nothing it had open is closed, every byte either
+    /// way is lost from now on, and dials to it fail. Only timeouts can
+    /// tell the others. Returns whether such a node was found.
+    pub fn vanish(&self, address: &OnionId) -> bool {
+        let Ok(st) = self.inner.lock() else {
+            return false;
+        };
+        match st.services.get(address) {
+            Some(l) => {
+                l.owner.store(true, Ordering::SeqCst);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Sets (or with `None` clears) the fault for dials to `target`.
@@ -98,6 +122,8 @@ impl MemoryNetwork {
 #[derive(Clone)]
 pub struct MemoryTransport {
     net: MemoryNetwork,
+    /// Set when this node vanished.
+    gone: Arc<AtomicBool>,
 }
 
 impl MemoryTransport {
@@ -124,6 +150,7 @@ impl MemoryTransport {
                 authorized: authorized.clone(),
                 tx,
                 generation,
+                owner: self.gone.clone(),
             },
         );
         let (_status_tx, status) = watch::channel(Reachability::Reachable);
@@ -151,7 +178,7 @@ impl Transport for MemoryTransport {
         discovery: Option<&DiscoveryKey>,
     ) -> Result<Connection, DialError> {
         let client = discovery.map(ClientKey::from_secret);
-        let (fault, tx) = {
+        let (fault, tx, owner) = {
             let mut st = self
                 .net
                 .inner
@@ -167,22 +194,32 @@ impl Transport for MemoryTransport {
             {
                 return Err(DialError::NotAuthorized);
             }
-            (fault, listener.tx.clone())
+            (fault, listener.tx.clone(), listener.owner.clone())
         };
+        if owner.load(Ordering::SeqCst) || self.gone.load(Ordering::SeqCst) {
+            return Err(DialError::Unreachable);
+        }
         match fault {
             Some(Fault::Refuse) => return Err(DialError::Unreachable),
             Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
             _ => {}
         }
         let (ours, theirs) = tokio::io::duplex(PIPE_BUFFER);
-        tx.try_send(Box::new(theirs))
-            .map_err(|_| DialError::Unreachable)?;
+        let ends = [self.gone.clone(), owner];
+        tx.try_send(Box::new(Vanishing {
+            inner: theirs,
+            ends: ends.clone(),
+        }))
+        .map_err(|_| DialError::Unreachable)?;
         Ok(match fault {
-            Some(Fault::DropAfter(n)) => Box::new(Breaking {
-                inner: Some(ours),
-                budget: n,
+            Some(Fault::DropAfter(n)) => Box::new(Vanishing {
+                inner: Breaking {
+                    inner: Some(ours),
+                    budget: n,
+                },
+                ends,
             }),
-            _ => Box::new(ours),
+            _ => Box::new(Vanishing { inner: ours, ends }),
         })
     }
 
@@ -290,6 +327,61 @@ impl AsyncWrite for Breaking {
             Some(s) => Pin::new(s).poll_shutdown(cx),
             None => Poll::Ready(Ok(())),
         }
+    }
+}
+
+/// A stream between two nodes that goes silent once either vanished:
+/// reads never complete (not even with the end of the stream), writes are
+/// swallowed.
+struct Vanishing<S> {
+    inner: S,
+    ends: [Arc<AtomicBool>; 2],
+}
+
+impl<S> Vanishing<S> {
+    fn silent(&self) -> bool {
+        self.ends.iter().any(|e| e.load(Ordering::SeqCst))
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Vanishing<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if self.silent() {
+            // No waker is kept: nothing will ever arrive.
+            return Poll::Pending;
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Vanishing<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        if self.silent() {
+            return Poll::Ready(Ok(buf.len()));
+        }
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        if self.silent() {
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        if self.silent() {
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
@@ -408,6 +500,31 @@ mod tests {
         net.set_fault(id.onion_id(), None);
         assert!(n.dial(id.onion_id(), None).await.is_ok());
         assert_eq!(net.dial_count(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_vanished_node_goes_silent_without_closing() {
+        let net = MemoryNetwork::new();
+        let (a, b) = (net.node(), net.node());
+        let id = key(4);
+        let mut svc = b.publish_intake(&id).await.expect("publish");
+        let mut c = a.dial(id.onion_id(), None).await.expect("dial");
+        let mut inbound = svc.accept().await.expect("incoming");
+        c.write_all(b"hi").await.expect("write");
+        let mut got = [0u8; 2];
+        inbound.read_exact(&mut got).await.expect("read");
+        assert!(net.vanish(&id.onion_id()));
+        // Its writes and its close reach nobody; ours are swallowed.
+        inbound.write_all(b"lost").await.expect("swallowed");
+        drop(inbound);
+        c.write_all(b"also lost").await.expect("swallowed");
+        let read = tokio::time::timeout(Duration::from_millis(200), c.read(&mut got)).await;
+        assert!(read.is_err(), "nothing, not even the end, arrives");
+        assert_eq!(
+            a.dial(id.onion_id(), None).await.err(),
+            Some(DialError::Unreachable)
+        );
+        assert!(!net.vanish(&key(5).onion_id()));
     }
 
     #[tokio::test]

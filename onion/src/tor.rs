@@ -70,10 +70,60 @@ pub struct TorConfig {
 pub struct BootstrapProgress {
     /// 0.0 to 1.0.
     pub fraction: f32,
-    /// What Arti is doing, in words.
+    /// What Tor is doing, in plain words.
     pub phase: String,
     /// Whether Tor can carry traffic now.
     pub ready: bool,
+    /// Why Tor seems stuck, when Arti thinks it is.
+    pub stuck: Option<Stuck>,
+}
+
+/// Why connecting to Tor is stuck, as far as Arti can tell (its guesses
+/// are modest: "seems offline" may also mean a firewall).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Stuck {
+    /// No connection to the internet at all.
+    Offline,
+    /// Connections are made but seem filtered, or Tor's relays cannot be
+    /// reached: Tor may be blocked here.
+    Blocked,
+    /// The computer's clock is wrong.
+    Clock,
+    /// Something else keeps the directory from loading.
+    Directory,
+}
+
+impl Stuck {
+    /// What to tell a person, with what to try.
+    pub fn advice(self) -> &'static str {
+        match self {
+            Stuck::Offline => {
+                "Tor cannot reach the internet. Check that this computer is online (cable, \
+                 Wi-Fi, airplane mode), then try again."
+            }
+            Stuck::Blocked => {
+                "Tor cannot reach its network: the connection seems filtered, so Tor may be \
+                 blocked where you are. Try again later or from another network."
+            }
+            Stuck::Clock => {
+                "This computer's clock seems wrong, and Tor cannot connect with a wrong \
+                 clock. Set the right date, time and time zone, then try again."
+            }
+            Stuck::Directory => "Tor cannot load the list of relays. Try again in a minute.",
+        }
+    }
+}
+
+/// What bootstrapping is doing, in words, from how far it is.
+fn phase_words(fraction: f32) -> &'static str {
+    if fraction < 0.05 {
+        "connecting to the Tor network"
+    } else if fraction < 0.9 {
+        "loading the list of relays"
+    } else {
+        "almost ready"
+    }
 }
 
 /// Why Tor could not start.
@@ -145,10 +195,20 @@ impl TorTransport {
 
     /// Progress events until ready (and after, should Tor lose the network).
     pub fn bootstrap_progress(&self) -> impl futures::Stream<Item = BootstrapProgress> + use<> {
-        self.client.bootstrap_events().map(|s| BootstrapProgress {
-            fraction: s.as_frac(),
-            phase: s.to_string(),
-            ready: s.ready_for_traffic(),
+        self.client.bootstrap_events().map(|s| {
+            use arti_client::status::BlockageKind as K;
+            let stuck = s.blocked().map(|b| match b.kind() {
+                K::Offline => Stuck::Offline,
+                K::Filtering | K::CantReachTor => Stuck::Blocked,
+                K::ClockSkewed => Stuck::Clock,
+                _ => Stuck::Directory,
+            });
+            BootstrapProgress {
+                fraction: s.as_frac(),
+                phase: phase_words(s.as_frac()).to_owned(),
+                ready: s.ready_for_traffic(),
+                stuck,
+            }
         })
     }
 
