@@ -58,6 +58,8 @@ fn big_profile() -> Profile {
             history: Vec::new(),
             created_at: 1_690_000_000,
             unsynced_from: None,
+            verified: false,
+            peer_keeps_history: None,
         });
     }
     p.next_contact_id = CONTACTS + 1;

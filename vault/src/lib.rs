@@ -16,8 +16,8 @@ pub use amnesic::{
 pub use error::VaultError;
 pub use format::{FORMAT_VERSION, HEADER_LEN, KdfParams, MAGIC};
 pub use profile::{
-    Contact, ContactId, ContactState, Direction, HistoryEntry, Profile, ProfileKeys, Public32,
-    QueuedMessage, Secret32, Settings,
+    BlockedName, Contact, ContactId, ContactState, Direction, HistoryEntry, Profile, ProfileKeys,
+    Public32, QueuedMessage, Secret32, Settings,
 };
 pub use saver::{SaveStatus, Saver, StatusCallback};
 pub use store::{

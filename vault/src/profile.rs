@@ -91,6 +91,11 @@ pub struct Profile {
     /// Contact identities (intake ids) whose requests are refused unheard.
     #[serde(default)]
     pub blocked: Vec<Public32>,
+    /// The name each blocked identity had when it was blocked, so the
+    /// person can tell whom to unblock (version 3; older profiles have
+    /// none, and their blocked ids are listed by address alone).
+    #[serde(default)]
+    pub blocked_names: Vec<BlockedName>,
     /// Requesters we rejected: a repeated request from one of them is
     /// dropped without telling anyone.
     #[serde(default)]
@@ -104,6 +109,16 @@ pub struct Profile {
     /// descriptor (Arti uploads a changed one at most once a minute).
     #[serde(default)]
     pub spare_discovery_keys: Vec<Secret32>,
+}
+
+/// What the person called a blocked identity.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockedName {
+    /// The blocked intake id.
+    pub intake: Public32,
+    /// Our name for it (a nickname, or the name it suggested).
+    pub nickname: String,
 }
 
 fn first_contact_id() -> u64 {
@@ -139,6 +154,9 @@ pub struct Settings {
     pub max_incoming_file: u64,
     /// A custom Tor network file (experts and tests); `None` = public Tor.
     pub custom_network: Option<String>,
+    /// Lock the profile after this many minutes without use of the
+    /// window; 0: never. Format version 3.
+    pub auto_lock_minutes: u32,
 }
 
 impl Default for Settings {
@@ -150,6 +168,7 @@ impl Default for Settings {
             notification_content: false,
             max_incoming_file: 4 << 30,
             custom_network: None,
+            auto_lock_minutes: 0,
         }
     }
 }
@@ -234,6 +253,15 @@ pub struct Contact {
     /// version 2.
     #[serde(default)]
     pub unsynced_from: Option<u64>,
+    /// Whether the person compared safety words with this contact and
+    /// marked it verified. Format version 3.
+    #[serde(default)]
+    pub verified: bool,
+    /// Whether the contact keeps a history of this conversation, as it
+    /// last told us (protocol version 3); `None` until it does. Format
+    /// version 3.
+    #[serde(default)]
+    pub peer_keeps_history: Option<bool>,
 }
 
 fn first_message_id() -> u64 {
@@ -287,6 +315,7 @@ impl Profile {
             settings: Settings::default(),
             contacts: Vec::new(),
             blocked: Vec::new(),
+            blocked_names: Vec::new(),
             rejected: Vec::new(),
             next_contact_id: first_contact_id(),
             spare_discovery_keys: Vec::new(),

@@ -296,14 +296,46 @@ impl ProfileStore {
 
     /// Deletes profile `name` and everything in its folder. Fails with
     /// [`VaultError::ProfileInUse`] while it is unlocked anywhere.
+    ///
+    /// Every file is overwritten with zeros and synced before the folder
+    /// is removed, so that a plain disk keeps no readable copy (Arti's
+    /// state in `tor/` is not encrypted). On an SSD, a copy-on-write file
+    /// system or under snapshots, the old blocks can survive an overwrite;
+    /// what survives of the vault is still ciphertext.
     pub fn delete(&self, name: &ProfileName) -> Result<(), VaultError> {
         let paths = self.paths(name);
         if !paths.dir.is_dir() {
             return Err(VaultError::ProfileNotFound);
         }
         let _lock = ProfileLock::acquire(&paths.dir)?;
+        overwrite_all(&paths.dir).map_err(|e| VaultError::write("erasing the profile", e))?;
         fs::remove_dir_all(&paths.dir).map_err(|e| VaultError::write("deleting the profile", e))
     }
+}
+
+/// Overwrites every regular file under `dir` with zeros, syncing each.
+/// Links are not followed: only what is inside the folder is touched.
+fn overwrite_all(dir: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let path = entry.path();
+        if kind.is_dir() {
+            overwrite_all(&path)?;
+        } else if kind.is_file() {
+            let mut f = OpenOptions::new().write(true).open(&path)?;
+            let mut left = f.metadata()?.len();
+            let zeros = [0u8; 64 * 1024];
+            while left > 0 {
+                let n = left.min(zeros.len() as u64) as usize;
+                f.write_all(&zeros[..n])?;
+                left -= n as u64;
+            }
+            f.sync_all()?;
+        }
+    }
+    Ok(())
 }
 
 /// An unlocked profile: its vault handle, its paths, and the lock that

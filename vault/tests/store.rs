@@ -79,7 +79,20 @@ fn create_list_unlock_delete() {
     assert_eq!(unlocked.name(), &name("work"));
     drop(unlocked);
 
+    // Deleting overwrites before it removes: a hard link kept elsewhere
+    // (as a disk's old blocks would) holds zeros afterwards, not the vault.
+    let paths = store.paths(&name("work"));
+    let vault_file = paths.dir.join("vault");
+    let size = fs::metadata(&vault_file).unwrap().len();
+    let witness = store.base_dir().join("witness");
+    fs::hard_link(&vault_file, &witness).unwrap();
     store.delete(&name("work")).unwrap();
+    let left = fs::read(&witness).unwrap();
+    assert_eq!(left.len() as u64, size);
+    assert!(
+        left.iter().all(|b| *b == 0),
+        "the vault's bytes were erased"
+    );
     assert_eq!(store.list().unwrap(), vec![name("anonymous")]);
     assert!(!store.paths(&name("work")).dir.exists());
     let err = store.unlock(&name("work"), PASS).unwrap_err();
@@ -271,6 +284,9 @@ fn nothing_sensitive_is_readable_in_any_file() {
     );
     for k in p.blocked.iter().chain(&p.rejected) {
         add("blocked/rejected key".into(), &k.0);
+    }
+    for b in &p.blocked_names {
+        add("blocked name".into(), b.nickname.as_bytes());
     }
     for c in &p.contacts {
         let id = allium_protocol::address::OnionId::from_bytes(c.intake.0).unwrap();

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use allium_vault::{
-    Contact, ContactId, ContactState, Direction, HistoryEntry, Profile, ProfileKeys, Public32,
-    QueuedMessage, Secret32, Settings,
+    BlockedName, Contact, ContactId, ContactState, Direction, HistoryEntry, Profile, ProfileKeys,
+    Public32, QueuedMessage, Secret32, Settings,
 };
 
 /// Set in a child process to the role it plays (and read by the `child_*`
@@ -83,8 +83,13 @@ pub fn full_profile() -> Profile {
         notification_content: true,
         max_incoming_file: 123_456_789,
         custom_network: Some("/srv/Nettle-Network-File-5521.json".into()),
+        auto_lock_minutes: 17,
     };
     p.blocked = vec![onion_public("blocked-1"), onion_public("blocked-2")];
+    p.blocked_names = vec![BlockedName {
+        intake: onion_public("blocked-1"),
+        nickname: "Pangolin-Blocked-6620".into(),
+    }];
     p.rejected = vec![onion_public("rejected-1")];
     p.contacts = vec![
         Contact {
@@ -133,6 +138,8 @@ pub fn full_profile() -> Profile {
             ],
             created_at: 1_690_000_000,
             unsynced_from: None,
+            verified: true,
+            peer_keeps_history: Some(true),
         },
         Contact {
             id: ContactId(4),
@@ -154,6 +161,8 @@ pub fn full_profile() -> Profile {
             history: Vec::new(),
             created_at: 1_690_000_100,
             unsynced_from: None,
+            verified: false,
+            peer_keeps_history: None,
         },
         Contact {
             id: ContactId(5),
@@ -175,6 +184,8 @@ pub fn full_profile() -> Profile {
             history: Vec::new(),
             created_at: 1_690_000_200,
             unsynced_from: None,
+            verified: false,
+            peer_keeps_history: None,
         },
     ];
     p.next_contact_id = 6;
