@@ -706,6 +706,8 @@ fn large_profile() -> Profile {
             history: Vec::new(),
             created_at: 0,
             unsynced_from: None,
+            verified: false,
+            peer_keeps_history: None,
         });
     }
     p

@@ -415,3 +415,90 @@ async fn a_receiver_restored_from_an_older_copy_is_told_and_delivery_goes_on() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// PROTOCOL.md §4.3 and §6.3: a version-3 build and an older one (version
+/// 2, which knows no HISTORY) still become contacts and chat both ways:
+/// the newer one's dials are refused once and come back at version 2, and
+/// its window is told nothing about history, rather than something wrong.
+/// Between two version-3 builds, each hears the other's setting and every
+/// change of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_is_told_at_version_3_and_an_older_peer_still_chats() {
+    let net = MemoryNetwork::new();
+    let old_build = allium::engine::EngineConfig {
+        session: allium_protocol::SessionConfig {
+            versions: vec![2],
+            ..allium_protocol::SessionConfig::default()
+        },
+        ..support::config()
+    };
+    let mut new = Peer::start(&net);
+    let mut old = Peer::start_with(&net, allium_vault::Profile::new(support::keys()), old_build);
+    // The new one dials (intake, then endpoint) and is refused each time.
+    let (old_at_new, new_at_old) = befriend(&mut new, &mut old).await;
+    let contact = |p: &Peer, id: ContactId| {
+        let h = p.h().clone();
+        async move {
+            h.contacts()
+                .await
+                .expect("contacts")
+                .into_iter()
+                .find(|c| c.id == id)
+                .expect("contact")
+        }
+    };
+    new.h()
+        .send_message(old_at_new, "from the new one")
+        .await
+        .expect("send");
+    old.wait("the new one's message", |e| {
+        matches!(e, Event::MessageReceived { message, .. } if message.text == "from the new one")
+    })
+    .await;
+    old.h()
+        .send_message(new_at_old, "from the old one")
+        .await
+        .expect("send");
+    new.wait("the old one's message", |e| {
+        matches!(e, Event::MessageReceived { message, .. } if message.text == "from the old one")
+    })
+    .await;
+    assert_eq!(contact(&new, old_at_new).await.peer_keeps_history, None);
+    assert_eq!(contact(&old, new_at_old).await.peer_keeps_history, None);
+
+    // Two version-3 builds.
+    let mut a = Peer::start(&net);
+    let mut b = Peer::start(&net);
+    let (b_at_a, a_at_b) = befriend(&mut a, &mut b).await;
+    let told = |p: &mut Peer, id: ContactId, kept: bool| {
+        let h = p.h().clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + support::PATIENCE;
+            loop {
+                let c = h.contacts().await.expect("contacts");
+                if c.iter()
+                    .any(|c| c.id == id && c.peer_keeps_history == Some(kept))
+                {
+                    return;
+                }
+                assert!(tokio::time::Instant::now() < deadline, "never told {kept}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    told(&mut a, b_at_a, false).await;
+    told(&mut b, a_at_b, false).await;
+    a.h().set_history(b_at_a, true).await.expect("history on");
+    b.wait(
+        "the change",
+        |e| matches!(e, Event::PeerHistoryChanged { contact, kept: true } if *contact == a_at_b),
+    )
+    .await;
+    told(&mut b, a_at_b, true).await;
+    a.h().set_history(b_at_a, false).await.expect("history off");
+    b.wait(
+        "the second change",
+        |e| matches!(e, Event::PeerHistoryChanged { contact, kept: false } if *contact == a_at_b),
+    )
+    .await;
+}

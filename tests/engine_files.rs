@@ -186,7 +186,9 @@ impl Raw {
             self.flush().await;
             while let Some(ev) = self.session.poll_event() {
                 match ev {
-                    SessionEvent::Message(Message::Keepalive | Message::Sync { .. }) => {}
+                    SessionEvent::Message(
+                        Message::Keepalive | Message::Sync { .. } | Message::History { .. },
+                    ) => {}
                     SessionEvent::Message(m) => return Some(m),
                     SessionEvent::Closed(_) => return None,
                     _ => {}
@@ -258,6 +260,8 @@ async fn engine_with_raw_contact_config(
         history: Vec::new(),
         created_at: 0,
         unsynced_from: None,
+        verified: false,
+        peer_keeps_history: None,
     });
     let mut peer = Peer::start_with(net, profile, config);
     let local = LocalIdentity {
@@ -521,6 +525,7 @@ async fn presence_goes_offline_when_a_contact_falls_silent() {
             handshake_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_millis(800),
             keepalive_interval: Duration::from_millis(200),
+            ..SessionConfig::default()
         },
         ..support::config()
     };

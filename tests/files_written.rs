@@ -461,6 +461,11 @@ async fn befriend_and_chat(a: &mut Running, b: &mut Running, history: bool) -> [
 /// what is under `root` while they still run, and their addresses. Closes
 /// both.
 async fn chat_and_look(mut a: Running, mut b: Running, root: &Path) -> (Vec<Entry>, [String; 2]) {
+    // Amnesic sessions start with their intake off; these publish it, as
+    // the profiles do, so both kinds are looked at doing the same.
+    for r in [&a, &b] {
+        r.engine.handle.set_intake(true).await.expect("intake on");
+    }
     wait_ready(&mut a).await;
     wait_ready(&mut b).await;
     befriend_and_chat(&mut a, &mut b, true).await;

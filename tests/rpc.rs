@@ -23,7 +23,7 @@ async fn a_profile_from_a_passphrase_file_and_its_status() {
         c.ok("profile.list", json!({})).await,
         json!({"profiles": []})
     );
-    let pass = passphrase_file(dir.path(), "pass", "correct horse battery staple");
+    let pass = passphrase_file(dir.path(), "pass", "vivid unpaved frisbee tycoon");
     let opened = c
         .ok(
             "profile.create",
@@ -81,13 +81,13 @@ async fn two_peers_befriend_chat_and_send_a_file() {
     let dir = tempfile::tempdir().unwrap();
     let mut a = Client::start(backend(&net));
     let mut b = Client::start(backend(&net));
-    let pass = passphrase_file(dir.path(), "pass", "a passphrase");
+    let pass = passphrase_file(dir.path(), "pass", "a passphrase for the test");
     a.ok(
         "profile.create",
         json!({"name": "a", "passphrase_file": pass}),
     )
     .await;
-    let b_address = b.ok("profile.amnesic", json!({})).await["address"]
+    let b_address = b.ok("profile.amnesic", json!({"intake": true})).await["address"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -235,7 +235,7 @@ async fn intake_off_hides_the_address_and_on_shows_it_again() {
     let net = MemoryNetwork::new();
     let mut a = Client::start(backend(&net));
     let mut stranger = Client::start(backend(&net));
-    let address = a.ok("profile.amnesic", json!({})).await["address"].clone();
+    let address = a.ok("profile.amnesic", json!({"intake": true})).await["address"].clone();
     stranger.ok("profile.amnesic", json!({})).await;
     a.event("service", |e| {
         e["intake"] == true && e["state"] == "reachable"
@@ -424,7 +424,7 @@ async fn end_of_input_saves_and_only_the_right_passphrase_unlocks() {
     let peer_address = peer.ok("profile.amnesic", json!({})).await["address"].clone();
 
     let mut c = Client::start(backend.clone());
-    let right = passphrase_file(dir.path(), "right", "the right one");
+    let right = passphrase_file(dir.path(), "right", "the right passphrase for this test");
     let first = c
         .ok(
             "profile.create",
@@ -440,7 +440,7 @@ async fn end_of_input_saves_and_only_the_right_passphrase_unlocks() {
     c.finish().await.expect("serve ends at end of input");
 
     let mut c = Client::start(backend);
-    let wrong = passphrase_file(other.path(), "wrong", "the wrong one");
+    let wrong = passphrase_file(other.path(), "wrong", "the wrong passphrase for this test");
     let e = c
         .err(
             "profile.unlock",

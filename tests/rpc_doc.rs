@@ -98,7 +98,7 @@ async fn the_documented_session_works_as_written() {
 
     let dir = tempfile::tempdir().unwrap();
     std::env::set_current_dir(dir.path()).unwrap();
-    std::fs::write("passphrase.txt", "correct horse battery staple\n").unwrap();
+    std::fs::write("passphrase.txt", "vivid unpaved frisbee tycoon\n").unwrap();
 
     let net = MemoryNetwork::new();
     let mut input = all_requests.clone().into_bytes();

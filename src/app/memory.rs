@@ -9,7 +9,9 @@ use allium_vault::{Profile, ProfileKeys, Secret32};
 use rand_core::{OsRng, RngCore};
 use tokio::sync::watch;
 
-use super::{AppError, Backend, BoxFuture, Passphrase, ProfileControl, Running, TorState};
+use super::{
+    AppError, Backend, BoxFuture, NetworkInUse, Passphrase, ProfileControl, Running, TorState,
+};
 use crate::engine::{Engine, EngineConfig, MemoryStore, NoStore, ProfileStore};
 
 /// Profiles kept in memory, all on one [`MemoryNetwork`].
@@ -46,11 +48,24 @@ impl MemoryBackend {
                 name,
                 profiles: self.profiles.clone(),
             }),
+            network: NetworkInUse {
+                description: "an in-memory test network".into(),
+                from_command_line: false,
+            },
         }
     }
 }
 
 /// Fresh random keys for a new profile.
+/// A new amnesic session's profile. Its intake is off: a source writing
+/// to a journalist needs no public address, and one that is published
+/// tells anyone holding it when the session is running.
+pub(crate) fn amnesic_profile() -> Profile {
+    let mut p = Profile::new(fresh_keys());
+    p.settings.intake_enabled = false;
+    p
+}
+
 pub(crate) fn fresh_keys() -> ProfileKeys {
     let k = || {
         let mut b = [0u8; 32];
@@ -67,6 +82,18 @@ pub(crate) fn fresh_keys() -> ProfileKeys {
 }
 
 impl Backend for MemoryBackend {
+    fn delete(&self, name: String) -> BoxFuture<Result<(), AppError>> {
+        let profiles = self.profiles.clone();
+        Box::pin(async move {
+            profiles
+                .lock()
+                .map_err(|_| AppError::Storage("lock poisoned".into()))?
+                .remove(&name)
+                .map(drop)
+                .ok_or(AppError::NoSuchProfile(name))
+        })
+    }
+
     fn profiles(&self) -> Result<Vec<String>, AppError> {
         let p = self
             .profiles
@@ -118,7 +145,7 @@ impl Backend for MemoryBackend {
 
     fn amnesic(&self) -> BoxFuture<Result<Running, AppError>> {
         let this = self.clone();
-        Box::pin(async move { Ok(this.run(None, Profile::new(fresh_keys()), Box::new(NoStore))) })
+        Box::pin(async move { Ok(this.run(None, amnesic_profile(), Box::new(NoStore))) })
     }
 }
 

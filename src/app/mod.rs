@@ -8,6 +8,7 @@
 //! nor the JSON-RPC code knows which one it drives.
 
 mod memory;
+pub mod passphrase;
 mod real;
 
 use std::future::Future;
@@ -19,6 +20,7 @@ use zeroize::Zeroizing;
 use crate::engine::Engine;
 
 pub use memory::MemoryBackend;
+pub use passphrase::check_new_passphrase;
 pub use real::{Options, RealBackend};
 
 /// A boxed future, as the backend's methods return.
@@ -36,6 +38,14 @@ pub enum TorState {
         fraction: f32,
         /// What Tor is doing.
         phase: String,
+    },
+    /// Connecting has stopped moving and Arti says why: what to try, in
+    /// words. It goes on trying; [`Running::retry_tor`] starts over.
+    Stuck {
+        /// 0.0 to 1.0: how far it got.
+        fraction: f32,
+        /// What seems wrong and what to try.
+        advice: String,
     },
     /// Connected: contacts can be reached.
     Ready,
@@ -55,7 +65,8 @@ pub enum AppError {
     /// The passphrase does not open this profile.
     #[error("wrong passphrase; check it and try again (Caps Lock?)")]
     WrongPassphrase,
-    /// The passphrase is not acceptable (empty, or the confirmation differs).
+    /// The passphrase is not acceptable (empty, too easy to guess, or the
+    /// confirmation differs).
     #[error("{0}")]
     WeakPassphrase(String),
     /// No profile by that name.
@@ -114,6 +125,29 @@ pub struct Running {
     pub name: Option<String>,
     /// Passphrase change, Tor retry.
     pub control: Box<dyn ProfileControl>,
+    /// Which Tor network this run uses, and why.
+    pub network: NetworkInUse,
+}
+
+/// The Tor network a running profile uses, so the window can say it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetworkInUse {
+    /// In words: "the public Tor network", "the network in FILE".
+    pub description: String,
+    /// Chosen by the command line (`--network`), over the profile's own
+    /// setting: changing the setting does nothing until Allium is started
+    /// without it.
+    pub from_command_line: bool,
+}
+
+impl NetworkInUse {
+    /// The public Tor network, by default.
+    pub fn public() -> Self {
+        NetworkInUse {
+            description: "the public Tor network".into(),
+            from_command_line: false,
+        }
+    }
 }
 
 impl Running {
@@ -138,76 +172,6 @@ pub trait Backend: Send + Sync + 'static {
     fn unlock(&self, name: String, passphrase: Passphrase) -> BoxFuture<Result<Running, AppError>>;
     /// Starts a session that writes nothing anywhere.
     fn amnesic(&self) -> BoxFuture<Result<Running, AppError>>;
-}
-
-/// Refuses passphrases nobody should use. Strength beyond that is shown
-/// as a hint (see [`passphrase_hint`]), not enforced: the person decides.
-pub fn check_new_passphrase(p: &str, confirmation: &str) -> Result<(), AppError> {
-    if p.is_empty() {
-        return Err(AppError::WeakPassphrase("choose a passphrase".into()));
-    }
-    if p != confirmation {
-        return Err(AppError::WeakPassphrase(
-            "the two passphrases differ; type them again".into(),
-        ));
-    }
-    Ok(())
-}
-
-/// A rough strength hint for a new passphrase, in words, and a level from
-/// 1 (weak) to 4 (strong).
-///
-/// People pick predictable passphrases, so the estimate is deliberately
-/// low: several words count as words from a diceware list (12.9 bits
-/// each), anything else as characters at half the entropy their classes
-/// would allow. It nudges towards long passphrases; it guarantees nothing.
-pub fn passphrase_hint(p: &str) -> (&'static str, u8) {
-    let words: Vec<&str> = p.split_whitespace().collect();
-    let bits = if words.len() >= 2 {
-        words.len() as f64 * 12.9
-    } else {
-        let classes = [
-            p.chars().any(|c| c.is_lowercase()),
-            p.chars().any(|c| c.is_uppercase()),
-            p.chars().any(|c| c.is_ascii_digit()),
-            p.chars().any(|c| !c.is_alphanumeric()),
-        ];
-        let pool: f64 = [26.0, 26.0, 10.0, 33.0]
-            .iter()
-            .zip(classes)
-            .filter(|(_, used)| *used)
-            .map(|(n, _)| n)
-            .sum();
-        p.chars().count() as f64 * pool.max(1.0).log2() / 2.0
-    };
-    match bits {
-        b if b < 35.0 => ("weak: use more words", 1),
-        b if b < 50.0 => ("fair: a few more words would help", 2),
-        b if b < 65.0 => ("good", 3),
-        _ => ("strong", 4),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hints_grow_with_length() {
-        assert_eq!(passphrase_hint("abc").1, 1);
-        assert!(passphrase_hint("Tr0ub4dor&3").1 <= 2);
-        assert_eq!(passphrase_hint("correct horse battery").1, 2);
-        assert_eq!(passphrase_hint("correct horse battery staple").1, 3);
-        assert_eq!(
-            passphrase_hint("correct horse battery staple lamp river").1,
-            4
-        );
-        assert!(check_new_passphrase("", "").is_err());
-        assert_eq!(
-            check_new_passphrase("a b c", "a b d"),
-            Err(AppError::WeakPassphrase(
-                "the two passphrases differ; type them again".into()
-            ))
-        );
-    }
+    /// Deletes a closed profile for good, erasing its files first.
+    fn delete(&self, name: String) -> BoxFuture<Result<(), AppError>>;
 }

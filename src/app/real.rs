@@ -15,8 +15,10 @@ use allium_vault::{AmnesicSession, Profile, ProfileName, UnlockedProfile, VaultE
 use futures::StreamExt;
 use tokio::sync::watch;
 
-use super::memory::fresh_keys;
-use super::{AppError, Backend, BoxFuture, Passphrase, ProfileControl, Running, TorState};
+use super::memory::{amnesic_profile, fresh_keys};
+use super::{
+    AppError, Backend, BoxFuture, NetworkInUse, Passphrase, ProfileControl, Running, TorState,
+};
 use crate::engine::{Engine, EngineConfig, NoStore, ProfileStore};
 
 /// How long a dial may take on Tor (descriptor fetch, introduction,
@@ -56,17 +58,30 @@ impl RealBackend {
         })
     }
 
-    fn network(&self, profile: &Profile) -> Result<Network, AppError> {
-        let file = self
-            .options
-            .network
-            .clone()
-            .or_else(|| profile.settings.custom_network.as_ref().map(PathBuf::from));
+    fn network(&self, profile: &Profile) -> Result<(Network, NetworkInUse), AppError> {
+        let forced = self.options.network.clone();
+        let from_command_line = forced.is_some();
+        let file = forced.or_else(|| profile.settings.custom_network.as_ref().map(PathBuf::from));
         match file {
-            None => Ok(Network::PublicTor),
-            Some(path) => CustomNetwork::load(&path)
-                .map(Network::Custom)
-                .map_err(|e| AppError::Tor(e.to_string())),
+            None => Ok((Network::PublicTor, NetworkInUse::public())),
+            Some(path) => {
+                let network = CustomNetwork::load(&path)
+                    .map(Network::Custom)
+                    .map_err(|e| AppError::Tor(e.to_string()))?;
+                let how = if from_command_line {
+                    "given with --network"
+                } else {
+                    "chosen in Settings"
+                };
+                let description = format!("the custom Tor network in {} ({how})", path.display());
+                Ok((
+                    network,
+                    NetworkInUse {
+                        description,
+                        from_command_line,
+                    },
+                ))
+            }
         }
     }
 }
@@ -172,6 +187,11 @@ fn bootstrap(tor: TorTransport, state: watch::Sender<TorState>) {
         while let Some(p) = progress.next().await {
             let next = if p.ready {
                 TorState::Ready
+            } else if let Some(stuck) = p.stuck {
+                TorState::Stuck {
+                    fraction: p.fraction,
+                    advice: stuck.advice().to_owned(),
+                }
             } else {
                 TorState::Connecting {
                     fraction: p.fraction,
@@ -206,7 +226,7 @@ impl RealBackend {
         amnesic: Option<AmnesicSession>,
         name: Option<String>,
     ) -> Result<Running, AppError> {
-        let network = self.network(&profile)?;
+        let (network, in_use) = self.network(&profile)?;
         let tor = TorTransport::create(&TorConfig {
             network,
             state_dir: dirs.0,
@@ -230,6 +250,7 @@ impl RealBackend {
                 state,
                 _amnesic: amnesic,
             }),
+            network: in_use,
         })
     }
 
@@ -255,6 +276,30 @@ impl RealBackend {
 }
 
 impl Backend for Arc<RealBackend> {
+    fn delete(&self, profile_name: String) -> BoxFuture<Result<(), AppError>> {
+        let store = self.store.clone();
+        Box::pin(async move {
+            let n = name(&profile_name)?;
+            // The profile was just locked: its engine lets go of the lock
+            // file a moment after it says it stopped.
+            for _ in 0..50 {
+                let (s, n) = (store.clone(), n.clone());
+                match off_thread(move || Ok(s.delete(&n))).await? {
+                    Err(VaultError::ProfileInUse) => {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    Err(VaultError::ProfileNotFound) => {
+                        return Err(AppError::NoSuchProfile(profile_name));
+                    }
+                    other => return other.map_err(storage),
+                }
+            }
+            Err(AppError::Storage(
+                "the profile is still open (in another Allium?); close it and try again".into(),
+            ))
+        })
+    }
+
     fn profiles(&self) -> Result<Vec<String>, AppError> {
         Ok(self
             .store
@@ -318,7 +363,7 @@ impl Backend for Arc<RealBackend> {
                 session.tor_cache_dir().to_path_buf(),
             );
             this.start(
-                Profile::new(fresh_keys()),
+                amnesic_profile(),
                 Box::new(NoStore),
                 dirs,
                 None,

@@ -21,8 +21,8 @@ use allium_protocol::{
     ReplayCache, Session, StaticKeypair, StaticPublicKey,
 };
 use allium_vault::{
-    Contact, ContactId, ContactState, Direction, HistoryEntry, Profile, Public32, QueuedMessage,
-    Secret32,
+    BlockedName, Contact, ContactId, ContactState, Direction, HistoryEntry, Profile, Public32,
+    QueuedMessage, Secret32,
 };
 use rand_core::{OsRng, RngCore};
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -31,8 +31,8 @@ use tokio::time::Instant;
 use super::conn::{self, Admission, ConnEvent, ConnId, FromConn, SendQueue, ToConn};
 use super::files::Transfers;
 use super::{
-    Command, ContactSummary, DeliveryState, EngineConfig, EngineError, Event, MessageView, Notify,
-    ProfileStore, Reply, Request, ServiceState, Status,
+    BlockedView, Command, ContactSummary, DeliveryState, EngineConfig, EngineError, Event,
+    MessageView, Notify, ProfileStore, Reply, Request, ServiceState, Status, normalize_address,
 };
 
 /// Kept history per contact; older lines are dropped.
@@ -136,6 +136,8 @@ pub(super) struct ConnInfo {
     progress_at: Instant,
     /// We asked it to close; it no longer counts against any cap.
     closing: bool,
+    /// The protocol version, once established (§4.2).
+    pub(super) version: u8,
 }
 
 impl ConnInfo {
@@ -185,6 +187,9 @@ pub(super) struct Runtime {
     /// Refused file offers reported in the current minute, and when that
     /// minute began.
     pub(super) refusals_shown: (u32, Option<Instant>),
+    /// The versions to offer this contact, after it refused ours; `None`:
+    /// all we support.
+    versions: Option<Vec<u8>>,
     /// Ids from here on were handed out since the last SYNC we handled
     /// from this contact (`Contact::unsynced_from`; PROTOCOL.md §6.3).
     first_new: u64,
@@ -498,6 +503,27 @@ impl<T: Transport> Actor<T> {
             online: self.rt.get(&c.id).is_some_and(|r| r.active.is_some()),
             history_enabled: c.history_enabled,
             queued: c.outbox.len(),
+            verified: c.verified,
+            peer_keeps_history: c.peer_keeps_history,
+        }
+    }
+
+    /// Tells the contact, on its session if one is up and speaks version 3,
+    /// whether we keep a history of this conversation (PROTOCOL.md §6.3).
+    /// A session that comes up later is told after its SYNC.
+    fn tell_history(&mut self, id: ContactId) {
+        let Some(kept) = self.profile.contact(id).map(|c| c.history_enabled) else {
+            return;
+        };
+        let Some(conn) = self.rt.get(&id).and_then(|r| r.active) else {
+            return;
+        };
+        if self
+            .conns
+            .get(&conn)
+            .is_some_and(|c| c.version >= allium_protocol::HISTORY_VERSION)
+        {
+            self.send_on(conn, Message::History { kept });
         }
     }
 
@@ -866,6 +892,43 @@ impl<T: Transport> Actor<T> {
                 self.emit_contact(id);
                 Ok(Reply::Unit)
             }
+            Command::SetVerified(id, on) => {
+                let c = self.accepted_mut(id, "only an accepted contact can be verified")?;
+                if c.verified != on {
+                    c.verified = on;
+                    self.changed();
+                }
+                self.emit_contact(id);
+                Ok(Reply::Unit)
+            }
+            Command::Blocked => Ok(Reply::Blocked(
+                self.profile
+                    .blocked
+                    .iter()
+                    .map(|b| BlockedView {
+                        address: onion(b).map(|o| o.to_address()).unwrap_or_default(),
+                        nickname: self
+                            .profile
+                            .blocked_names
+                            .iter()
+                            .find(|n| n.intake == *b)
+                            .map(|n| n.nickname.clone())
+                            .unwrap_or_default(),
+                    })
+                    .collect(),
+            )),
+            Command::Unblock(address) => {
+                let target = OnionId::parse(&normalize_address(&address))
+                    .map_err(|e| EngineError::BadAddress(e.to_string()))?;
+                let intake = Public32(*target.as_bytes());
+                if !self.profile.blocked.contains(&intake) {
+                    return Err(EngineError::NotBlocked);
+                }
+                self.profile.blocked.retain(|b| *b != intake);
+                self.profile.blocked_names.retain(|n| n.intake != intake);
+                self.changed();
+                Ok(Reply::Unit)
+            }
             Command::SendMessage(id, text) => self.queue_message(id, text).map(Reply::MessageId),
             Command::Conversation(id) => self.conversation(id).map(Reply::Conversation),
             Command::SetHistory(id, on) => {
@@ -873,12 +936,16 @@ impl<T: Transport> Actor<T> {
                     .profile
                     .contact_mut(id)
                     .ok_or(EngineError::NoSuchContact)?;
+                let changed = c.history_enabled != on;
                 c.history_enabled = on;
                 if !on {
                     c.history.clear();
                 }
                 self.changed();
                 self.emit_contact(id);
+                if changed {
+                    self.tell_history(id);
+                }
                 Ok(Reply::Unit)
             }
             Command::SetIntake(on) => {
@@ -930,6 +997,18 @@ impl<T: Transport> Actor<T> {
                 }
                 Ok(Reply::Unit)
             }
+            Command::SetAutoLock(minutes) => {
+                if minutes > 24 * 60 {
+                    return Err(EngineError::InvalidText(
+                        "lock after at most a day (1,440 minutes)".into(),
+                    ));
+                }
+                if self.profile.settings.auto_lock_minutes != minutes {
+                    self.profile.settings.auto_lock_minutes = minutes;
+                    self.changed();
+                }
+                Ok(Reply::Unit)
+            }
             Command::SendFile(id, path) => self.offer_file(id, path).map(Reply::Transfer),
             Command::AcceptFile(t, folder) => self.accept_file(t, folder).map(|()| Reply::Unit),
             Command::CancelFile(t) => self.cancel_file_by_user(t).map(|()| Reply::Unit),
@@ -958,7 +1037,8 @@ impl<T: Transport> Actor<T> {
         nickname: String,
         greeting: String,
     ) -> Result<ContactId, EngineError> {
-        let target = OnionId::parse(address).map_err(|e| EngineError::BadAddress(e.to_string()))?;
+        let target = OnionId::parse(&normalize_address(address))
+            .map_err(|e| EngineError::BadAddress(e.to_string()))?;
         if target == self.local.identity.onion_id() || target == self.local.endpoint {
             return Err(EngineError::OwnAddress);
         }
@@ -1001,6 +1081,8 @@ impl<T: Transport> Actor<T> {
             history: Vec::new(),
             created_at: unix_now(),
             unsynced_from: Some(1),
+            verified: false,
+            peer_keeps_history: None,
         });
         self.top_up_spares();
         self.rt.insert(
@@ -1089,6 +1171,11 @@ impl<T: Transport> Actor<T> {
             ));
         }
         let intake = c.intake;
+        let name = if c.nickname.is_empty() {
+            c.suggested_nickname.clone()
+        } else {
+            c.nickname.clone()
+        };
         self.profile.contacts.retain(|c| c.id != id);
         match how {
             Drop::Reject => {
@@ -1099,6 +1186,10 @@ impl<T: Transport> Actor<T> {
             Drop::Block => {
                 if !self.profile.blocked.contains(&intake) {
                     self.profile.blocked.push(intake);
+                    self.profile.blocked_names.push(BlockedName {
+                        intake,
+                        nickname: name,
+                    });
                 }
             }
             Drop::Remove => {}
@@ -1122,18 +1213,26 @@ impl<T: Transport> Actor<T> {
         revoked
     }
 
-    fn queue_message(&mut self, id: ContactId, text: String) -> Result<u64, EngineError> {
-        TextField::ChatText.validate(&text).map_err(text_error)?;
-        let now = unix_now();
+    /// An accepted contact, or why not: `WrongState(why)` for a request.
+    fn accepted_mut(
+        &mut self,
+        id: ContactId,
+        why: &'static str,
+    ) -> Result<&mut Contact, EngineError> {
         let c = self
             .profile
             .contact_mut(id)
             .ok_or(EngineError::NoSuchContact)?;
         if c.state != ContactState::Accepted {
-            return Err(EngineError::WrongState(
-                "messages can be sent once the contact has accepted",
-            ));
+            return Err(EngineError::WrongState(why));
         }
+        Ok(c)
+    }
+
+    fn queue_message(&mut self, id: ContactId, text: String) -> Result<u64, EngineError> {
+        TextField::ChatText.validate(&text).map_err(text_error)?;
+        let now = unix_now();
+        let c = self.accepted_mut(id, "messages can be sent once the contact has accepted")?;
         let msg_id = c.next_message_id;
         c.next_message_id += 1;
         if c.history_enabled {
@@ -1374,10 +1473,15 @@ impl<T: Transport> Actor<T> {
             // They dialled us meanwhile.
             return;
         }
+        // After a peer refused our versions, offer the highest common one.
+        let mut session_config = self.config.session.clone();
+        if let Some(v) = self.rt.get(&id).and_then(|r| r.versions.clone()) {
+            session_config.versions = v;
+        }
         let session = match purpose {
             Purpose::Intake => match onion(&c.intake) {
                 Some(target) => Session::connect_intake(
-                    self.config.session.clone(),
+                    session_config,
                     &self.local,
                     target,
                     std_now(),
@@ -1394,7 +1498,7 @@ impl<T: Transport> Actor<T> {
                     return;
                 };
                 Session::connect_endpoint(
-                    self.config.session.clone(),
+                    session_config,
                     &self.local,
                     target,
                     rs,
@@ -1472,6 +1576,7 @@ impl<T: Transport> Actor<T> {
                 queue: queue.clone(),
                 progress_at: Instant::now(),
                 closing: false,
+                version: 0,
             },
         );
         let replay = match kind {
@@ -1737,7 +1842,14 @@ impl<T: Transport> Actor<T> {
                     let _ = c.tx.send(ToConn::Admit(decision));
                 }
             }
-            SessionEvent::Established { peer, peer_static } => {
+            SessionEvent::Established {
+                peer,
+                peer_static,
+                version,
+            } => {
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.version = version;
+                }
                 self.on_established(conn, peer, peer_static)
             }
             SessionEvent::Message(m) => self.on_message(conn, m),
@@ -1888,6 +2000,7 @@ impl<T: Transport> Actor<T> {
                 r.sent_upto = first.saturating_sub(1).min(r.durable_upto);
             }
             self.send_on(conn, sync);
+            self.tell_history(id);
         }
         self.resume_transfers(id);
         if !was_online {
@@ -1958,6 +2071,21 @@ impl<T: Transport> Actor<T> {
             Message::Sync { resend_from, last } => {
                 if let Some(id) = contact {
                     self.on_sync(conn, id, resend_from, last);
+                }
+            }
+            Message::History { kept } => {
+                if let Some(id) = contact
+                    && let Some(c) = self.profile.contact_mut(id)
+                    && c.peer_keeps_history != Some(kept)
+                {
+                    let before = c.peer_keeps_history;
+                    c.peer_keeps_history = Some(kept);
+                    self.changed();
+                    self.emit_contact(id);
+                    // The first word from a contact is no change to tell.
+                    if before.is_some() {
+                        self.emit(Event::PeerHistoryChanged { contact: id, kept });
+                    }
                 }
             }
             other => {
@@ -2100,6 +2228,8 @@ impl<T: Transport> Actor<T> {
                     history: Vec::new(),
                     created_at: unix_now(),
                     unsynced_from: Some(1),
+                    verified: false,
+                    peer_keeps_history: None,
                 });
                 self.rt.insert(
                     id,
@@ -2505,6 +2635,22 @@ impl<T: Transport> Actor<T> {
         let Some(info) = self.conns.remove(&conn) else {
             return;
         };
+        // An older peer refused our versions: the next dial offers the
+        // highest one both speak (PROTOCOL.md §4.3, version negotiation).
+        if let CloseCause::Refused(RefuseReason::UnsupportedVersion(theirs)) = &cause
+            && let ConnKind::IntakeOut(id) | ConnKind::EndpointOut(id) = info.kind
+        {
+            let common: Vec<u8> = allium_protocol::SUPPORTED_VERSIONS
+                .iter()
+                .copied()
+                .filter(|v| theirs.contains(v))
+                .collect();
+            if let Some(r) = self.rt.get_mut(&id)
+                && !common.is_empty()
+            {
+                r.versions = Some(common);
+            }
+        }
         match info.kind {
             ConnKind::IntakeOut(id) => {
                 let delivered = matches!(cause, CloseCause::Peer(CloseReason::Normal))
@@ -2533,9 +2679,31 @@ impl<T: Transport> Actor<T> {
                 let Some(id) = id else { return };
                 let was_active = self.rt.get(&id).and_then(|r| r.active) == Some(conn);
                 if was_active {
+                    let mut sent_upto = 0;
                     if let Some(r) = self.rt.get_mut(&id) {
                         r.active = None;
-                        r.sent_upto = 0;
+                        sent_upto = std::mem::take(&mut r.sent_upto);
+                    }
+                    // What was written but not acknowledged may never have
+                    // arrived: it waits again, and says so, until the next
+                    // session resends it.
+                    let unacked: Vec<u64> = self
+                        .profile
+                        .contact(id)
+                        .map(|c| {
+                            c.outbox
+                                .iter()
+                                .map(|q| q.id)
+                                .filter(|m| *m <= sent_upto)
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    for msg in unacked {
+                        self.emit(Event::MessageState {
+                            contact: id,
+                            id: msg,
+                            state: DeliveryState::Queued,
+                        });
                     }
                     self.pause_transfers(id);
                     self.emit(Event::Presence {

@@ -113,6 +113,9 @@ pub enum EngineError {
     /// No such contact (removed meanwhile, or a wrong id).
     #[error("no such contact")]
     NoSuchContact,
+    /// Unblocking an address that is not blocked.
+    #[error("this address is not blocked")]
+    NotBlocked,
     /// The contact is not in a state that allows this.
     #[error("not possible now: {0}")]
     WrongState(&'static str),
@@ -171,6 +174,21 @@ pub struct ContactSummary {
     pub history_enabled: bool,
     /// Messages waiting for their acknowledgement.
     pub queued: usize,
+    /// Whether the person compared safety words with them and marked
+    /// them verified.
+    pub verified: bool,
+    /// Whether they keep a history of this conversation, as they last told
+    /// us; `None` until they do (or if their Allium is too old to say).
+    pub peer_keeps_history: Option<bool>,
+}
+
+/// A blocked address, for the list where it can be unblocked.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct BlockedView {
+    /// Its `allium:` address.
+    pub address: String,
+    /// What the person called it when blocking it (may be empty).
+    pub nickname: String,
 }
 
 /// One message of a conversation, as shown.
@@ -298,6 +316,14 @@ pub enum Event {
         /// Which.
         contact: ContactId,
     },
+    /// A contact started or stopped keeping a history of the conversation
+    /// (it said so; PROTOCOL.md §6.3). Not sent for its first word.
+    PeerHistoryChanged {
+        /// Which.
+        contact: ContactId,
+        /// Whether it keeps history now.
+        kept: bool,
+    },
     /// They declined our request.
     RequestRejected {
         /// Which (now removed).
@@ -409,6 +435,9 @@ pub(crate) enum Command {
     Block(ContactId),
     Remove(ContactId),
     Rename(ContactId, String),
+    SetVerified(ContactId, bool),
+    Blocked,
+    Unblock(String),
     SendMessage(ContactId, String),
     Conversation(ContactId),
     SetHistory(ContactId, bool),
@@ -417,6 +446,7 @@ pub(crate) enum Command {
     Settings,
     SetCustomNetwork(Option<String>),
     SetNotificationContent(bool),
+    SetAutoLock(u32),
     SendFile(ContactId, PathBuf),
     AcceptFile(TransferId, PathBuf),
     CancelFile(TransferId),
@@ -434,6 +464,7 @@ pub(crate) enum Reply {
     Transfer(String),
     Transfers(Vec<TransferView>),
     Settings(Box<Settings>),
+    Blocked(Vec<BlockedView>),
 }
 
 /// Commands to a running engine. Cheap to clone; every method returns once
@@ -520,6 +551,24 @@ impl EngineHandle {
         expect_reply!(self.call(command).await, Reply::Unit => ())
     }
 
+    /// Marks a contact verified (safety words compared) or not.
+    pub async fn set_verified(&self, contact: ContactId, on: bool) -> Result<(), EngineError> {
+        let command = Command::SetVerified(contact, on);
+        expect_reply!(self.call(command).await, Reply::Unit => ())
+    }
+
+    /// Every blocked address, oldest first.
+    pub async fn blocked(&self) -> Result<Vec<BlockedView>, EngineError> {
+        expect_reply!(self.call(Command::Blocked).await, Reply::Blocked(b) => b)
+    }
+
+    /// Takes an address off the block list: it may send a request again
+    /// (it is not made a contact).
+    pub async fn unblock(&self, address: &str) -> Result<(), EngineError> {
+        let command = Command::Unblock(address.to_owned());
+        expect_reply!(self.call(command).await, Reply::Unit => ())
+    }
+
     /// Queues a message; returns its id. It is sent when the contact is
     /// online, and kept (in the vault) until acknowledged.
     pub async fn send_message(&self, contact: ContactId, text: &str) -> Result<u64, EngineError> {
@@ -570,6 +619,13 @@ impl EngineHandle {
         expect_reply!(self.call(command).await, Reply::Unit => ())
     }
 
+    /// Lock after this many minutes without use of the window (0: never;
+    /// at most a day). The engine only keeps the choice; the window locks.
+    pub async fn set_auto_lock(&self, minutes: u32) -> Result<(), EngineError> {
+        let command = Command::SetAutoLock(minutes);
+        expect_reply!(self.call(command).await, Reply::Unit => ())
+    }
+
     /// Offers a file to a contact; returns the transfer id (hex).
     pub async fn send_file(
         &self,
@@ -613,6 +669,48 @@ fn parse_transfer(s: &str) -> Result<TransferId, EngineError> {
     Ok(TransferId(id))
 }
 
+/// An address as a person may paste or type it: written in groups, or
+/// broken over lines as on a printed card. White space of any kind inside
+/// it is dropped; everything else is left for [`OnionId::parse`] to judge.
+pub fn normalize_address(text: &str) -> String {
+    text.chars().filter(|c| !c.is_whitespace()).collect()
+}
+
+/// How many safety words [`safety_words`] gives: 6 × 12.9 = 77 bits, far
+/// beyond what anyone could match by making addresses until one fits.
+pub const SAFETY_WORDS: usize = 6;
+
+/// Words two contacts compare, by voice or in person, to check that each
+/// holds the other's real address: the same on both sides (the two
+/// addresses are sorted first), different for any other pair. They are
+/// the EFF large word list's words for SHA-256 of a label and the two
+/// intake ids, read as a number in base 7,776 (PROTOCOL.md §11).
+pub fn safety_words(a: &OnionId, b: &OnionId) -> [&'static str; SAFETY_WORDS] {
+    use sha2::{Digest, Sha256};
+    let (lo, hi) = if a.as_bytes() <= b.as_bytes() {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    let digest = Sha256::new()
+        .chain_update(b"allium safety words v1")
+        .chain_update(lo.as_bytes())
+        .chain_update(hi.as_bytes())
+        .finalize();
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&digest[..16]);
+    // 7776⁶ ≈ 2⁷⁷·⁵ is far below 2¹²⁸: the words are as good as uniform.
+    let mut n = u128::from_be_bytes(first);
+    let list = eff_wordlist::large::LIST;
+    let base = list.len() as u128;
+    let mut out = [""; SAFETY_WORDS];
+    for w in &mut out {
+        *w = list.get((n % base) as usize).map_or("", |(_, word)| *word);
+        n /= base;
+    }
+    out
+}
+
 /// Called after every event, so a window can repaint.
 pub type Notify = Arc<dyn Fn() + Send + Sync>;
 
@@ -650,5 +748,71 @@ impl Engine {
             task,
             address,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(byte: u8) -> OnionId {
+        allium_protocol::IdentityKey::from_seed(&[byte; 32]).onion_id()
+    }
+
+    #[test]
+    fn safety_words_are_the_same_on_both_sides_and_differ_between_pairs() {
+        let (a, b, c) = (id(1), id(2), id(3));
+        assert_eq!(safety_words(&a, &b), safety_words(&b, &a));
+        assert_ne!(safety_words(&a, &b), safety_words(&a, &c));
+        assert_ne!(safety_words(&a, &b), safety_words(&c, &b));
+        for w in safety_words(&a, &b) {
+            assert!(eff_wordlist::large::LIST.iter().any(|(_, x)| *x == w));
+        }
+    }
+
+    /// PROTOCOL.md §11's vector, so a second implementation can check its
+    /// words; rewritten with `ALLIUM_REGENERATE_VECTORS=1`.
+    #[test]
+    fn safety_words_match_the_published_vector() {
+        let (a, b) = (
+            allium_protocol::IdentityKey::from_seed(&[1; 32]).onion_id(),
+            allium_protocol::IdentityKey::from_seed(&[2; 32]).onion_id(),
+        );
+        let vector = serde_json::json!({
+            "description": "PROTOCOL.md §11: the safety words of two intake ids",
+            "a_seed": hex::encode([1u8; 32]),
+            "b_seed": hex::encode([2u8; 32]),
+            "a_intake_id": hex::encode(a.as_bytes()),
+            "b_intake_id": hex::encode(b.as_bytes()),
+            "words": safety_words(&a, &b),
+        });
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/protocol/tests/vectors/safety-words.json"
+        );
+        let text = serde_json::to_string_pretty(&vector).expect("json") + "\n";
+        if std::env::var_os("ALLIUM_REGENERATE_VECTORS").is_some() {
+            std::fs::write(path, &text).expect("write the vector");
+        }
+        let on_file = std::fs::read_to_string(path).expect("the vector file");
+        assert_eq!(on_file, text, "rewrite with ALLIUM_REGENERATE_VECTORS=1");
+    }
+
+    #[test]
+    fn addresses_in_groups_or_over_lines_are_accepted() {
+        let a = id(7).to_address();
+        let (head, tail) = a.split_at(20);
+        let grouped = format!("  {head}\n\u{a0}\t{tail}\r\n");
+        assert_eq!(normalize_address(&grouped), a);
+        let spaced: String = a
+            .chars()
+            .enumerate()
+            .flat_map(|(i, c)| {
+                let sep = (i > 7 && i % 4 == 0).then_some(' ');
+                sep.into_iter().chain(std::iter::once(c))
+            })
+            .collect();
+        assert_ne!(spaced, a);
+        assert_eq!(OnionId::parse(&normalize_address(&spaced)), Ok(id(7)));
     }
 }

@@ -177,7 +177,7 @@ impl Session {
                 self.check_none_open()?;
                 let passphrase = source.read().await?;
                 let running = if method == "profile.create" {
-                    check_new_passphrase(&passphrase, &passphrase)?;
+                    check_new_passphrase(&passphrase, &passphrase, &[name.as_str()])?;
                     self.backend.create(name, passphrase).await?
                 } else {
                     self.backend.unlock(name, passphrase).await?
@@ -185,9 +185,13 @@ impl Session {
                 Ok(self.opened(running))
             }
             "profile.amnesic" => {
+                let intake = p.opt_bool("intake")?.unwrap_or(false);
                 p.finish()?;
                 self.check_none_open()?;
                 let running = self.backend.amnesic().await?;
+                if intake {
+                    running.engine.handle.set_intake(true).await?;
+                }
                 Ok(self.opened(running))
             }
             _ => self.engine_call(method, p).await,
@@ -267,6 +271,25 @@ impl Session {
                 let nickname = p.string("nickname")?;
                 p.finish()?;
                 self.profile()?.handle.rename(contact, &nickname).await?;
+                Ok(Value::Null)
+            }
+            "contacts.verify" => {
+                let contact = p.contact("contact")?;
+                let verified = p.bool("verified")?;
+                p.finish()?;
+                let h = &self.profile()?.handle;
+                h.set_verified(contact, verified).await?;
+                Ok(Value::Null)
+            }
+            "contacts.blocked" => {
+                p.finish()?;
+                let blocked = self.profile()?.handle.blocked().await?;
+                Ok(json!({"blocked": to_json(&blocked)?}))
+            }
+            "contacts.unblock" => {
+                let address = p.string("address")?;
+                p.finish()?;
+                self.profile()?.handle.unblock(&address).await?;
                 Ok(Value::Null)
             }
             "messages.send" => {
@@ -363,6 +386,7 @@ impl Session {
             tor,
             name,
             control,
+            ..
         } = running;
         let Engine {
             handle,
@@ -403,6 +427,9 @@ fn tor_json(state: &TorState) -> Value {
     match state {
         TorState::Connecting { fraction, phase } => json!({
             "state": "connecting", "fraction": fraction, "phase": phase, "message": null,
+        }),
+        TorState::Stuck { fraction, advice } => json!({
+            "state": "blocked", "fraction": fraction, "phase": null, "message": advice,
         }),
         TorState::Ready => json!({
             "state": "ready", "fraction": 1.0, "phase": null, "message": null,

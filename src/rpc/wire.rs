@@ -214,9 +214,14 @@ impl Params {
 
     /// A required boolean.
     pub fn bool(&mut self, name: &'static str) -> Result<bool, RpcError> {
+        self.opt_bool(name)?.ok_or_else(|| Self::missing(name))
+    }
+
+    /// An optional boolean (absent or `null`: `None`).
+    pub fn opt_bool(&mut self, name: &'static str) -> Result<Option<bool>, RpcError> {
         match self.take(name) {
-            None => Err(Self::missing(name)),
-            Some(Value::Bool(b)) => Ok(b),
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(b)),
             Some(_) => Err(RpcError::invalid_param(
                 name,
                 format!("\"{name}\" must be true or false"),
@@ -342,6 +347,7 @@ pub(crate) fn engine_code(e: &EngineError) -> &'static str {
         EngineError::AlreadyContact => "already_contact",
         EngineError::Blocked => "blocked",
         EngineError::NoSuchContact => "no_such_contact",
+        EngineError::NotBlocked => "not_blocked",
         EngineError::WrongState(_) => "wrong_state",
         EngineError::InvalidText(_) => "invalid_text",
         EngineError::TooManyContacts(_) => "too_many_contacts",

@@ -44,6 +44,9 @@ use state::{MainState, Screen, SessionMsg, Snapshot, UiState};
 /// The window's title.
 pub const TITLE: &str = "Allium";
 
+/// The smallest the window may be made, in points.
+pub const MIN_WINDOW: [f32; 2] = [760.0, 520.0];
+
 /// Opens the window and runs it until it is closed. Call it on the main
 /// thread, outside the runtime (not from inside `block_on`); every piece
 /// of work runs on `runtime`. When the window closes, the open profile is
@@ -54,7 +57,9 @@ pub fn run(backend: Arc<dyn Backend>, runtime: Handle) -> Result<(), eframe::Err
             .with_title(TITLE)
             .with_app_id("allium")
             .with_inner_size([980.0, 680.0])
-            .with_min_inner_size([640.0, 440.0]),
+            // Below this the contact list and a conversation no longer fit
+            // side by side.
+            .with_min_inner_size(MIN_WINDOW),
         ..Default::default()
     };
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
@@ -79,6 +84,7 @@ enum Msg {
     Profiles(Result<Vec<String>, AppError>),
     OpenFailed(AppError),
     Opened(Box<Opened>),
+    Deleted(String, Result<(), AppError>),
     Session(u64, SessionMsg),
 }
 
@@ -133,6 +139,10 @@ pub(crate) enum Action {
     },
     Amnesic,
     Lock,
+    /// Close the window (the profile is saved and shut down on the way).
+    Quit,
+    /// Lock the open profile, then delete it for good.
+    DeleteProfile(String),
     RetryTor,
     SetIntake(bool),
     AddContact {
@@ -144,10 +154,13 @@ pub(crate) enum Action {
     Reject(ContactId),
     Block(ContactId),
     Remove(ContactId),
+    Rename(ContactId, String),
+    SetVerified(ContactId, bool),
+    Unblock(String),
     SendMessage(ContactId, String),
     SetHistory(ContactId, bool),
-    /// Pick a file with the system dialog and offer it.
-    SendFile(ContactId, rfd::AsyncFileDialog),
+    /// Offer this file, or pick one with the system dialog first.
+    SendFile(ContactId, Result<PathBuf, rfd::AsyncFileDialog>),
     /// Accept into this folder, or ask with the dialog.
     AcceptFile(String, Result<PathBuf, rfd::AsyncFileDialog>),
     CancelFile(String),
@@ -159,6 +172,7 @@ pub(crate) enum Action {
     SetNetwork(Option<String>),
     SetNotificationContent(bool),
     SetDisplayName(String),
+    SetAutoLock(u32),
 }
 
 /// The Allium window.
@@ -177,7 +191,14 @@ pub struct App {
     throttle: notice::Throttle,
     /// Told when the engine finished shutting down after the window closed.
     on_shutdown: Option<std::sync::mpsc::Sender<()>>,
+    /// What the auto-lock reads the time from.
+    clock: Clock,
+    /// The last time the person touched the window.
+    last_activity: std::time::Instant,
 }
+
+/// A source of the current time (tests move it forward).
+pub type Clock = Arc<dyn Fn() -> std::time::Instant + Send + Sync>;
 
 impl App {
     /// A window over `backend`; all work runs on `runtime`, and `ctx` is
@@ -187,6 +208,8 @@ impl App {
         let (tx, rx) = mpsc::unbounded_channel();
         let sender = UiSender { tx, ctx };
         let notifier = notice::desktop(runtime.clone());
+        let clock: Clock = Arc::new(std::time::Instant::now);
+        let last_activity = clock();
         let mut app = App {
             backend,
             runtime,
@@ -199,6 +222,8 @@ impl App {
             notifier,
             throttle: notice::Throttle::default(),
             on_shutdown: None,
+            clock,
+            last_activity,
         };
         app.list_profiles();
         app
@@ -208,6 +233,43 @@ impl App {
     pub fn with_notifier(mut self, notifier: Notifier) -> Self {
         self.notifier = notifier;
         self
+    }
+
+    /// Replaces the clock the auto-lock reads (tests move it forward
+    /// instead of waiting minutes).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.last_activity = clock();
+        self.clock = clock;
+        self
+    }
+
+    /// Locks the profile once the window has gone unused for the time set
+    /// in the settings; otherwise asks to be woken when that time comes.
+    fn auto_lock(&mut self, ctx: &eframe::egui::Context) {
+        let now = (self.clock)();
+        let touched = ctx.input(|i| !i.events.is_empty() || i.pointer.is_moving());
+        if touched {
+            self.last_activity = now;
+        }
+        let Some(main) = &self.state.main else {
+            return;
+        };
+        let minutes = main.settings.auto_lock_minutes;
+        // An amnesic session is never locked: that would erase it.
+        if minutes == 0 || main.is_amnesic() {
+            return;
+        }
+        let limit = Duration::from_secs(u64::from(minutes) * 60);
+        let idle = now.saturating_duration_since(self.last_activity);
+        if idle >= limit {
+            self.lock();
+            self.state.unlock.notice = Some(format!(
+                "Allium locked your profile after {} without use.",
+                words::minutes(minutes)
+            ));
+        } else {
+            ctx.request_repaint_after(limit - idle);
+        }
     }
 
     fn list_profiles(&mut self) {
@@ -239,6 +301,15 @@ impl App {
                 self.state.start_error = Some(state::capitalize(&e.to_string()));
                 self.state.screen = Screen::Create;
             }
+            Msg::Deleted(name, r) => {
+                self.state.notice = Some(match r {
+                    Ok(()) => Ok(format!(
+                        "The profile \"{name}\" is deleted from this computer."
+                    )),
+                    Err(e) => Err(format!("The profile \"{name}\" could not be deleted: {e}.")),
+                });
+                self.list_profiles();
+            }
             Msg::OpenFailed(e) => {
                 // Back to the form the person came from, with the reason.
                 let text = Some(state::capitalize(&e.to_string()));
@@ -259,6 +330,8 @@ impl App {
                 self.state.create = Default::default();
                 self.state.unlock.passphrase = Default::default();
                 self.state.unlock.error = None;
+                self.state.unlock.notice = None;
+                self.state.notice = None;
                 self.session = Some(Session {
                     generation: o.generation,
                     handle: o.handle,
@@ -311,15 +384,44 @@ impl App {
                 self.open(fut);
             }
             Action::Lock => self.lock(),
+            Action::DeleteProfile(name) => {
+                self.generation += 1;
+                self.state.main = None;
+                self.state.screen = Screen::Opening("Deleting the profile…");
+                let handle = self.session.take().map(|s| s.handle);
+                let backend = self.backend.clone();
+                let sender = self.sender.clone();
+                self.runtime.spawn(async move {
+                    if let Some(h) = handle {
+                        let _ = h.shutdown().await;
+                    }
+                    let r = backend.delete(name.clone()).await;
+                    sender.send(Msg::Deleted(name, r));
+                });
+            }
+            Action::Quit => {
+                self.sender
+                    .ctx
+                    .send_viewport_cmd(eframe::egui::ViewportCommand::Close);
+            }
             Action::OpenFolder(folder) => {
                 let sender = self.sender.clone();
                 let generation = self.generation;
                 self.runtime.spawn_blocking(move || {
                     if let Err(e) = open_folder(&folder) {
+                        let why = if e.kind() == std::io::ErrorKind::NotFound {
+                            format!(
+                                "this computer has no program to open folders ({} is not \
+                                 installed)",
+                                FOLDER_OPENER
+                            )
+                        } else {
+                            e.to_string()
+                        };
                         sender.session(
                             generation,
                             SessionMsg::Failed(format!(
-                                "the folder could not be opened ({e}); it is {}",
+                                "the folder could not be opened: {why}. The file is in {}",
                                 folder.display()
                             )),
                         );
@@ -417,9 +519,34 @@ impl App {
                     }
                 });
             }
-            Action::Block(id) => {
+            Action::Block(_) | Action::Unblock(_) => {
                 self.runtime.spawn(async move {
-                    if let Err(e) = h.block(id).await {
+                    let done = match action {
+                        Action::Block(id) => h.block(id).await,
+                        Action::Unblock(address) => h.unblock(&address).await,
+                        _ => Ok(()),
+                    };
+                    // The list in the settings shows the change.
+                    match done {
+                        Ok(()) => {
+                            if let Ok(list) = h.blocked().await {
+                                tx.session(g, SessionMsg::Blocked(list));
+                            }
+                        }
+                        Err(e) => fail(&tx, &e),
+                    }
+                });
+            }
+            Action::Rename(id, name) => {
+                self.runtime.spawn(async move {
+                    if let Err(e) = h.rename(id, &name).await {
+                        fail(&tx, &format!("the name was not changed: {e}"));
+                    }
+                });
+            }
+            Action::SetVerified(id, on) => {
+                self.runtime.spawn(async move {
+                    if let Err(e) = h.set_verified(id, on).await {
                         fail(&tx, &e);
                     }
                 });
@@ -450,24 +577,56 @@ impl App {
                 });
             }
             Action::SetHistory(contact, on) => {
+                if let Some(main) = &mut self.state.main {
+                    let name = main.contact_name(contact);
+                    main.note(
+                        contact,
+                        if on {
+                            format!(
+                                "You turned history on: this conversation is kept in your \
+                                 profile. Allium tells {name}."
+                            )
+                        } else {
+                            format!("You turned history off: nothing of it is kept. Allium tells {name}.")
+                        },
+                    );
+                }
                 self.runtime.spawn(async move {
                     if let Err(e) = h.set_history(contact, on).await {
                         fail(&tx, &e);
                     }
                 });
             }
-            Action::SendFile(contact, dialog) => {
+            Action::SendFile(contact, file) => {
                 self.runtime.spawn(async move {
-                    let Some(file) = dialog.pick_file().await else {
-                        return; // The person changed their mind.
+                    let path = match file {
+                        Ok(path) => path,
+                        Err(dialog) => match dialog.pick_file().await {
+                            Some(f) => f.path().to_owned(),
+                            // Cancelled, or no dialog could be shown on
+                            // this desktop: the path field still works.
+                            None => {
+                                tx.session(g, SessionMsg::FilePickerClosed(contact));
+                                return;
+                            }
+                        },
                     };
-                    match h.send_file(contact, file.path()).await {
+                    match h.send_file(contact, &path).await {
                         Ok(_) => {
+                            tx.session(g, SessionMsg::FileOffered(contact));
                             if let Ok(list) = h.transfers().await {
                                 tx.session(g, SessionMsg::Transfers(list));
                             }
                         }
-                        Err(e) => fail(&tx, &format!("the file was not sent: {e}")),
+                        Err(e) => {
+                            tx.session(
+                                g,
+                                SessionMsg::FileNotSent {
+                                    contact,
+                                    error: format!("{} was not sent: {e}", path.display()),
+                                },
+                            );
+                        }
                     }
                 });
             }
@@ -484,8 +643,9 @@ impl App {
                                     g,
                                     SessionMsg::TransferFailed {
                                         transfer,
-                                        error: "no folder was chosen. You can also set a \
-                                                folder for received files in Settings."
+                                        error: "no folder was chosen. Type the folder's path \
+                                                in \"Save in\", or set one for every file \
+                                                in Settings."
                                             .into(),
                                     },
                                 );
@@ -575,10 +735,24 @@ impl App {
                     tx.session(g, SessionMsg::DisplayNameSaved(r));
                 });
             }
+            Action::SetAutoLock(minutes) => {
+                self.runtime.spawn(async move {
+                    match h.set_auto_lock(minutes).await {
+                        Ok(()) => {
+                            if let Ok(s) = h.settings().await {
+                                tx.session(g, SessionMsg::Settings(s));
+                            }
+                        }
+                        Err(e) => fail(&tx, &e),
+                    }
+                });
+            }
             Action::Create { .. }
             | Action::Unlock { .. }
             | Action::Amnesic
             | Action::Lock
+            | Action::DeleteProfile(_)
+            | Action::Quit
             | Action::OpenFolder(_) => {}
         }
     }
@@ -594,6 +768,7 @@ async fn opened(generation: u64, running: Running, sender: UiSender) {
         mut tor,
         name,
         control,
+        network,
     } = running;
     let Engine {
         handle,
@@ -601,7 +776,7 @@ async fn opened(generation: u64, running: Running, sender: UiSender) {
         address,
         ..
     } = engine;
-    let snapshot = match snapshot(&handle, name, address.to_address(), &mut tor).await {
+    let snapshot = match snapshot(&handle, name, address.to_address(), &mut tor, network).await {
         Ok(s) => s,
         Err(e) => {
             sender.send(Msg::OpenFailed(AppError::Storage(e.to_string())));
@@ -652,11 +827,13 @@ async fn snapshot(
     name: Option<String>,
     address: String,
     tor: &mut tokio::sync::watch::Receiver<TorState>,
+    network: crate::app::NetworkInUse,
 ) -> Result<Snapshot, crate::engine::EngineError> {
     let status = handle.status().await?;
     let settings = handle.settings().await?;
     let contacts = handle.contacts().await?;
     let transfers = handle.transfers().await?;
+    let blocked = handle.blocked().await?;
     let mut conversations = Vec::new();
     for c in &contacts {
         let messages = handle.conversation(c.id).await?;
@@ -674,20 +851,24 @@ async fn snapshot(
         contacts,
         transfers,
         conversations,
+        blocked,
+        network,
     })
 }
 
+/// The program that opens a folder in the system's file manager.
+#[cfg(target_os = "windows")]
+const FOLDER_OPENER: &str = "explorer";
+#[cfg(target_os = "macos")]
+const FOLDER_OPENER: &str = "open";
+#[cfg(not(any(target_os = "windows", target_os = "macos")))]
+const FOLDER_OPENER: &str = "xdg-open";
+
 /// Opens a folder in the system's file manager.
 fn open_folder(folder: &std::path::Path) -> std::io::Result<()> {
-    #[cfg(target_os = "windows")]
-    let program = "explorer";
-    #[cfg(target_os = "macos")]
-    let program = "open";
-    #[cfg(not(any(target_os = "windows", target_os = "macos")))]
-    let program = "xdg-open";
     // The child is not waited for beyond its start: file managers keep
     // running.
-    std::process::Command::new(program)
+    std::process::Command::new(FOLDER_OPENER)
         .arg(folder)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
@@ -702,6 +883,7 @@ impl eframe::App for App {
         while let Ok(msg) = self.rx.try_recv() {
             self.receive(msg, focused);
         }
+        self.auto_lock(ctx);
         // Notices held back by the throttle are told once its interval is
         // over, even if nothing else arrives.
         let now = std::time::Instant::now();

@@ -14,7 +14,18 @@
 /// dropped and unclosed openers closed inside it. Text with neither a bidi
 /// control nor a right-to-left letter cannot move anything around it and is
 /// returned as it is.
+///
+/// Emoji presentation selectors (U+FE0E, U+FE0F) are dropped: egui has no
+/// glyph for them and would draw an empty box after "❤️" or "⚠️", and the
+/// emoji font draws every emoji one way anyway.
 pub(crate) fn isolated(s: &str) -> String {
+    let stripped;
+    let s = if s.contains(['\u{FE0E}', '\u{FE0F}']) {
+        stripped = s.replace(['\u{FE0E}', '\u{FE0F}'], "");
+        stripped.as_str()
+    } else {
+        s
+    };
     if !s.chars().any(|c| is_bidi_control(c) || is_right_to_left(c)) {
         return s.to_owned();
     }
@@ -83,6 +94,15 @@ pub(crate) fn is_reserved_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn emoji_presentation_selectors_are_dropped() {
+        assert_eq!(
+            isolated("\u{2764}\u{FE0F} ok \u{26A0}\u{FE0E}"),
+            "\u{2764} ok \u{26A0}"
+        );
+        assert_eq!(isolated("no selectors 👍"), "no selectors 👍");
+    }
 
     #[test]
     fn every_peer_string_is_one_balanced_isolate() {

@@ -11,10 +11,10 @@ use std::path::PathBuf;
 use allium_vault::{ContactId, ContactState, Direction, Settings};
 use zeroize::Zeroizing;
 
-use crate::app::{AppError, TorState};
+use crate::app::{AppError, NetworkInUse, TorState};
 use crate::engine::{
-    Cancelled, ContactSummary, DeliveryState, Event, MessageView, ServiceState, Status,
-    TransferDirection, TransferView,
+    BlockedView, Cancelled, ContactSummary, DeliveryState, Event, MessageView, ServiceState,
+    Status, TransferDirection, TransferView,
 };
 
 /// Which screen the window shows.
@@ -38,6 +38,9 @@ pub(crate) struct CreateForm {
     pub name: String,
     pub passphrase: Zeroizing<String>,
     pub confirm: Zeroizing<String>,
+    /// The passphrase "Suggest a passphrase" drew, shown in clear while
+    /// the field still holds it.
+    pub suggested: Option<Zeroizing<String>>,
     pub error: Option<String>,
 }
 
@@ -47,6 +50,8 @@ pub(crate) struct UnlockForm {
     pub profile: Option<String>,
     pub passphrase: Zeroizing<String>,
     pub error: Option<String>,
+    /// Why the profile was locked, when it was not the person's doing.
+    pub notice: Option<String>,
 }
 
 /// Everything shown before a profile is open.
@@ -55,6 +60,8 @@ pub(crate) struct UiState {
     pub profiles: Vec<String>,
     /// The profile list could not be read.
     pub start_error: Option<String>,
+    /// What became of a profile deletion, for the first screens.
+    pub notice: Outcome,
     pub create: CreateForm,
     pub unlock: UnlockForm,
     /// Set while a profile is open.
@@ -67,6 +74,7 @@ impl Default for UiState {
             screen: Screen::Loading,
             profiles: Vec::new(),
             start_error: None,
+            notice: None,
             create: CreateForm::default(),
             unlock: UnlockForm::default(),
             main: None,
@@ -125,6 +133,27 @@ pub(crate) struct AddForm {
     pub busy: bool,
 }
 
+/// A dialog about one accepted contact (or a request, for blocking).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum ContactDialog {
+    /// "Remove …?" with what removing does.
+    Remove(ContactId),
+    /// "Block …?" with what blocking does.
+    Block(ContactId),
+    /// A new name, being typed.
+    Rename(ContactId, String),
+    /// The safety words, and marking the contact verified.
+    Verify(ContactId),
+}
+
+/// Sending a file by its path, and what became of the last try.
+#[derive(Default)]
+pub(crate) struct SendFileForm {
+    pub open: bool,
+    pub path: String,
+    pub message: Outcome,
+}
+
 /// A result shown under a settings section: good news or an error.
 pub(crate) type Outcome = Option<Result<String, String>>;
 
@@ -134,6 +163,7 @@ pub(crate) struct SettingsForm {
     pub old: Zeroizing<String>,
     pub new: Zeroizing<String>,
     pub confirm: Zeroizing<String>,
+    pub suggested: Option<Zeroizing<String>>,
     pub passphrase_busy: bool,
     pub passphrase_outcome: Outcome,
     /// Where accepted files go without asking; empty: ask each time.
@@ -141,6 +171,8 @@ pub(crate) struct SettingsForm {
     pub custom_network: bool,
     pub network_file: String,
     pub network_outcome: Outcome,
+    /// "Delete this profile": the name typed to confirm.
+    pub delete_confirm: String,
     pub display_name: String,
     pub display_name_outcome: Outcome,
 }
@@ -148,6 +180,9 @@ pub(crate) struct SettingsForm {
 /// Lines of one conversation the window holds (the vault keeps up to
 /// 10,000 when history is on; the window shows the newest).
 pub(crate) const MAX_SHOWN_MESSAGES: usize = 2_000;
+/// Conversation notes kept per contact (a peer switching history on and
+/// off cannot grow the window without bound).
+pub(crate) const MAX_NOTES: usize = 50;
 /// Finished or refused transfers kept in view.
 pub(crate) const MAX_SHOWN_FINISHED_TRANSFERS: usize = 50;
 
@@ -168,6 +203,22 @@ pub(crate) struct MainState {
     pub transfers: Vec<TransferEntry>,
     pub view: View,
     pub add: Option<AddForm>,
+    pub dialog: Option<ContactDialog>,
+    /// Where the "New messages" divider goes: the contact whose chat is
+    /// open and the index of its first unread line.
+    pub new_from: Option<(ContactId, usize)>,
+    /// Lines about the conversation itself (history switched on or off by
+    /// either side), each before the message at its index. This session
+    /// only; at most [`MAX_NOTES`] per contact.
+    pub notes: HashMap<ContactId, Vec<(usize, String)>>,
+    /// The "send a file" fields, per contact.
+    pub send_file: HashMap<ContactId, SendFileForm>,
+    /// "Save in" of each offer, by transfer id.
+    pub save_in: HashMap<String, String>,
+    /// Blocked addresses, for the list in the settings.
+    pub blocked: Vec<BlockedView>,
+    /// The Tor network this run uses.
+    pub network: NetworkInUse,
     pub drafts: HashMap<ContactId, String>,
     /// Something to tell the person that is not an error.
     pub notice: Option<String>,
@@ -192,6 +243,8 @@ pub(crate) struct Snapshot {
     pub contacts: Vec<ContactSummary>,
     pub transfers: Vec<TransferView>,
     pub conversations: Vec<(ContactId, Vec<MessageView>)>,
+    pub blocked: Vec<BlockedView>,
+    pub network: NetworkInUse,
 }
 
 /// Results of background work on an open profile, and its events.
@@ -228,6 +281,17 @@ pub(crate) enum SessionMsg {
     PassphraseChanged(Result<(), AppError>),
     NetworkSaved(Result<Option<String>, String>),
     DisplayNameSaved(Result<String, String>),
+    /// The file dialog closed without a file.
+    FilePickerClosed(ContactId),
+    /// A file was offered.
+    FileOffered(ContactId),
+    /// A file could not be offered.
+    FileNotSent {
+        contact: ContactId,
+        error: String,
+    },
+    /// The block list, after it changed.
+    Blocked(Vec<BlockedView>),
     /// Anything else that failed, in words.
     Failed(String),
 }
@@ -264,6 +328,13 @@ impl MainState {
             transfers: Vec::new(),
             view: View::Home,
             add: None,
+            dialog: None,
+            new_from: None,
+            notes: HashMap::new(),
+            send_file: HashMap::new(),
+            save_in: HashMap::new(),
+            blocked: s.blocked,
+            network: s.network,
             drafts: HashMap::new(),
             notice: None,
             error: None,
@@ -288,10 +359,30 @@ impl MainState {
         self.name.is_none()
     }
 
+    /// Adds a line about the conversation at its current end.
+    pub(crate) fn note(&mut self, contact: ContactId, text: String) {
+        let at = self.conversations.get(&contact).map_or(0, Vec::len);
+        let notes = self.notes.entry(contact).or_default();
+        notes.push((at, text));
+        if notes.len() > MAX_NOTES {
+            notes.remove(0);
+        }
+    }
+
     /// Opens a contact's page, which marks its messages read.
     pub(crate) fn open_contact(&mut self, id: ContactId) {
+        if self.view == View::Contact(id) {
+            return;
+        }
         self.view = View::Contact(id);
+        self.new_from = None;
+        // The notice ("… accepted your request") has been seen by now.
+        self.notice = None;
         if let Some(c) = self.contacts.get_mut(&id) {
+            let len = self.conversations.get(&id).map_or(0, Vec::len);
+            if c.unread > 0 && c.unread <= len {
+                self.new_from = Some((id, len - c.unread));
+            }
             c.unread = 0;
         }
     }
@@ -326,6 +417,16 @@ impl MainState {
         if list.len() > MAX_SHOWN_MESSAGES {
             let extra = list.len() - MAX_SHOWN_MESSAGES;
             list.drain(..extra);
+            if let Some((c, i)) = &mut self.new_from
+                && *c == contact
+            {
+                *i = i.saturating_sub(extra);
+            }
+            if let Some(notes) = self.notes.get_mut(&contact) {
+                for (i, _) in notes.iter_mut() {
+                    *i = i.saturating_sub(extra);
+                }
+            }
         }
     }
 
@@ -333,6 +434,11 @@ impl MainState {
         if let Some(t) = self.transfers.iter_mut().find(|t| t.view.id == view.id) {
             // A snapshot can be older than an event already applied.
             if view.done >= t.view.done {
+                // It moved on: an error about an earlier try no longer
+                // applies.
+                if view.done > t.view.done || view.accepted != t.view.accepted {
+                    t.error = None;
+                }
                 t.view = view;
             }
             if let Some(s) = bytes_per_second {
@@ -370,6 +476,7 @@ impl MainState {
                 t.view.done = t.view.size;
             }
             t.outcome = outcome;
+            t.error = None;
         }
     }
 
@@ -464,6 +571,22 @@ impl MainState {
                     "Saved.".to_owned()
                 }));
             }
+            SessionMsg::Blocked(list) => self.blocked = list,
+            SessionMsg::FilePickerClosed(contact) => {
+                self.send_file.entry(contact).or_default().message = Some(Err(
+                    "No file was chosen. If no file chooser opened, type the file's path \
+                     above, or drag the file onto this window."
+                        .into(),
+                ));
+            }
+            SessionMsg::FileOffered(contact) => {
+                let f = self.send_file.entry(contact).or_default();
+                f.path.clear();
+                f.message = None;
+            }
+            SessionMsg::FileNotSent { contact, error } => {
+                self.send_file.entry(contact).or_default().message = Some(Err(capitalize(&error)));
+            }
             SessionMsg::Failed(error) => self.error = Some(capitalize(&error)),
         }
         None
@@ -495,6 +618,21 @@ impl MainState {
                 if let Some(c) = self.contacts.get_mut(&contact) {
                     c.summary.state = ContactState::Accepted;
                     self.notice = Some(format!("{} accepted your request.", c.display_name()));
+                }
+            }
+            Event::PeerHistoryChanged { contact, kept } => {
+                let name = self.contact_name(contact);
+                let text = if kept {
+                    format!(
+                        "{name} turned history on: their Allium now keeps this conversation \
+                         on their computer."
+                    )
+                } else {
+                    format!("{name} turned history off: their Allium keeps nothing of it now.")
+                };
+                self.note(contact, text.clone());
+                if !self.chat_open(contact) {
+                    self.notice = Some(text);
                 }
             }
             Event::RequestRejected { contact } => {
@@ -582,9 +720,23 @@ impl MainState {
     }
 
     fn remove_contact(&mut self, id: ContactId) {
+        let about_it = match &self.dialog {
+            Some(
+                ContactDialog::Remove(d)
+                | ContactDialog::Block(d)
+                | ContactDialog::Rename(d, _)
+                | ContactDialog::Verify(d),
+            ) => *d == id,
+            None => false,
+        };
+        if about_it {
+            self.dialog = None;
+        }
         self.contacts.remove(&id);
         self.conversations.remove(&id);
         self.drafts.remove(&id);
+        self.send_file.remove(&id);
+        self.notes.remove(&id);
         if self.view == View::Contact(id) {
             self.view = View::Home;
         }
@@ -664,6 +816,8 @@ mod tests {
             online: false,
             history_enabled: false,
             queued: 0,
+            verified: false,
+            peer_keeps_history: None,
         }
     }
 
@@ -683,6 +837,8 @@ mod tests {
             contacts: vec![summary(1, ContactState::Accepted)],
             transfers: Vec::new(),
             conversations: Vec::new(),
+            blocked: Vec::new(),
+            network: NetworkInUse::public(),
         })
     }
 

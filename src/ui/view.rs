@@ -18,10 +18,12 @@ use eframe::egui::{
 use qrcode::{Color as QrColor, QrCode};
 
 use super::state::{
-    MainState, Screen, TransferEntry, TransferOutcome, UiState, View, capitalize, incoming,
+    ContactDialog, MainState, Screen, TransferEntry, TransferOutcome, UiState, View, capitalize,
+    incoming,
 };
 use super::{Action, peer_text, take_passphrase, words};
-use crate::app::{TorState, check_new_passphrase, passphrase_hint};
+use crate::app::passphrase;
+use crate::app::{TorState, check_new_passphrase};
 use crate::engine::{MessageView, TransferDirection};
 
 /// The amnesic banner, shown on every screen of such a session.
@@ -30,6 +32,27 @@ pub(crate) const AMNESIC_BANNER: &str = "Amnesic session — nothing is saved";
 /// The sentence under the intake switch.
 const INTAKE_SENTENCE: &str = "When this is off, nobody new can send you a request. \
                                Your contacts can still reach you.";
+
+/// What the button that ends an amnesic session says.
+pub(crate) const END_SESSION: &str = "End session (erases everything)";
+
+/// What locking does, where the Lock button is and on the unlock screen.
+pub(crate) const LOCK_WORDS: &str = "Locking closes the profile: you go offline, your \
+    contacts cannot reach you, and nothing can be read without your passphrase until you \
+    unlock it again.";
+
+/// The auto-lock choices: minutes without use, 0 for never.
+const AUTO_LOCK_CHOICES: &[(u32, &str)] = &[
+    (0, "Never"),
+    (5, "After 5 minutes"),
+    (15, "After 15 minutes"),
+    (30, "After 30 minutes"),
+    (60, "After 1 hour"),
+];
+
+/// Under the request's message: a source must not give themselves away.
+pub(crate) const GREETING_HINT: &str =
+    "Don't include your name or anything that identifies you unless you mean to.";
 
 const FORM_WIDTH: f32 = 460.0;
 
@@ -151,21 +174,70 @@ fn amnesic_card(ui: &mut Ui, actions: &mut Vec<Action>) {
     });
 }
 
-fn strength(ui: &mut Ui, passphrase: &str) {
-    if passphrase.is_empty() {
-        return;
+/// The height kept for the strength bar and its advice, whether or not
+/// there is any, so the fields below never move under the pointer.
+const STRENGTH_HEIGHT: f32 = 58.0;
+
+/// A new passphrase, its strength, a "Suggest a passphrase" button and the
+/// confirmation field. `context` holds words an attacker would try first.
+/// Returns the confirmation field (Enter there submits).
+fn new_passphrase_fields(
+    ui: &mut Ui,
+    labels: (&str, &str),
+    passphrase: &mut zeroize::Zeroizing<String>,
+    confirm: &mut zeroize::Zeroizing<String>,
+    suggested: &mut Option<zeroize::Zeroizing<String>>,
+    context: &[&str],
+) -> egui::Response {
+    let p = field(ui, labels.0, passphrase, "several words are best", true);
+    if p.changed() && suggested.as_ref().is_some_and(|s| **s != **passphrase) {
+        *suggested = None;
     }
-    let (words, level) = passphrase_hint(passphrase);
-    ui.add(
-        ProgressBar::new(f32::from(level) / 4.0)
-            .desired_width(FORM_WIDTH / 2.0)
-            .text(format!("Strength: {words}")),
+    ui.horizontal(|ui| {
+        if ui.button("Suggest a passphrase").clicked() {
+            let s = passphrase::suggest();
+            **passphrase = (*s).clone();
+            confirm.clear();
+            *suggested = Some(s);
+        }
+    });
+    if let Some(s) = suggested.as_ref() {
+        card(ui, |ui| {
+            ui.label(RichText::new(s.as_str()).monospace().strong());
+            ui.add(
+                Label::new(
+                    "Six random words. Write them down and keep the paper safe, or learn                      them by heart: nobody can recover a forgotten passphrase. Type them                      again below.",
+                )
+                .wrap(),
+            );
+        });
+    }
+    ui.allocate_ui_with_layout(
+        Vec2::new(ui.available_width(), STRENGTH_HEIGHT),
+        egui::Layout::top_down(egui::Align::Min),
+        |ui| {
+            ui.set_min_height(STRENGTH_HEIGHT);
+            if passphrase.is_empty() {
+                return;
+            }
+            let s = passphrase::strength(passphrase, context);
+            ui.add(
+                ProgressBar::new(f32::from(s.level) / 4.0)
+                    .desired_width(FORM_WIDTH / 2.0)
+                    .text(format!("Strength: {}", s.label)),
+            );
+            if !s.advice.is_empty() {
+                ui.add(Label::new(RichText::new(s.advice).small()).wrap());
+            }
+        },
     );
+    field(ui, labels.1, confirm, "type it again", true)
 }
 
 fn create(ui: &mut Ui, state: &mut UiState, actions: &mut Vec<Action>) {
     let has_profiles = !state.profiles.is_empty();
     let start_error = state.start_error.clone();
+    let notice = state.notice.clone();
     let mut go_unlock = false;
     centered_page(ui, |ui| {
         ui.heading("Welcome to Allium");
@@ -177,6 +249,7 @@ fn create(ui: &mut Ui, state: &mut UiState, actions: &mut Vec<Action>) {
             .wrap(),
         );
         error_line(ui, start_error.as_deref());
+        outcome_line(ui, &notice);
         ui.add_space(12.0);
         let f = &mut state.create;
         card(ui, |ui| {
@@ -188,33 +261,34 @@ fn create(ui: &mut Ui, state: &mut UiState, actions: &mut Vec<Action>) {
                 )
                 .wrap(),
             );
-            field(ui, "Profile name", &mut f.name, "for example: work", false);
-            field(
+            let name = field(ui, "Profile name", &mut f.name, "for example: work", false);
+            let r = new_passphrase_fields(
                 ui,
-                "Passphrase",
+                ("Passphrase", "Repeat the passphrase"),
                 &mut f.passphrase,
-                "several words are best",
-                true,
-            );
-            strength(ui, &f.passphrase);
-            let r = field(
-                ui,
-                "Repeat the passphrase",
                 &mut f.confirm,
-                "type it again",
-                true,
+                &mut f.suggested,
+                &[f.name.trim()],
             );
+            // An error is about what was submitted; once the person types
+            // again it no longer applies.
+            if name.changed() || r.changed() {
+                f.error = None;
+            }
             error_line(ui, f.error.as_deref());
             let enter = submitted(ui, &r);
             if ui.button("Create profile").clicked() || enter {
                 if f.name.trim().is_empty() {
                     f.error = Some("Choose a name for the profile.".into());
-                } else if let Err(e) = check_new_passphrase(&f.passphrase, &f.confirm) {
+                } else if let Err(e) =
+                    check_new_passphrase(&f.passphrase, &f.confirm, &[f.name.trim()])
+                {
                     f.error = Some(capitalize(&e.to_string()));
                     f.confirm = Default::default();
                 } else {
                     f.error = None;
                     f.confirm = Default::default();
+                    f.suggested = None;
                     actions.push(Action::Create {
                         name: f.name.trim().to_owned(),
                         passphrase: take_passphrase(&mut f.passphrase),
@@ -239,7 +313,19 @@ fn unlock(ui: &mut Ui, state: &mut UiState, actions: &mut Vec<Action>) {
     let mut go_create = false;
     centered_page(ui, |ui| {
         ui.heading("Unlock your profile");
+        outcome_line(ui, &state.notice);
         let f = &mut state.unlock;
+        if let Some(n) = &f.notice {
+            ui.add(Label::new(RichText::new(n).strong()).wrap());
+        }
+        ui.add(
+            Label::new(
+                "While your profile is locked you are offline: your contacts cannot reach \
+                 you, and what they send waits on their side until you unlock it.",
+            )
+            .wrap(),
+        );
+        ui.add_space(6.0);
         card(ui, |ui| {
             if profiles.len() > 1 {
                 ui.label("Profile");
@@ -285,25 +371,39 @@ fn main_window(ui: &mut Ui, frame: &eframe::Frame, state: &mut UiState, actions:
         return;
     };
     Panel::top("menu").show(ui, |ui| {
-        egui::MenuBar::new().ui(ui, |ui| {
-            ui.menu_button("Allium", |ui| {
-                if ui.button("Settings").clicked() {
-                    m.view = View::Settings;
-                }
-                ui.separator();
-                let lock = if m.is_amnesic() {
-                    "End session (erases everything)"
-                } else {
-                    "Lock"
-                };
-                if ui.button(lock).clicked() {
-                    actions.push(Action::Lock);
-                }
-            });
+        ui.horizontal(|ui| {
             match &m.name {
                 Some(n) => ui.weak(format!("Profile: {n}")),
                 None => ui.weak("Amnesic session"),
             };
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                if ui
+                    .button("Quit")
+                    .on_hover_text(if m.is_amnesic() {
+                        "Close Allium and erase this session"
+                    } else {
+                        "Close Allium; your contacts can no longer reach you"
+                    })
+                    .clicked()
+                {
+                    actions.push(Action::Quit);
+                }
+                if m.is_amnesic() {
+                    if ui
+                        .button(END_SESSION)
+                        .on_hover_text("Erase this session and go back to the start")
+                        .clicked()
+                    {
+                        actions.push(Action::Lock);
+                    }
+                } else if ui.button("Lock").on_hover_text(LOCK_WORDS).clicked() {
+                    actions.push(Action::Lock);
+                }
+                // On the settings page its own "Back" leads out.
+                if m.view != View::Settings && ui.button("Settings").clicked() {
+                    m.view = View::Settings;
+                }
+            });
         });
     });
     if m.is_amnesic() {
@@ -332,9 +432,13 @@ fn main_window(ui: &mut Ui, frame: &eframe::Frame, state: &mut UiState, actions:
     if m.error.is_some() || m.notice.is_some() || m.save_problem.is_some() || m.stopped {
         Panel::top("alerts").show(ui, |ui| alerts(ui, m));
     }
+    // The list never takes more than 40 % of the window: the conversation
+    // is what is read.
+    let list_max = (ui.available_width() * 0.4).max(240.0);
     Panel::left("contacts")
-        .default_size(300.0)
+        .default_size(280.0_f32.min(list_max))
         .min_size(240.0)
+        .max_size(list_max)
         .show(ui, |ui| {
             ScrollArea::vertical().show(ui, |ui| sidebar(ui, m, actions));
         });
@@ -345,6 +449,9 @@ fn main_window(ui: &mut Ui, frame: &eframe::Frame, state: &mut UiState, actions:
     });
     if m.add.is_some() {
         add_dialog(ui.ctx(), m, actions);
+    }
+    if m.dialog.is_some() {
+        contact_dialog(ui.ctx(), m, actions);
     }
     // "5 min ago" must move on even when nothing happens.
     ui.ctx().request_repaint_after(Duration::from_secs(30));
@@ -358,7 +465,28 @@ fn tor_status(ui: &mut Ui, m: &MainState, actions: &mut Vec<Action>) {
                     .desired_width(ui.available_width())
                     .text(format!("Connecting to Tor: {phase}")),
             );
-            ui.small("Your contacts can be reached once this is done. It can take a minute.");
+            ui.horizontal_wrapped(|ui| {
+                ui.small("Your contacts can be reached once this is done. It can take a minute.");
+                if ui.small_button("Start again").clicked() {
+                    actions.push(Action::RetryTor);
+                }
+            });
+        }
+        TorState::Stuck { fraction, advice } => {
+            let c = error_color(ui);
+            ui.add(
+                Label::new(
+                    RichText::new(format!(
+                        "Connecting to Tor is stuck at {:.0}%. {advice}",
+                        fraction * 100.0
+                    ))
+                    .color(c),
+                )
+                .wrap(),
+            );
+            if ui.button("Try again").clicked() {
+                actions.push(Action::RetryTor);
+            }
         }
         TorState::Failed { message } => {
             let c = error_color(ui);
@@ -413,11 +541,7 @@ fn alerts(ui: &mut Ui, m: &mut MainState) {
 
 fn sidebar(ui: &mut Ui, m: &mut MainState, actions: &mut Vec<Action>) {
     ui.heading("My address");
-    ui.add(
-        Label::new(RichText::new(&m.address).monospace())
-            .wrap()
-            .selectable(true),
-    );
+    address_in_groups(ui, &m.address);
     ui.horizontal(|ui| {
         if ui.button("Copy address").clicked() {
             ui.ctx().copy_text(m.address.clone());
@@ -449,9 +573,7 @@ fn sidebar(ui: &mut Ui, m: &mut MainState, actions: &mut Vec<Action>) {
         actions.push(Action::SetIntake(on));
     }
     ui.add(Label::new(RichText::new(INTAKE_SENTENCE).small()).wrap());
-    if m.status.intake_enabled {
-        ui.add(Label::new(RichText::new(words::intake(m.status.intake)).small().weak()).wrap());
-    }
+    ui.add(Label::new(RichText::new(words::intake(m.status.intake)).small().weak()).wrap());
     ui.separator();
     ui.horizontal(|ui| {
         ui.heading("Contacts");
@@ -525,6 +647,28 @@ fn sidebar(ui: &mut Ui, m: &mut MainState, actions: &mut Vec<Action>) {
             m.open_contact(id);
         }
     }
+}
+
+/// An address in groups of eight characters, as on a printed card, so a
+/// person can read it out or compare it. The groups are not selectable
+/// text (a copy would hold the spaces); "Copy address" copies it whole,
+/// and the screen reader reads it whole.
+fn address_in_groups(ui: &mut Ui, address: &str) {
+    let grouped = grouped_address(address);
+    let r = ui.add(Label::new(RichText::new(grouped).monospace()).wrap());
+    let whole = address.to_owned();
+    r.widget_info(move || egui::WidgetInfo::labeled(egui::Role::Label, true, &whole));
+}
+
+/// "allium:abcdefgh ijklmnop …": groups of eight after the scheme.
+pub(crate) fn grouped_address(address: &str) -> String {
+    let (scheme, rest) = match address.split_once(':') {
+        Some((s, r)) => (format!("{s}:"), r),
+        None => (String::new(), address),
+    };
+    let chars: Vec<char> = rest.chars().collect();
+    let groups: Vec<String> = chars.chunks(8).map(|c| c.iter().collect()).collect();
+    format!("{scheme}\n{}", groups.join(" "))
 }
 
 /// The address as a QR code, drawn square by square.
@@ -611,6 +755,20 @@ fn contact_page(
 }
 
 fn request_card(ui: &mut Ui, m: &mut MainState, id: ContactId, actions: &mut Vec<Action>) {
+    let mut block_request = false;
+    request_card_body(ui, m, id, actions, &mut block_request);
+    if block_request {
+        m.dialog = Some(ContactDialog::Block(id));
+    }
+}
+
+fn request_card_body(
+    ui: &mut Ui,
+    m: &mut MainState,
+    id: ContactId,
+    actions: &mut Vec<Action>,
+    block_request: &mut bool,
+) {
     let Some(entry) = m.contacts.get_mut(&id) else {
         return;
     };
@@ -665,7 +823,7 @@ fn request_card(ui: &mut Ui, m: &mut MainState, id: ContactId, actions: &mut Vec
                 actions.push(Action::Reject(id));
             }
             if ui.button("Block").clicked() {
-                actions.push(Action::Block(id));
+                *block_request = true;
             }
         });
         ui.add(
@@ -693,8 +851,9 @@ fn chat(
         return;
     };
     let amnesic = m.is_amnesic();
+    let mut open_dialog = None;
     Panel::top("chat-head").show(ui, |ui| {
-        ui.horizontal(|ui| {
+        ui.horizontal_wrapped(|ui| {
             ui.heading(name);
             if summary.online {
                 let c = good_color(ui);
@@ -702,56 +861,147 @@ fn chat(
             } else {
                 ui.weak("offline: messages wait until you are both online");
             }
+            if summary.verified {
+                let c = good_color(ui);
+                ui.label(RichText::new("verified").color(c))
+                    .on_hover_text("You compared safety words with them.");
+            }
         });
-        let mut keep = summary.history_enabled;
-        if ui.checkbox(&mut keep, "Keep history").changed() {
-            actions.push(Action::SetHistory(id, keep));
-        }
-        let text = if amnesic {
-            "In an amnesic session nothing is kept, whatever this says."
-        } else if keep {
-            "Messages are kept, encrypted, in your profile. Switching this off deletes them."
-        } else {
-            "Messages disappear when you lock or close Allium."
+        ui.horizontal_wrapped(|ui| {
+            if ui.button("Rename contact").clicked() {
+                open_dialog = Some(ContactDialog::Rename(id, summary.nickname.clone()));
+            }
+            let verify = if summary.verified {
+                "Safety words"
+            } else {
+                "Verify contact"
+            };
+            if ui.button(verify).clicked() {
+                open_dialog = Some(ContactDialog::Verify(id));
+            }
+            if ui.button("Remove contact").clicked() {
+                open_dialog = Some(ContactDialog::Remove(id));
+            }
+            if ui.button("Block contact").clicked() {
+                open_dialog = Some(ContactDialog::Block(id));
+            }
+        });
+        let theirs = match summary.peer_keeps_history {
+            Some(true) => format!("{name} keeps a history of this conversation on their computer."),
+            Some(false) => format!("{name} keeps no history of this conversation."),
+            None => format!("{name} has not said whether they keep a history."),
         };
-        ui.add(Label::new(RichText::new(text).small()).wrap());
+        ui.add(Label::new(RichText::new(theirs).small()).wrap());
+        if amnesic {
+            // Nothing can be kept, so there is nothing to switch.
+            ui.add(
+                Label::new(
+                    RichText::new(
+                        "Amnesic session: messages are never saved, and disappear when the \
+                         session ends.",
+                    )
+                    .small(),
+                )
+                .wrap(),
+            );
+        } else {
+            let mut keep = summary.history_enabled;
+            if ui.checkbox(&mut keep, "Keep history").changed() {
+                actions.push(Action::SetHistory(id, keep));
+            }
+            let text = if keep {
+                "Messages are kept, encrypted, in your profile. Switching this off deletes them."
+            } else {
+                "Messages disappear when you lock or close Allium."
+            };
+            ui.add(Label::new(RichText::new(text).small()).wrap());
+        }
     });
+    if open_dialog.is_some() {
+        m.dialog = open_dialog;
+    }
+    // A file dropped anywhere on the window while this chat is open is
+    // offered to this contact.
+    let (hovering, dropped) = ui.ctx().input(|i| {
+        let dropped: Vec<PathBuf> = i
+            .raw
+            .dropped_files
+            .iter()
+            .map(|f| f.path().to_path_buf())
+            .filter(|p| !p.as_os_str().is_empty())
+            .collect();
+        (!i.raw.hovered_files.is_empty(), dropped)
+    });
+    for path in dropped {
+        actions.push(Action::SendFile(id, Ok(path)));
+    }
     Panel::bottom("chat-input").show(ui, |ui| {
         ui.add_space(4.0);
+        if hovering {
+            let c = good_color(ui);
+            ui.label(RichText::new(format!("Drop the file to offer it to {name}.")).color(c));
+        }
         let folder = m.settings_form.download_folder.trim().to_owned();
         let mut dismiss = Vec::new();
-        for t in m.transfers_with(id) {
-            transfer_row(ui, frame, t, name, &folder, actions, &mut dismiss);
+        // Fields, not `transfers_with`: the "Save in" texts change meanwhile.
+        for t in m.transfers.iter().filter(|t| t.view.contact == id) {
+            let save_in = m
+                .save_in
+                .entry(t.view.id.clone())
+                .or_insert_with(|| folder.clone());
+            transfer_row(ui, frame, t, name, save_in, actions, &mut dismiss);
         }
         for d in dismiss {
+            m.save_in.remove(&d);
             m.dismiss_transfer(&d);
         }
-        let draft = m.drafts.entry(id).or_default();
-        ui.horizontal(|ui| {
-            let l = ui.label("Message");
-            let width = (ui.available_width() - 170.0).max(120.0);
-            let r = ui
-                .add(
-                    TextEdit::singleline(draft)
-                        .hint_text("Write a message")
-                        .desired_width(width),
-                )
-                .labelled_by(l.id);
-            let enter = submitted(ui, &r);
-            let send = ui
-                .add_enabled(!draft.trim().is_empty(), Button::new("Send"))
-                .clicked();
-            if (send || enter) && !draft.trim().is_empty() {
-                actions.push(Action::SendMessage(id, std::mem::take(draft)));
-                r.request_focus();
-            }
+        composer(ui, m, id, actions);
+        let f = m.send_file.entry(id).or_default();
+        ui.horizontal_wrapped(|ui| {
             if ui.button("Send a file…").clicked() {
+                f.message = None;
                 let dialog = rfd::AsyncFileDialog::new()
                     .set_title("Choose a file to send")
                     .set_parent(frame);
-                actions.push(Action::SendFile(id, dialog));
+                actions.push(Action::SendFile(id, Err(dialog)));
             }
+            let toggle = if f.open {
+                "Hide the path field"
+            } else {
+                "Send a file by its path"
+            };
+            if ui.button(toggle).clicked() {
+                f.open = !f.open;
+            }
+            ui.weak("or drag a file here");
         });
+        if f.open {
+            ui.horizontal(|ui| {
+                let l = ui.label("File to send");
+                let r = ui
+                    .add(
+                        TextEdit::singleline(&mut f.path)
+                            .hint_text("/home/you/Documents/file.pdf")
+                            .desired_width((ui.available_width() - 90.0).max(120.0)),
+                    )
+                    .labelled_by(l.id);
+                if r.changed() {
+                    f.message = None;
+                }
+                let path = f.path.trim().to_owned();
+                let enter = submitted(ui, &r);
+                if (ui
+                    .add_enabled(!path.is_empty(), Button::new("Send file"))
+                    .clicked()
+                    || enter)
+                    && !path.is_empty()
+                {
+                    f.message = None;
+                    actions.push(Action::SendFile(id, Ok(PathBuf::from(path))));
+                }
+            });
+        }
+        outcome_line(ui, &f.message);
         ui.add_space(4.0);
     });
     ScrollArea::vertical()
@@ -760,13 +1010,50 @@ fn chat(
         .show(ui, |ui| {
             let Some(list) = m.conversations.get(&id) else {
                 ui.weak("No messages yet.");
+                for (_, n) in m.notes.get(&id).map(Vec::as_slice).unwrap_or_default() {
+                    divider(ui, n, true);
+                }
                 return;
             };
-            for msg in list {
+            let new_from = m.new_from.filter(|(c, _)| *c == id).map(|(_, i)| i);
+            let notes = m.notes.get(&id).map(Vec::as_slice).unwrap_or_default();
+            let mut last_day = None;
+            for (i, msg) in list.iter().enumerate() {
+                for (_, n) in notes.iter().filter(|(at, _)| *at == i) {
+                    divider(ui, n, true);
+                }
+                let day = words::day_of(msg.at);
+                if day.is_some() && day != last_day {
+                    last_day = day;
+                    if let Some(d) = day {
+                        divider(ui, &words::day_name(d), false);
+                    }
+                }
+                if new_from == Some(i) {
+                    divider(ui, "New messages", true);
+                }
                 message_bubble(ui, msg, name);
                 ui.add_space(6.0);
             }
+            for (_, n) in notes.iter().filter(|(at, _)| *at >= list.len()) {
+                divider(ui, n, true);
+            }
         });
+}
+
+/// A centred line between messages: a day, or where the new ones start.
+fn divider(ui: &mut Ui, text: &str, strong: bool) {
+    ui.add_space(4.0);
+    ui.vertical_centered(|ui| {
+        let t = RichText::new(text).small();
+        let t = if strong {
+            t.strong().color(ui.visuals().hyperlink_color)
+        } else {
+            t.weak()
+        };
+        ui.label(t);
+    });
+    ui.add_space(4.0);
 }
 
 /// One line of a conversation. Ours and theirs differ in side, colour and
@@ -810,12 +1097,51 @@ fn message_bubble(ui: &mut Ui, msg: &MessageView, name: &str) {
     });
 }
 
+/// The message box: several lines; Enter sends, Shift+Enter starts a new
+/// line.
+fn composer(ui: &mut Ui, m: &mut MainState, id: ContactId, actions: &mut Vec<Action>) {
+    let editor = ui.make_persistent_id(("composer", id));
+    let draft = m.drafts.entry(id).or_default();
+    // Enter is taken before the editor sees it (it would insert a line
+    // break); Shift+Enter is left to the editor.
+    let focused = ui.memory(|mem| mem.has_focus(editor));
+    let enter = focused
+        && ui.input_mut(|i| !i.modifiers.shift && i.consume_key(egui::Modifiers::NONE, Key::Enter));
+    ui.horizontal(|ui| {
+        let l = ui.label("Message");
+        let width = (ui.available_width() - 70.0).max(120.0);
+        let r = ScrollArea::vertical()
+            .id_salt(("composer-scroll", id))
+            .max_height(120.0)
+            .show(ui, |ui| {
+                ui.add(
+                    TextEdit::multiline(draft)
+                        .id(editor)
+                        .hint_text("Write a message (Shift+Enter for a new line)")
+                        .desired_rows(2)
+                        .desired_width(width),
+                )
+                .labelled_by(l.id)
+            })
+            .inner;
+        let ready = !draft.trim().is_empty();
+        let send = ui.add_enabled(ready, Button::new("Send")).clicked();
+        if (send || enter) && ready {
+            // Trailing line breaks are a slip of the finger, not content.
+            let text = draft.trim_end().to_owned();
+            draft.clear();
+            actions.push(Action::SendMessage(id, text));
+            r.request_focus();
+        }
+    });
+}
+
 fn transfer_row(
     ui: &mut Ui,
     frame: &eframe::Frame,
     t: &TransferEntry,
     name: &str,
-    folder: &str,
+    save_in: &mut String,
     actions: &mut Vec<Action>,
     dismiss: &mut Vec<String>,
 ) {
@@ -843,7 +1169,17 @@ fn transfer_row(
                     .wrap(),
                 );
                 ui.horizontal(|ui| {
+                    let l = ui.label("Save in");
+                    ui.add(
+                        TextEdit::singleline(save_in)
+                            .hint_text("a folder; empty: choose one")
+                            .desired_width(f32::INFINITY),
+                    )
+                    .labelled_by(l.id);
+                });
+                ui.horizontal(|ui| {
                     if ui.button("Accept file").clicked() {
+                        let folder = save_in.trim();
                         let target = if folder.is_empty() {
                             Err(rfd::AsyncFileDialog::new()
                                 .set_title("Choose where to save the file")
@@ -915,6 +1251,135 @@ fn transfer_row(
     });
 }
 
+/// Remove, block, rename and verify, each in a dialog that says what it
+/// does before it is done.
+fn contact_dialog(ctx: &egui::Context, m: &mut MainState, actions: &mut Vec<Action>) {
+    let Some(dialog) = m.dialog.clone() else {
+        return;
+    };
+    let id = match &dialog {
+        ContactDialog::Remove(id)
+        | ContactDialog::Block(id)
+        | ContactDialog::Rename(id, _)
+        | ContactDialog::Verify(id) => *id,
+    };
+    let Some(entry) = m.contacts.get(&id) else {
+        m.dialog = None;
+        return;
+    };
+    let name = entry.display_name();
+    let their_address = entry.summary.address.clone();
+    let verified = entry.summary.verified;
+    let own = m.address.clone();
+    let mut close = false;
+    let mut next = None;
+    let modal = Modal::new(Id::unique("contact-dialog")).show(ctx, |ui| {
+        ui.set_width(FORM_WIDTH);
+        match &dialog {
+            ContactDialog::Remove(_) => {
+                ui.heading(format!("Remove {name}?"));
+                ui.add(
+                    Label::new(
+                        "They are cut off at once: the conversation closes, your address for \
+                         them stops working, and what was kept of it is deleted. They can \
+                         still send you a new request while your public address is on.",
+                    )
+                    .wrap(),
+                );
+                ui.horizontal(|ui| {
+                    if ui.button("Yes, remove").clicked() {
+                        actions.push(Action::Remove(id));
+                        close = true;
+                    }
+                    close |= ui.button("Cancel").clicked();
+                });
+            }
+            ContactDialog::Block(_) => {
+                ui.heading(format!("Block {name}?"));
+                ui.add(
+                    Label::new(
+                        "They are cut off at once, and Allium refuses everything from their \
+                         address from now on, requests included. You can unblock them in \
+                         Settings.",
+                    )
+                    .wrap(),
+                );
+                ui.horizontal(|ui| {
+                    if ui.button("Yes, block").clicked() {
+                        actions.push(Action::Block(id));
+                        close = true;
+                    }
+                    close |= ui.button("Cancel").clicked();
+                });
+            }
+            ContactDialog::Rename(_, text) => {
+                ui.heading(format!("Rename {name}"));
+                let mut text = text.clone();
+                let r = field(ui, "New name", &mut text, "only you see this", false);
+                let enter = submitted(ui, &r);
+                ui.horizontal(|ui| {
+                    let ok = !text.trim().is_empty();
+                    if ui.add_enabled(ok, Button::new("Save name")).clicked() || (ok && enter) {
+                        actions.push(Action::Rename(id, text.trim().to_owned()));
+                        close = true;
+                    }
+                    close |= ui.button("Cancel").clicked();
+                });
+                if !close {
+                    next = Some(ContactDialog::Rename(id, text));
+                }
+            }
+            ContactDialog::Verify(_) => {
+                ui.heading(format!("Verify {name}"));
+                let words = match (OnionId::parse(&own), OnionId::parse(&their_address)) {
+                    (Ok(a), Ok(b)) => crate::engine::safety_words(&a, &b).join(" "),
+                    _ => String::new(),
+                };
+                ui.add(
+                    Label::new(format!(
+                        "Ask {name} to open \"Verify contact\" too, and compare these words \
+                         by voice or in person, not by a message here:"
+                    ))
+                    .wrap(),
+                );
+                card(ui, |ui| {
+                    ui.add(
+                        Label::new(RichText::new(&words).monospace().strong().size(18.0))
+                            .wrap()
+                            .selectable(true),
+                    );
+                });
+                ui.add(
+                    Label::new(
+                        "The words come from both your addresses. If they match, the address \
+                         you have is really theirs. If they differ, someone gave one of you a \
+                         wrong address: remove this contact and get the address from them \
+                         directly. An address cannot change, so this needs doing only once.",
+                    )
+                    .wrap(),
+                );
+                ui.horizontal(|ui| {
+                    if verified {
+                        if ui.button("Mark as not verified").clicked() {
+                            actions.push(Action::SetVerified(id, false));
+                            close = true;
+                        }
+                    } else if ui.button("The words match: mark as verified").clicked() {
+                        actions.push(Action::SetVerified(id, true));
+                        close = true;
+                    }
+                    close |= ui.button("Close").clicked();
+                });
+            }
+        }
+    });
+    if close || modal.should_close() {
+        m.dialog = None;
+    } else if let Some(n) = next {
+        m.dialog = Some(n);
+    }
+}
+
 fn add_dialog(ctx: &egui::Context, m: &mut MainState, actions: &mut Vec<Action>) {
     let own = OnionId::parse(&m.address).ok();
     let Some(form) = m.add.as_mut() else {
@@ -932,7 +1397,8 @@ fn add_dialog(ctx: &egui::Context, m: &mut MainState, actions: &mut Vec<Action>)
             .wrap(),
         );
         field(ui, "Their address", &mut form.address, "allium:…", false);
-        let address = form.address.trim().to_owned();
+        // Written in groups or over several lines, as on a printed card.
+        let address = crate::engine::normalize_address(&form.address);
         let valid = if address.is_empty() {
             ui.small("It starts with \"allium:\".");
             false
@@ -964,9 +1430,10 @@ fn add_dialog(ctx: &egui::Context, m: &mut MainState, actions: &mut Vec<Action>)
             ui,
             "Message with your request",
             &mut form.greeting,
-            "say who you are, so they know it is you",
+            "optional",
             false,
         );
+        ui.add(Label::new(RichText::new(GREETING_HINT).small()).wrap());
         error_line(ui, form.error.as_deref());
         ui.horizontal(|ui| {
             let ready = valid && !form.busy;
@@ -989,14 +1456,18 @@ fn add_dialog(ctx: &egui::Context, m: &mut MainState, actions: &mut Vec<Action>)
 
 fn settings_page(ui: &mut Ui, m: &mut MainState, actions: &mut Vec<Action>) {
     let amnesic = m.is_amnesic();
+    let profile_name = m.name.clone().unwrap_or_default();
     ui.horizontal(|ui| {
         ui.heading("Settings");
         if ui.button("Back").clicked() {
             m.view = View::Home;
         }
     });
+    // Never wider than the space there is (the scroll bar included), so
+    // that nothing is cut off in a narrow window.
+    let width = (ui.available_width() - 20.0).clamp(200.0, 560.0);
     ScrollArea::vertical().auto_shrink(false).show(ui, |ui| {
-        ui.set_max_width(560.0);
+        ui.set_max_width(width);
         let f = &mut m.settings_form;
 
         section(ui, "Passphrase");
@@ -1004,27 +1475,29 @@ fn settings_page(ui: &mut Ui, m: &mut MainState, actions: &mut Vec<Action>) {
             ui.label("An amnesic session has no passphrase: nothing is saved.");
         } else {
             field(ui, "Current passphrase", &mut f.old, "", true);
-            field(
+            new_passphrase_fields(
                 ui,
-                "New passphrase",
+                ("New passphrase", "Repeat the new passphrase"),
                 &mut f.new,
-                "several words are best",
-                true,
+                &mut f.confirm,
+                &mut f.suggested,
+                &[profile_name.as_str()],
             );
-            strength(ui, &f.new);
-            field(ui, "Repeat the new passphrase", &mut f.confirm, "", true);
             if ui
                 .add_enabled(!f.passphrase_busy, Button::new("Change passphrase"))
                 .clicked()
             {
                 if f.old.is_empty() {
                     f.passphrase_outcome = Some(Err("Type your current passphrase.".into()));
-                } else if let Err(e) = check_new_passphrase(&f.new, &f.confirm) {
+                } else if let Err(e) =
+                    check_new_passphrase(&f.new, &f.confirm, &[profile_name.as_str()])
+                {
                     f.passphrase_outcome = Some(Err(capitalize(&e.to_string())));
                 } else {
                     f.passphrase_busy = true;
                     f.passphrase_outcome = None;
                     f.confirm = Default::default();
+                    f.suggested = None;
                     actions.push(Action::ChangePassphrase {
                         old: take_passphrase(&mut f.old),
                         new: take_passphrase(&mut f.new),
@@ -1053,6 +1526,62 @@ fn settings_page(ui: &mut Ui, m: &mut MainState, actions: &mut Vec<Action>) {
             actions.push(Action::SetDisplayName(f.display_name.trim().to_owned()));
         }
         outcome_line(ui, &f.display_name_outcome);
+
+        if !amnesic {
+            section(ui, "Lock automatically");
+            ui.add(
+                Label::new(
+                    "Lock the profile when nobody has used this window for a while. \
+                     Locking takes you offline until you unlock again.",
+                )
+                .wrap(),
+            );
+            let current = m.settings.auto_lock_minutes;
+            ui.horizontal_wrapped(|ui| {
+                for (minutes, label) in AUTO_LOCK_CHOICES {
+                    if ui.radio(current == *minutes, *label).clicked() && current != *minutes {
+                        m.settings.auto_lock_minutes = *minutes;
+                        actions.push(Action::SetAutoLock(*minutes));
+                    }
+                }
+            });
+        }
+
+        section(ui, "Blocked addresses");
+        if m.blocked.is_empty() {
+            ui.weak("You have blocked nobody.");
+        } else {
+            ui.add(
+                Label::new(
+                    RichText::new(
+                        "Allium refuses everything from these addresses. Unblocking lets \
+                         them send you a request again; it does not make them a contact.",
+                    )
+                    .small(),
+                )
+                .wrap(),
+            );
+        }
+        for b in &m.blocked {
+            ui.horizontal_wrapped(|ui| {
+                if !b.nickname.is_empty() {
+                    ui.label(RichText::new(peer_text::isolated(&b.nickname)).strong());
+                }
+                ui.label(RichText::new(&b.address).monospace().small());
+                let who = if b.nickname.is_empty() {
+                    b.address.clone()
+                } else {
+                    b.nickname.clone()
+                };
+                if ui
+                    .add(Button::new("Unblock"))
+                    .on_hover_text(format!("Unblock {who}"))
+                    .clicked()
+                {
+                    actions.push(Action::Unblock(b.address.clone()));
+                }
+            });
+        }
 
         section(ui, "Notifications");
         let mut content = m.settings.notification_content;
@@ -1091,9 +1620,28 @@ fn settings_page(ui: &mut Ui, m: &mut MainState, actions: &mut Vec<Action>) {
         );
 
         section(ui, "Network");
+        ui.add(Label::new(format!("Allium is using {} now.", m.network.description)).wrap());
+        if m.network.from_command_line {
+            ui.add(
+                Label::new(
+                    RichText::new(
+                        "It was chosen when Allium was started (--network), and overrides \
+                         the choice below until Allium is started without it.",
+                    )
+                    .small(),
+                )
+                .wrap(),
+            );
+        }
         if amnesic {
-            ui.label("An amnesic session always uses the public Tor network.");
+            ui.add(
+                Label::new(
+                    "An amnesic session keeps no settings: its network is chosen when it starts.",
+                )
+                .wrap(),
+            );
         } else {
+            ui.label("For the next time you unlock this profile:");
             ui.radio_value(
                 &mut f.custom_network,
                 false,
@@ -1131,6 +1679,33 @@ fn settings_page(ui: &mut Ui, m: &mut MainState, actions: &mut Vec<Action>) {
                 .wrap(),
             );
             outcome_line(ui, &f.network_outcome);
+        }
+
+        if !amnesic {
+            section(ui, "Delete this profile");
+            ui.add(
+                Label::new(
+                    "Deletes your address, contacts, history and settings from this computer \
+                     for good: the files are overwritten, then removed. Nobody can undo it, \
+                     and your contacts can no longer reach you. Files you saved elsewhere \
+                     stay. Type the profile's name to confirm.",
+                )
+                .wrap(),
+            );
+            field(
+                ui,
+                "Profile name to delete",
+                &mut f.delete_confirm,
+                &profile_name,
+                false,
+            );
+            let matches = f.delete_confirm.trim() == profile_name;
+            if ui
+                .add_enabled(matches, Button::new("Delete profile for good"))
+                .clicked()
+            {
+                actions.push(Action::DeleteProfile(profile_name.clone()));
+            }
         }
 
         section(ui, "About");

@@ -24,6 +24,37 @@ pub(crate) fn speed(bytes_per_second: u64) -> String {
     format!("{}/s", size(bytes_per_second))
 }
 
+/// The local calendar day of a time (Unix seconds), for the dividers
+/// between days of a conversation.
+pub(crate) fn day_of(at: u64) -> Option<chrono::NaiveDate> {
+    let at = i64::try_from(at).ok()?;
+    let t = chrono::DateTime::from_timestamp(at, 0)?;
+    Some(t.with_timezone(&chrono::Local).date_naive())
+}
+
+/// A day as a divider says it: "Today", "Yesterday", "Thursday 3
+/// December 2026".
+pub(crate) fn day_name(day: chrono::NaiveDate) -> String {
+    let today = chrono::Local::now().date_naive();
+    if day == today {
+        "Today".to_owned()
+    } else if today.pred_opt() == Some(day) {
+        "Yesterday".to_owned()
+    } else {
+        day.format("%A %-d %B %Y").to_string()
+    }
+}
+
+/// A number of minutes: "1 minute", "15 minutes", "1 hour", "2 hours".
+pub(crate) fn minutes(m: u32) -> String {
+    match m {
+        1 => "1 minute".to_owned(),
+        60 => "1 hour".to_owned(),
+        m if m % 60 == 0 => format!("{} hours", m / 60),
+        m => format!("{m} minutes"),
+    }
+}
+
 /// How long ago, from our own clock: "just now", "5 min ago", "3 h ago",
 /// "2 days ago". Relative, so it needs no time zone.
 pub(crate) fn ago(at: u64) -> String {
@@ -54,8 +85,8 @@ pub(crate) fn now() -> u64 {
 pub(crate) fn delivery(state: DeliveryState) -> (&'static str, &'static str) {
     match state {
         DeliveryState::Queued => (
-            "Queued",
-            "Waiting for them to be online. Allium keeps it and sends it later.",
+            "Waiting",
+            "Not sent yet: waiting for them to be online. Allium keeps it and sends it then.",
         ),
         DeliveryState::Sent => ("Sent", "Sent; waiting for their device to confirm."),
         DeliveryState::Delivered => ("Delivered", "Their device confirmed it arrived."),

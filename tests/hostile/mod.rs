@@ -232,6 +232,9 @@ pub struct Raw {
     replay: ReplayCache,
     /// Messages that arrived while we waited for something else.
     inbox: std::collections::VecDeque<Message>,
+    /// The last HISTORY the engine sent (version 3 sends one after its
+    /// SYNC); kept aside so that tests read the conversation in order.
+    pub peer_history: Option<bool>,
     closed: Option<CloseCause>,
 }
 
@@ -244,6 +247,7 @@ impl Raw {
             admit_as: None,
             replay: ReplayCache::default(),
             inbox: Default::default(),
+            peer_history: None,
             closed: None,
         }
     }
@@ -284,6 +288,9 @@ impl Raw {
                     }
                 }
                 SessionEvent::Established { peer_static, .. } => established = Some(peer_static),
+                SessionEvent::Message(Message::History { kept }) => {
+                    self.peer_history = Some(kept);
+                }
                 SessionEvent::Message(m) => self.inbox.push_back(m),
                 SessionEvent::Closed(c) => self.closed = Some(c),
                 _ => {}
