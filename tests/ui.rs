@@ -323,6 +323,14 @@ fn an_amnesic_session_says_that_nothing_is_saved() {
     );
     assert!(shows_part(&h, "Requests are off"));
     assert!(shows(&h, "Quit"));
+    // The request form warns a source, and does not ask who they are.
+    click(&mut h, "Add contact");
+    assert!(shows(
+        &h,
+        "Don't include your name or anything that identifies you unless you mean to."
+    ));
+    assert!(!shows_part(&h, "say who you are"));
+    click(&mut h, "Cancel");
     click(&mut h, "End session (erases everything)");
     step_until(&mut h, "the welcome screen again", |h| {
         shows(h, "Create profile")
@@ -438,6 +446,12 @@ impl Backend for TorControlled {
     fn delete(&self, name: String) -> BoxFuture<Result<(), AppError>> {
         self.inner.delete(name)
     }
+    fn names_hidden(&self) -> bool {
+        self.inner.names_hidden()
+    }
+    fn hide_names(&self, hidden: bool) -> Result<(), AppError> {
+        self.inner.hide_names(hidden)
+    }
 }
 
 struct CountingRetries {
@@ -492,6 +506,23 @@ fn tor_progress_and_failure_are_told_in_words_with_a_retry() {
     click(&mut h, "Try again");
     step_until(&mut h, "the retry", |_| retries.load(Ordering::SeqCst) == 1);
     assert!(shows_part(&h, "Connecting to Tor"));
+    // Stuck (offline, filtered, a wrong clock): said in words, with a way
+    // out, not an endless 0 %.
+    tor.send_replace(TorState::Stuck {
+        fraction: 0.0,
+        advice: "Tor cannot reach the internet. Check that this computer is online.".into(),
+    });
+    step_until(&mut h, "the stuck state", |h| {
+        shows(
+            h,
+            "Connecting to Tor is stuck at 0%. Tor cannot reach the internet. Check that \
+             this computer is online.",
+        )
+    });
+    click(&mut h, "Try again");
+    step_until(&mut h, "the second retry", |_| {
+        retries.load(Ordering::SeqCst) == 2
+    });
     tor.send_replace(TorState::Ready);
     step_until(&mut h, "the bar to go", |h| {
         !shows_part(h, "Connecting to Tor") && !shows(h, "Try again")
@@ -563,6 +594,9 @@ fn add_a_contact_chat_and_see_delivery() {
     click(&mut h, "Bea — online, 1 new message");
     step_until(&mut h, "the chat", |h| shows(h, "Keep history"));
     assert!(shows(&h, "Bea — online"), "opening the chat reads it");
+    // What came while the chat was closed starts under a divider, after
+    // the day's.
+    assert!(shows(&h, "New messages") && shows(&h, "Today"));
     // Shown exactly as typed, and nothing in it became a link.
     assert!(shows(&h, hostile));
     assert!(h.query_by_role(Role::Link).is_none());
@@ -1016,6 +1050,41 @@ impl eframe::egui::DroppedFile for TestFile {
     fn bytes(&self) -> Result<Vec<u8>, String> {
         std::fs::read(&self.0).map_err(|e| e.to_string())
     }
+}
+
+#[test]
+fn with_names_hidden_the_passphrase_alone_finds_the_profile() {
+    let w = World::new();
+    let mut h = w.window();
+    create_profile(&mut h);
+    click(&mut h, "Settings");
+    click(&mut h, "Hide profile names on the unlock screen");
+    assert!(w.backend.names_hidden());
+    click(&mut h, "Lock");
+    // A second profile, made meanwhile.
+    let other =
+        w.rt.block_on(w.backend.create(
+            "private notes".into(),
+            Zeroizing::new("gravel orbit mustard lagoon".into()),
+        ))
+        .expect("create");
+    w.rt.block_on(other.engine.handle.shutdown())
+        .expect("shutdown");
+    // The lock screen is the same whether it hides one name or many.
+    step_until(&mut h, "the unlock screen", |h| {
+        shows(h, "Unlock your profile")
+    });
+    assert!(!shows_part(&h, "work") && !shows_part(&h, "private notes"));
+    assert!(shows_part(&h, "Allium opens the profile it belongs to."));
+    fill(&mut h, "Passphrase", "not the right one");
+    click(&mut h, "Unlock");
+    step_until(&mut h, "the refusal", |h| {
+        shows(h, "Wrong passphrase; check it and try again (Caps Lock?)")
+    });
+    fill(&mut h, "Passphrase", "gravel orbit mustard lagoon");
+    click(&mut h, "Unlock");
+    step_until(&mut h, "the main window", |h| shows(h, "My address"));
+    assert!(shows(&h, "Profile: private notes"));
 }
 
 #[test]

@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -280,15 +281,23 @@ impl TorTransport {
             launched.ok_or(ServiceError::Tor("the service is disabled".into()))?;
 
         let (status_tx, status_rx) = watch::channel(Reachability::Starting);
+        let status_tx = Arc::new(status_tx);
+        // Once reachable (Arti said so, or a client got through), a service
+        // that republishes (new introduction points, a changed client
+        // list) stays reachable in what we report: its last descriptor is
+        // good for hours. Without this the window flip-flopped between
+        // "reachable" and "publishing" while people were talking to it.
+        let seen = Arc::new(AtomicBool::new(false));
         let (problem_tx, problem_rx) = watch::channel(None);
         let (conn_tx, conn_rx) = mpsc::channel(16);
         let mut status_events = running.status_events();
+        let (tx, seen_by_status) = (status_tx.clone(), seen.clone());
         let status_task = tokio::spawn(async move {
             while let Some(s) = status_events.next().await {
                 let problem = s.current_problem().map(|p| format!("{p:?}"));
-                let r = reachability(s.state(), problem.is_some());
+                let r = settled(reachability(s.state(), problem.is_some()), &seen_by_status);
                 problem_tx.send_replace(problem);
-                if status_tx.send(r).is_err() {
+                if tx.send(r).is_err() {
                     break;
                 }
             }
@@ -297,6 +306,17 @@ impl TorTransport {
         let accept_task = tokio::spawn(async move {
             let mut streams = std::pin::pin!(tor_hsservice::handle_rend_requests(requests));
             while let Some(req) = streams.next().await {
+                // A client completed a rendezvous with us: we are reachable,
+                // whatever the descriptor bookkeeping says.
+                if !seen.swap(true, Ordering::SeqCst) {
+                    status_tx.send_if_modified(|r| {
+                        let change = *r == Reachability::Starting;
+                        if change {
+                            *r = Reachability::Reachable;
+                        }
+                        change
+                    });
+                }
                 let tx = conn_tx.clone();
                 let limit = limit.clone();
                 tokio::spawn(accept_one(req, tx, limit));
@@ -420,6 +440,19 @@ async fn accept_one(req: StreamRequest, tx: mpsc::Sender<Connection>, limit: Arc
         let conn: Connection = Box::new(crate::memory::Permitted::new(stream, permit));
         // A full queue means the application is not keeping up: drop.
         let _ = tx.try_send(conn);
+    }
+}
+
+/// What to report, given what Arti says now and whether the service was
+/// ever reachable: after that, republishing is not "starting" again.
+fn settled(now: Reachability, seen: &AtomicBool) -> Reachability {
+    match now {
+        Reachability::Reachable => {
+            seen.store(true, Ordering::SeqCst);
+            now
+        }
+        Reachability::Starting if seen.load(Ordering::SeqCst) => Reachability::Reachable,
+        other => other,
     }
 }
 
@@ -579,6 +612,29 @@ fn client_config(config: &TorConfig) -> Result<arti_client::TorClientConfig, Boo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn once_reachable_republishing_is_not_starting_again() {
+        let seen = AtomicBool::new(false);
+        assert_eq!(
+            settled(Reachability::Starting, &seen),
+            Reachability::Starting
+        );
+        assert_eq!(
+            settled(Reachability::Reachable, &seen),
+            Reachability::Reachable
+        );
+        assert_eq!(
+            settled(Reachability::Starting, &seen),
+            Reachability::Reachable
+        );
+        // Real trouble is still told.
+        assert_eq!(
+            settled(Reachability::Unreachable, &seen),
+            Reachability::Unreachable
+        );
+        assert_eq!(settled(Reachability::Broken, &seen), Reachability::Broken);
+    }
 
     #[test]
     fn reachability_rule() {

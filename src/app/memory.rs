@@ -20,6 +20,7 @@ pub struct MemoryBackend {
     net: MemoryNetwork,
     config: EngineConfig,
     profiles: Arc<Mutex<HashMap<String, (String, MemoryStore)>>>,
+    names_hidden: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl MemoryBackend {
@@ -29,6 +30,7 @@ impl MemoryBackend {
             net,
             config,
             profiles: Arc::default(),
+            names_hidden: Arc::default(),
         }
     }
 
@@ -82,6 +84,16 @@ pub(crate) fn fresh_keys() -> ProfileKeys {
 }
 
 impl Backend for MemoryBackend {
+    fn names_hidden(&self) -> bool {
+        self.names_hidden.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn hide_names(&self, hidden: bool) -> Result<(), AppError> {
+        self.names_hidden
+            .store(hidden, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
     fn delete(&self, name: String) -> BoxFuture<Result<(), AppError>> {
         let profiles = self.profiles.clone();
         Box::pin(async move {

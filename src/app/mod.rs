@@ -174,4 +174,9 @@ pub trait Backend: Send + Sync + 'static {
     fn amnesic(&self) -> BoxFuture<Result<Running, AppError>>;
     /// Deletes a closed profile for good, erasing its files first.
     fn delete(&self, name: String) -> BoxFuture<Result<(), AppError>>;
+    /// Whether the unlock screen hides profile names (readable without
+    /// unlocking, like the names).
+    fn names_hidden(&self) -> bool;
+    /// Sets [`Backend::names_hidden`].
+    fn hide_names(&self, hidden: bool) -> Result<(), AppError>;
 }

@@ -276,6 +276,14 @@ impl RealBackend {
 }
 
 impl Backend for Arc<RealBackend> {
+    fn names_hidden(&self) -> bool {
+        self.store.names_hidden()
+    }
+
+    fn hide_names(&self, hidden: bool) -> Result<(), AppError> {
+        self.store.set_names_hidden(hidden).map_err(storage)
+    }
+
     fn delete(&self, profile_name: String) -> BoxFuture<Result<(), AppError>> {
         let store = self.store.clone();
         Box::pin(async move {

@@ -81,7 +81,8 @@ pub fn run(backend: Arc<dyn Backend>, runtime: Handle) -> Result<(), eframe::Err
 /// Background results, tagged with the session they belong to so that
 /// nothing from a locked profile reaches the next one.
 enum Msg {
-    Profiles(Result<Vec<String>, AppError>),
+    /// The profile names, and whether to hide them.
+    Profiles(Result<(Vec<String>, bool), AppError>),
     OpenFailed(AppError),
     Opened(Box<Opened>),
     Deleted(String, Result<(), AppError>),
@@ -137,6 +138,11 @@ pub(crate) enum Action {
         name: String,
         passphrase: Passphrase,
     },
+    /// Profile names are hidden: open whichever profile the passphrase
+    /// opens.
+    UnlockAny(Passphrase),
+    /// Hide (or show again) profile names on the unlock screen.
+    HideNames(bool),
     Amnesic,
     Lock,
     /// Close the window (the profile is saved and shut down on the way).
@@ -278,15 +284,17 @@ impl App {
         let sender = self.sender.clone();
         // The real backend reads a directory: not on the UI thread.
         self.runtime.spawn_blocking(move || {
-            sender.send(Msg::Profiles(backend.profiles()));
+            let listed = backend.profiles().map(|p| (p, backend.names_hidden()));
+            sender.send(Msg::Profiles(listed));
         });
     }
 
     /// Folds one background result into the state.
     fn receive(&mut self, msg: Msg, focused: bool) {
         match msg {
-            Msg::Profiles(Ok(names)) => {
+            Msg::Profiles(Ok((names, hidden))) => {
                 self.state.start_error = None;
+                self.state.names_hidden = hidden;
                 if self.state.unlock.profile.is_none() {
                     self.state.unlock.profile = names.first().cloned();
                 }
@@ -325,7 +333,9 @@ impl App {
                 if o.generation != self.generation {
                     return;
                 }
-                self.state.main = Some(MainState::new(o.snapshot));
+                let mut main = MainState::new(o.snapshot);
+                main.names_hidden = self.state.names_hidden;
+                self.state.main = Some(main);
                 self.state.screen = Screen::Main;
                 self.state.create = Default::default();
                 self.state.unlock.passphrase = Default::default();
@@ -376,6 +386,44 @@ impl App {
                 self.state.screen = Screen::Opening("Unlocking your profile…");
                 let fut = self.backend.unlock(name, passphrase);
                 self.open(fut);
+            }
+            Action::UnlockAny(passphrase) => {
+                self.back_to = Screen::Unlock;
+                self.state.screen = Screen::Opening("Unlocking your profile…");
+                let backend = self.backend.clone();
+                // One key derivation per profile tried, in name order; the
+                // first the passphrase opens is the one. The list is read
+                // again: a profile may have been made since it was shown.
+                self.open(Box::pin(async move {
+                    let lister = backend.clone();
+                    let names = tokio::task::spawn_blocking(move || lister.profiles())
+                        .await
+                        .map_err(|e| AppError::Storage(e.to_string()))??;
+                    for name in names {
+                        match backend.unlock(name, passphrase.clone()).await {
+                            Err(AppError::WrongPassphrase) => continue,
+                            other => return other,
+                        }
+                    }
+                    Err(AppError::WrongPassphrase)
+                }));
+            }
+            Action::HideNames(hidden) => {
+                let backend = self.backend.clone();
+                let sender = self.sender.clone();
+                let generation = self.generation;
+                if let Some(main) = &mut self.state.main {
+                    main.names_hidden = hidden;
+                }
+                self.state.names_hidden = hidden;
+                self.runtime.spawn_blocking(move || {
+                    if let Err(e) = backend.hide_names(hidden) {
+                        sender.session(
+                            generation,
+                            SessionMsg::Failed(format!("the choice was not saved: {e}")),
+                        );
+                    }
+                });
             }
             Action::Amnesic => {
                 self.back_to = self.state.screen.clone();
@@ -749,6 +797,8 @@ impl App {
             }
             Action::Create { .. }
             | Action::Unlock { .. }
+            | Action::UnlockAny(_)
+            | Action::HideNames(_)
             | Action::Amnesic
             | Action::Lock
             | Action::DeleteProfile(_)

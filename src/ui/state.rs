@@ -62,6 +62,8 @@ pub(crate) struct UiState {
     pub start_error: Option<String>,
     /// What became of a profile deletion, for the first screens.
     pub notice: Outcome,
+    /// The unlock screen lists no profile names.
+    pub names_hidden: bool,
     pub create: CreateForm,
     pub unlock: UnlockForm,
     /// Set while a profile is open.
@@ -75,6 +77,7 @@ impl Default for UiState {
             profiles: Vec::new(),
             start_error: None,
             notice: None,
+            names_hidden: false,
             create: CreateForm::default(),
             unlock: UnlockForm::default(),
             main: None,
@@ -219,6 +222,8 @@ pub(crate) struct MainState {
     pub blocked: Vec<BlockedView>,
     /// The Tor network this run uses.
     pub network: NetworkInUse,
+    /// The unlock screen lists no profile names.
+    pub names_hidden: bool,
     pub drafts: HashMap<ContactId, String>,
     /// Something to tell the person that is not an error.
     pub notice: Option<String>,
@@ -335,6 +340,7 @@ impl MainState {
             save_in: HashMap::new(),
             blocked: s.blocked,
             network: s.network,
+            names_hidden: false,
             drafts: HashMap::new(),
             notice: None,
             error: None,

@@ -326,8 +326,14 @@ fn unlock(ui: &mut Ui, state: &mut UiState, actions: &mut Vec<Action>) {
             .wrap(),
         );
         ui.add_space(6.0);
+        let hidden = state.names_hidden;
         card(ui, |ui| {
-            if profiles.len() > 1 {
+            if hidden {
+                ui.add(
+                    Label::new("Type your passphrase: Allium opens the profile it belongs to.")
+                        .wrap(),
+                );
+            } else if profiles.len() > 1 {
                 ui.label("Profile");
                 for p in &profiles {
                     ui.radio_value(&mut f.profile, Some(p.clone()), p.as_str());
@@ -338,7 +344,15 @@ fn unlock(ui: &mut Ui, state: &mut UiState, actions: &mut Vec<Action>) {
             let r = field(ui, "Passphrase", &mut f.passphrase, "", true);
             error_line(ui, f.error.as_deref());
             let enter = submitted(ui, &r);
-            if ui.button("Unlock").clicked() || enter {
+            let go = ui.button("Unlock").clicked() || enter;
+            if go && hidden {
+                if f.passphrase.is_empty() {
+                    f.error = Some("Type the profile's passphrase.".into());
+                } else {
+                    f.error = None;
+                    actions.push(Action::UnlockAny(take_passphrase(&mut f.passphrase)));
+                }
+            } else if go {
                 match f.profile.clone() {
                     None => f.error = Some("Choose a profile.".into()),
                     Some(_) if f.passphrase.is_empty() => {
@@ -1511,6 +1525,27 @@ fn settings_page(ui: &mut Ui, m: &mut MainState, actions: &mut Vec<Action>) {
                 });
             }
             outcome_line(ui, &f.passphrase_outcome);
+        }
+
+        if !amnesic {
+            let mut hide = m.names_hidden;
+            if ui
+                .checkbox(&mut hide, "Hide profile names on the unlock screen")
+                .changed()
+            {
+                actions.push(Action::HideNames(hide));
+            }
+            ui.add(
+                Label::new(
+                    RichText::new(
+                        "Then you unlock by passphrase alone, and someone looking at the \
+                         screen does not learn what your profiles are called. The names are \
+                         still readable on the disk, as folder names.",
+                    )
+                    .small(),
+                )
+                .wrap(),
+            );
         }
 
         section(ui, "Your name");

@@ -8,6 +8,7 @@
 //! <base>/profiles/<name>/lock         empty; locked while unlocked (0600)
 //! <base>/profiles/<name>/tor/state    Arti's state directory (0700)
 //! <base>/profiles/<name>/tor/cache    Arti's cache directory (0700)
+//! <base>/profile-names-hidden         empty; present if the window hides names
 //! ```
 //!
 //! It must never write anything about a profile outside its vault except
@@ -28,6 +29,8 @@ use crate::vault::{self, Vault};
 const PROFILES_DIR: &str = "profiles";
 const VAULT_FILE: &str = "vault";
 const LOCK_FILE: &str = "lock";
+/// Present (empty) when the window should not list profile names.
+const NAMES_HIDDEN_FILE: &str = "profile-names-hidden";
 
 /// A valid profile name: 1 to 32 characters, each a letter or digit (any
 /// script), a space, `-` or `_`, not starting or ending with a space. So a
@@ -214,6 +217,41 @@ impl ProfileStore {
         }
         names.sort();
         Ok(names)
+    }
+
+    /// Whether the window should keep profile names off the unlock
+    /// screen (the person then unlocks by passphrase alone). The names
+    /// stay readable on disk as folder names: this hides them from
+    /// someone looking at the screen, not from someone reading the disk.
+    pub fn names_hidden(&self) -> bool {
+        self.base.join(NAMES_HIDDEN_FILE).is_file()
+    }
+
+    /// Sets [`Self::names_hidden`].
+    pub fn set_names_hidden(&self, hidden: bool) -> Result<(), VaultError> {
+        let marker = self.base.join(NAMES_HIDDEN_FILE);
+        if hidden {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&self.base)
+                .map_err(|e| VaultError::write("creating the data directory", e))?;
+            OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&marker)
+                .map(drop)
+                .map_err(|e| VaultError::write("saving the choice", e))
+        } else {
+            match fs::remove_file(&marker) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(VaultError::write("saving the choice", e))
+                }
+                _ => Ok(()),
+            }
+        }
     }
 
     /// Creates profile `name` holding `profile`, with the default KDF

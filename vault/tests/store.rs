@@ -104,6 +104,19 @@ fn create_list_unlock_delete() {
 }
 
 #[test]
+fn hiding_profile_names_is_remembered_and_undone() {
+    let (_d, store) = store();
+    assert!(!store.names_hidden());
+    store.set_names_hidden(true).unwrap();
+    assert!(store.names_hidden());
+    // Not a profile, and listing still works.
+    assert!(store.list().unwrap().is_empty());
+    store.set_names_hidden(false).unwrap();
+    assert!(!store.names_hidden());
+    store.set_names_hidden(false).unwrap();
+}
+
+#[test]
 fn listing_ignores_what_is_not_a_profile() {
     let (_d, store) = store();
     create(&store, "real", &Profile::new(keys("r")));
