@@ -7,3 +7,4 @@ pub mod app;
 pub mod engine;
 pub mod rpc;
 pub mod ui;
+pub mod wordlist;

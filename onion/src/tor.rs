@@ -295,7 +295,12 @@ impl TorTransport {
         let status_task = tokio::spawn(async move {
             while let Some(s) = status_events.next().await {
                 let problem = s.current_problem().map(|p| format!("{p:?}"));
-                let r = settled(reachability(s.state(), problem.is_some()), &seen_by_status);
+                let has_problem = problem.is_some();
+                let r = settled(
+                    reachability(s.state(), has_problem),
+                    has_problem,
+                    &seen_by_status,
+                );
                 problem_tx.send_replace(problem);
                 if tx.send(r).is_err() {
                     break;
@@ -444,13 +449,16 @@ async fn accept_one(req: StreamRequest, tx: mpsc::Sender<Connection>, limit: Arc
 }
 
 /// What to report, given what Arti says now and whether the service was
-/// ever reachable: after that, republishing is not "starting" again.
-fn settled(now: Reachability, seen: &AtomicBool) -> Reachability {
+/// ever reachable: after that, republishing without a problem is not
+/// "starting" again. A service with a current problem (Arti recovering
+/// from one, say) is never called reachable by this rule.
+fn settled(now: Reachability, has_problem: bool, seen: &AtomicBool) -> Reachability {
     match now {
         Reachability::Reachable => {
             seen.store(true, Ordering::SeqCst);
             now
         }
+        Reachability::Starting if has_problem => Reachability::Unreachable,
         Reachability::Starting if seen.load(Ordering::SeqCst) => Reachability::Reachable,
         other => other,
     }
@@ -616,24 +624,32 @@ mod tests {
     #[test]
     fn once_reachable_republishing_is_not_starting_again() {
         let seen = AtomicBool::new(false);
+        let fine = false;
         assert_eq!(
-            settled(Reachability::Starting, &seen),
+            settled(Reachability::Starting, fine, &seen),
             Reachability::Starting
         );
         assert_eq!(
-            settled(Reachability::Reachable, &seen),
+            settled(Reachability::Reachable, fine, &seen),
             Reachability::Reachable
         );
         assert_eq!(
-            settled(Reachability::Starting, &seen),
+            settled(Reachability::Starting, fine, &seen),
             Reachability::Reachable
         );
-        // Real trouble is still told.
+        // Real trouble is still told: recovering from a problem, or worse.
         assert_eq!(
-            settled(Reachability::Unreachable, &seen),
+            settled(Reachability::Starting, true, &seen),
             Reachability::Unreachable
         );
-        assert_eq!(settled(Reachability::Broken, &seen), Reachability::Broken);
+        assert_eq!(
+            settled(Reachability::Unreachable, true, &seen),
+            Reachability::Unreachable
+        );
+        assert_eq!(
+            settled(Reachability::Broken, true, &seen),
+            Reachability::Broken
+        );
     }
 
     #[test]

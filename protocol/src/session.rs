@@ -460,9 +460,22 @@ impl Session {
     fn on_hello(&mut self, body: &[u8]) -> Result<(), ProtocolError> {
         let (hello, header_bytes, noise) = HelloHeader::decode(body)?;
         let preferred = hello.versions.first().copied().unwrap_or(0);
-        let ours = &self.config.versions;
-        if !ours.contains(&preferred) || !SUPPORTED_VERSIONS.contains(&preferred) {
-            let ours = ours.clone();
+        // Only supported versions, at most eight, in order: a misconfigured
+        // list must not make a REFUSE the peer cannot decode.
+        let mut ours: Vec<u8> = self
+            .config
+            .versions
+            .iter()
+            .copied()
+            .filter(|v| SUPPORTED_VERSIONS.contains(v))
+            .collect();
+        ours.sort_unstable_by(|a, b| b.cmp(a));
+        ours.dedup();
+        ours.truncate(crate::MAX_VERSIONS);
+        if ours.is_empty() {
+            ours = SUPPORTED_VERSIONS.to_vec();
+        }
+        if !ours.contains(&preferred) {
             self.refuse_frame(&RefuseReason::UnsupportedVersion(ours.clone()));
             return Err(ProtocolError::UnsupportedVersion {
                 offered: hello.versions,

@@ -138,8 +138,7 @@ pub fn check_new_passphrase(p: &str, confirmation: &str, context: &[&str]) -> Re
 /// large word list (7,776 words, published for exactly this) with the
 /// operating system's random numbers.
 pub fn suggest() -> zeroize::Zeroizing<String> {
-    let list = eff_wordlist::large::LIST;
-    let n = list.len() as u32;
+    let n = crate::wordlist::LEN as u32;
     // Rejection sampling: the largest multiple of n below 2³² keeps every
     // word equally likely.
     let zone = u32::MAX - (u32::MAX % n);
@@ -148,7 +147,7 @@ pub fn suggest() -> zeroize::Zeroizing<String> {
         let word = loop {
             let r = OsRng.next_u32();
             if r < zone {
-                break list.get((r % n) as usize).map_or("", |(_, w)| *w);
+                break crate::wordlist::word((r % n) as usize);
             }
         };
         if i > 0 {

@@ -524,6 +524,13 @@ impl<T: Transport> Actor<T> {
             .is_some_and(|c| c.version >= allium_protocol::HISTORY_VERSION)
         {
             self.send_on(conn, Message::History { kept });
+        } else if let Some(c) = self.profile.contact_mut(id)
+            && c.peer_keeps_history.take().is_some()
+        {
+            // A version-2 session says nothing: what the contact said
+            // before (from a newer build) may no longer hold.
+            self.changed();
+            self.emit_contact(id);
         }
     }
 

@@ -701,11 +701,10 @@ pub fn safety_words(a: &OnionId, b: &OnionId) -> [&'static str; SAFETY_WORDS] {
     first.copy_from_slice(&digest[..16]);
     // 7776⁶ ≈ 2⁷⁷·⁵ is far below 2¹²⁸: the words are as good as uniform.
     let mut n = u128::from_be_bytes(first);
-    let list = eff_wordlist::large::LIST;
-    let base = list.len() as u128;
+    let base = crate::wordlist::LEN as u128;
     let mut out = [""; SAFETY_WORDS];
     for w in &mut out {
-        *w = list.get((n % base) as usize).map_or("", |(_, word)| *word);
+        *w = crate::wordlist::word((n % base) as usize);
         n /= base;
     }
     out
@@ -766,7 +765,7 @@ mod tests {
         assert_ne!(safety_words(&a, &b), safety_words(&a, &c));
         assert_ne!(safety_words(&a, &b), safety_words(&c, &b));
         for w in safety_words(&a, &b) {
-            assert!(eff_wordlist::large::LIST.iter().any(|(_, x)| *x == w));
+            assert!(crate::wordlist::eff_large().contains(&w));
         }
     }
 

@@ -199,8 +199,10 @@ pub struct App {
     on_shutdown: Option<std::sync::mpsc::Sender<()>>,
     /// What the auto-lock reads the time from.
     clock: Clock,
-    /// The last time the person touched the window.
+    /// The last time the person touched the window, by `clock` and by
+    /// the wall clock.
     last_activity: std::time::Instant,
+    last_activity_wall: std::time::SystemTime,
 }
 
 /// A source of the current time (tests move it forward).
@@ -213,6 +215,7 @@ impl App {
     pub fn new(backend: Arc<dyn Backend>, runtime: Handle, ctx: eframe::egui::Context) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let sender = UiSender { tx, ctx };
+        install_emoji_font(&sender.ctx);
         let notifier = notice::desktop(runtime.clone());
         let clock: Clock = Arc::new(std::time::Instant::now);
         let last_activity = clock();
@@ -230,6 +233,7 @@ impl App {
             on_shutdown: None,
             clock,
             last_activity,
+            last_activity_wall: std::time::SystemTime::now(),
         };
         app.list_profiles();
         app
@@ -245,6 +249,7 @@ impl App {
     /// instead of waiting minutes).
     pub fn with_clock(mut self, clock: Clock) -> Self {
         self.last_activity = clock();
+        self.last_activity_wall = std::time::SystemTime::now();
         self.clock = clock;
         self
     }
@@ -253,9 +258,20 @@ impl App {
     /// in the settings; otherwise asks to be woken when that time comes.
     fn auto_lock(&mut self, ctx: &eframe::egui::Context) {
         let now = (self.clock)();
+        let wall = std::time::SystemTime::now();
         let touched = ctx.input(|i| !i.events.is_empty() || i.pointer.is_moving());
+        // How long nobody touched the window, measured before this frame's
+        // input counts: the click that wakes a window after a long gap
+        // (a laptop that slept, a minimized window that got no frames) must
+        // find it locked, not reset the timer. The monotonic clock stops
+        // during suspend on Linux and macOS; the wall clock does not.
+        let idle = now.saturating_duration_since(self.last_activity).max(
+            wall.duration_since(self.last_activity_wall)
+                .unwrap_or_default(),
+        );
         if touched {
             self.last_activity = now;
+            self.last_activity_wall = wall;
         }
         let Some(main) = &self.state.main else {
             return;
@@ -266,13 +282,14 @@ impl App {
             return;
         }
         let limit = Duration::from_secs(u64::from(minutes) * 60);
-        let idle = now.saturating_duration_since(self.last_activity);
         if idle >= limit {
             self.lock();
             self.state.unlock.notice = Some(format!(
                 "Allium locked your profile after {} without use.",
                 words::minutes(minutes)
             ));
+        } else if touched {
+            ctx.request_repaint_after(limit);
         } else {
             ctx.request_repaint_after(limit - idle);
         }
@@ -310,11 +327,15 @@ impl App {
                 self.state.screen = Screen::Create;
             }
             Msg::Deleted(name, r) => {
+                // Where names are hidden, the notice does not show one.
+                let what = if self.state.names_hidden {
+                    "The profile".to_owned()
+                } else {
+                    format!("The profile \"{name}\"")
+                };
                 self.state.notice = Some(match r {
-                    Ok(()) => Ok(format!(
-                        "The profile \"{name}\" is deleted from this computer."
-                    )),
-                    Err(e) => Err(format!("The profile \"{name}\" could not be deleted: {e}.")),
+                    Ok(()) => Ok(format!("{what} is deleted from this computer.")),
+                    Err(e) => Err(format!("{what} could not be deleted: {e}.")),
                 });
                 self.list_profiles();
             }
@@ -399,13 +420,26 @@ impl App {
                     let names = tokio::task::spawn_blocking(move || lister.profiles())
                         .await
                         .map_err(|e| AppError::Storage(e.to_string()))??;
+                    // A profile that cannot be tried (open elsewhere,
+                    // unreadable) must not stop the others from being
+                    // tried; it is told only if none opens.
+                    let mut untried = None;
                     for name in names {
                         match backend.unlock(name, passphrase.clone()).await {
-                            Err(AppError::WrongPassphrase) => continue,
-                            other => return other,
+                            Ok(running) => return Ok(running),
+                            Err(AppError::WrongPassphrase) => {}
+                            Err(e) => {
+                                untried.get_or_insert(e);
+                            }
                         }
                     }
-                    Err(AppError::WrongPassphrase)
+                    Err(match untried {
+                        None => AppError::WrongPassphrase,
+                        Some(e) => AppError::Storage(format!(
+                            "no profile opened with this passphrase, and one could not be \
+                             tried: {e}"
+                        )),
+                    })
                 }));
             }
             Action::HideNames(hidden) => {
@@ -632,7 +666,7 @@ impl App {
                         if on {
                             format!(
                                 "You turned history on: this conversation is kept in your \
-                                 profile. Allium tells {name}."
+                                 profile. Allium tells {name}, if their Allium is recent enough to hear it."
                             )
                         } else {
                             format!("You turned history off: nothing of it is kept. Allium tells {name}.")
@@ -974,6 +1008,24 @@ impl eframe::App for App {
             });
         }
     }
+}
+
+/// Adds the bundled emoji font (`assets/fonts/`) as the last fallback of
+/// both families, so emoji in messages render on any desktop.
+fn install_emoji_font(ctx: &eframe::egui::Context) {
+    use eframe::egui::{FontData, FontFamily, FontInsert, FontPriority, InsertFontFamily};
+    let families = [FontFamily::Proportional, FontFamily::Monospace]
+        .into_iter()
+        .map(|family| InsertFontFamily {
+            family,
+            priority: FontPriority::Lowest,
+        })
+        .collect();
+    ctx.add_font(FontInsert::new(
+        "Noto Emoji (bundled)",
+        FontData::from_static(include_bytes!("../../assets/fonts/NotoEmoji-Regular.ttf")),
+        families,
+    ));
 }
 
 /// A passphrase typed into a form, moved out of it so that the form keeps

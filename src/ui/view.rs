@@ -16,6 +16,7 @@ use eframe::egui::{
     Sense, TextEdit, Ui, Vec2,
 };
 use qrcode::{Color as QrColor, QrCode};
+use zeroize::Zeroize;
 
 use super::state::{
     ContactDialog, MainState, Screen, TransferEntry, TransferOutcome, UiState, View, capitalize,
@@ -196,8 +197,11 @@ fn new_passphrase_fields(
     ui.horizontal(|ui| {
         if ui.button("Suggest a passphrase").clicked() {
             let s = passphrase::suggest();
-            **passphrase = (*s).clone();
-            confirm.clear();
+            // In place: replacing the String would drop the old text
+            // without wiping it.
+            passphrase.zeroize();
+            passphrase.push_str(&s);
+            confirm.zeroize();
             *suggested = Some(s);
         }
     });
@@ -966,9 +970,12 @@ fn chat(
             transfer_row(ui, frame, t, name, save_in, actions, &mut dismiss);
         }
         for d in dismiss {
-            m.save_in.remove(&d);
             m.dismiss_transfer(&d);
         }
+        // Only transfers still listed keep a "Save in" text.
+        let listed: std::collections::HashSet<&str> =
+            m.transfers.iter().map(|t| t.view.id.as_str()).collect();
+        m.save_in.retain(|k, _| listed.contains(k.as_str()));
         composer(ui, m, id, actions);
         let f = m.send_file.entry(id).or_default();
         ui.horizontal_wrapped(|ui| {
@@ -1606,7 +1613,7 @@ fn settings_page(ui: &mut Ui, m: &mut MainState, actions: &mut Vec<Action>) {
                 let who = if b.nickname.is_empty() {
                     b.address.clone()
                 } else {
-                    b.nickname.clone()
+                    peer_text::isolated(&b.nickname)
                 };
                 if ui
                     .add(Button::new("Unblock"))
@@ -1731,7 +1738,7 @@ fn settings_page(ui: &mut Ui, m: &mut MainState, actions: &mut Vec<Action>) {
                 ui,
                 "Profile name to delete",
                 &mut f.delete_confirm,
-                &profile_name,
+                "the profile's name",
                 false,
             );
             let matches = f.delete_confirm.trim() == profile_name;

@@ -336,8 +336,9 @@ impl ProfileStore {
     /// [`VaultError::ProfileInUse`] while it is unlocked anywhere.
     ///
     /// Every file is overwritten with zeros and synced before the folder
-    /// is removed, so that a plain disk keeps no readable copy (Arti's
-    /// state in `tor/` is not encrypted). On an SSD, a copy-on-write file
+    /// is removed (as far as it can: see `overwrite_all`), so that a plain
+    /// disk keeps no readable copy of the current files (Arti's state in
+    /// `tor/` is not encrypted). On an SSD, a copy-on-write file
     /// system or under snapshots, the old blocks can survive an overwrite;
     /// what survives of the vault is still ciphertext.
     pub fn delete(&self, name: &ProfileName) -> Result<(), VaultError> {
@@ -346,34 +347,49 @@ impl ProfileStore {
             return Err(VaultError::ProfileNotFound);
         }
         let _lock = ProfileLock::acquire(&paths.dir)?;
-        overwrite_all(&paths.dir).map_err(|e| VaultError::write("erasing the profile", e))?;
+        // Best effort: a file that cannot be overwritten is still removed.
+        overwrite_all(&paths.dir);
         fs::remove_dir_all(&paths.dir).map_err(|e| VaultError::write("deleting the profile", e))
     }
 }
 
-/// Overwrites every regular file under `dir` with zeros, syncing each.
-/// Links are not followed: only what is inside the folder is touched.
-fn overwrite_all(dir: &Path) -> std::io::Result<()> {
+/// Overwrites every regular file under `dir` with zeros, syncing each, as
+/// far as it can. Links are not followed, and a file with another hard
+/// link (a backup made with `cp -al`, say) is left as it is: zeroing it
+/// would destroy the other copy, not this one. Older copies of a file
+/// that was replaced by renaming (each save writes a new vault file) are
+/// beyond reach.
+fn overwrite_all(dir: &Path) {
     use std::io::Write;
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        let kind = entry.file_type()?;
-        let path = entry.path();
+    use std::os::unix::fs::MetadataExt;
+    let zero = |path: &Path| -> std::io::Result<()> {
+        let mut f = OpenOptions::new().write(true).open(path)?;
+        let meta = f.metadata()?;
+        if meta.nlink() > 1 {
+            return Ok(());
+        }
+        let mut left = meta.len();
+        let zeros = [0u8; 64 * 1024];
+        while left > 0 {
+            let n = left.min(zeros.len() as u64) as usize;
+            f.write_all(&zeros[..n])?;
+            left -= n as u64;
+        }
+        f.sync_all()
+    };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
         if kind.is_dir() {
-            overwrite_all(&path)?;
+            overwrite_all(&entry.path());
         } else if kind.is_file() {
-            let mut f = OpenOptions::new().write(true).open(&path)?;
-            let mut left = f.metadata()?.len();
-            let zeros = [0u8; 64 * 1024];
-            while left > 0 {
-                let n = left.min(zeros.len() as u64) as usize;
-                f.write_all(&zeros[..n])?;
-                left -= n as u64;
-            }
-            f.sync_all()?;
+            let _ = zero(&entry.path());
         }
     }
-    Ok(())
 }
 
 /// An unlocked profile: its vault handle, its paths, and the lock that

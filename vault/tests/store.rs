@@ -79,15 +79,15 @@ fn create_list_unlock_delete() {
     assert_eq!(unlocked.name(), &name("work"));
     drop(unlocked);
 
-    // Deleting overwrites before it removes: a hard link kept elsewhere
-    // (as a disk's old blocks would) holds zeros afterwards, not the vault.
+    // Deleting overwrites before it removes: a descriptor held open on
+    // the vault (as a disk's blocks would) reads zeros afterwards.
     let paths = store.paths(&name("work"));
     let vault_file = paths.dir.join("vault");
     let size = fs::metadata(&vault_file).unwrap().len();
-    let witness = store.base_dir().join("witness");
-    fs::hard_link(&vault_file, &witness).unwrap();
+    let mut held = fs::File::open(&vault_file).unwrap();
     store.delete(&name("work")).unwrap();
-    let left = fs::read(&witness).unwrap();
+    let mut left = Vec::new();
+    std::io::Read::read_to_end(&mut held, &mut left).unwrap();
     assert_eq!(left.len() as u64, size);
     assert!(
         left.iter().all(|b| *b == 0),
@@ -101,6 +101,21 @@ fn create_list_unlock_delete() {
         store.delete(&name("work")),
         Err(VaultError::ProfileNotFound)
     ));
+}
+
+/// A file with a second hard link (a backup made with `cp -al`) is not
+/// zeroed: that would destroy the backup, not this copy. It is removed.
+#[test]
+fn deleting_leaves_hard_linked_backups_alone() {
+    let (_d, store) = store();
+    create(&store, "work", &full_profile());
+    let vault_file = store.paths(&name("work")).dir.join("vault");
+    let before = fs::read(&vault_file).unwrap();
+    let backup = store.base_dir().join("backup-of-vault");
+    fs::hard_link(&vault_file, &backup).unwrap();
+    store.delete(&name("work")).unwrap();
+    assert!(!vault_file.exists());
+    assert_eq!(fs::read(&backup).unwrap(), before);
 }
 
 #[test]
