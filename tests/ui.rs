@@ -1125,6 +1125,20 @@ fn an_idle_window_locks_itself_after_the_time_set() {
                 .with_clock(Arc::new(move || *clock_now.lock().expect("clock")))
         });
     create_profile(&mut h);
+    // A notice that is not an error goes by itself after a while.
+    let mut bea = w.peer("Bea");
+    befriend(&w, &mut h, &mut bea, "Bea");
+    step_until(&mut h, "the notice", |h| {
+        shows(h, "Bea accepted your request.")
+    });
+    *now.lock().expect("clock") += Duration::from_secs(10);
+    h.step();
+    assert!(shows(&h, "Bea accepted your request."));
+    *now.lock().expect("clock") += Duration::from_secs(11);
+    step_until(&mut h, "the notice to go", |h| {
+        !shows(h, "Bea accepted your request.")
+    });
+
     click(&mut h, "Settings");
     click(&mut h, "After 5 minutes");
     // Four minutes of nothing: still open.

@@ -203,7 +203,12 @@ pub struct App {
     /// the wall clock.
     last_activity: std::time::Instant,
     last_activity_wall: std::time::SystemTime,
+    /// The notice on screen and since when (see `expire_notice`).
+    notice_since: Option<(String, std::time::Instant)>,
 }
+
+/// How long a notice stays before it goes by itself.
+pub const NOTICE_SHOWN: Duration = Duration::from_secs(20);
 
 /// A source of the current time (tests move it forward).
 pub type Clock = Arc<dyn Fn() -> std::time::Instant + Send + Sync>;
@@ -234,6 +239,7 @@ impl App {
             clock,
             last_activity,
             last_activity_wall: std::time::SystemTime::now(),
+            notice_since: None,
         };
         app.list_profiles();
         app
@@ -292,6 +298,32 @@ impl App {
             ctx.request_repaint_after(limit);
         } else {
             ctx.request_repaint_after(limit - idle);
+        }
+    }
+
+    /// A notice that is not an error ("Bea accepted your request") goes
+    /// by itself after [`NOTICE_SHOWN`]; errors stay until dismissed.
+    fn expire_notice(&mut self, ctx: &eframe::egui::Context) {
+        let now = (self.clock)();
+        let Some(main) = &mut self.state.main else {
+            self.notice_since = None;
+            return;
+        };
+        match (&main.notice, &self.notice_since) {
+            (None, _) => self.notice_since = None,
+            (Some(text), Some((seen, since))) if text == seen => {
+                let shown = now.saturating_duration_since(*since);
+                if shown >= NOTICE_SHOWN {
+                    main.notice = None;
+                    self.notice_since = None;
+                } else {
+                    ctx.request_repaint_after(NOTICE_SHOWN - shown);
+                }
+            }
+            (Some(text), _) => {
+                self.notice_since = Some((text.clone(), now));
+                ctx.request_repaint_after(NOTICE_SHOWN);
+            }
         }
     }
 
@@ -968,6 +1000,7 @@ impl eframe::App for App {
             self.receive(msg, focused);
         }
         self.auto_lock(ctx);
+        self.expire_notice(ctx);
         // Notices held back by the throttle are told once its interval is
         // over, even if nothing else arrives.
         let now = std::time::Instant::now();
