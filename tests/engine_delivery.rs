@@ -501,4 +501,31 @@ async fn history_is_told_at_version_3_and_an_older_peer_still_chats() {
         |e| matches!(e, Event::PeerHistoryChanged { contact, kept: false } if *contact == a_at_b),
     )
     .await;
+
+    // An amnesic session keeps nothing on a disk, and says so even with
+    // history switched on (its lines live in memory for the session).
+    let mut amnesic = Peer::start_amnesic(&net);
+    let (amnesic_at_a, a_at_amnesic) = befriend(&mut a, &mut amnesic).await;
+    told(&mut a, amnesic_at_a, false).await;
+    amnesic
+        .h()
+        .set_history(a_at_amnesic, true)
+        .await
+        .expect("history on");
+    // A marker after it on the same session: once it arrives, the
+    // HISTORY before it was handled.
+    amnesic
+        .h()
+        .send_message(a_at_amnesic, "after the switch")
+        .await
+        .expect("send");
+    a.wait("the marker", |e| {
+        matches!(e, Event::MessageReceived { message, .. } if message.text == "after the switch")
+    })
+    .await;
+    let said_kept = a.seen.iter().any(
+        |e| matches!(e, Event::PeerHistoryChanged { contact, .. } if *contact == amnesic_at_a),
+    );
+    assert!(!said_kept, "an amnesic session never says it keeps history");
+    told(&mut a, amnesic_at_a, false).await;
 }

@@ -249,6 +249,8 @@ pub(super) struct Actor<T: Transport> {
     requesters: HashMap<Public32, (f64, Instant)>,
     // Persistence.
     store: Option<Box<dyn ProfileStore>>,
+    /// Nothing saved reaches a disk (`ProfileStore::keeps_nothing`).
+    keeps_nothing: bool,
     change: u64,
     durable: u64,
     saving: bool,
@@ -380,6 +382,7 @@ pub(super) fn spawn<T: Transport>(
             state: ServiceState::Off,
             attempts: 0,
         },
+        keeps_nothing: store.keeps_nothing(),
         store: Some(store),
         change: u64::from(boundary_moved),
         durable: 0,
@@ -512,9 +515,11 @@ impl<T: Transport> Actor<T> {
     /// whether we keep a history of this conversation (PROTOCOL.md §6.3).
     /// A session that comes up later is told after its SYNC.
     fn tell_history(&mut self, id: ContactId) {
-        let Some(kept) = self.profile.contact(id).map(|c| c.history_enabled) else {
+        let Some(on) = self.profile.contact(id).map(|c| c.history_enabled) else {
             return;
         };
+        // "Kept" means kept on a disk: an amnesic session keeps nothing.
+        let kept = on && !self.keeps_nothing;
         let Some(conn) = self.rt.get(&id).and_then(|r| r.active) else {
             return;
         };

@@ -11,6 +11,13 @@ use allium_vault::Profile;
 pub trait ProfileStore: Send + 'static {
     /// Makes `profile` durable, or says in words why not.
     fn save(&mut self, profile: &Profile) -> Result<(), String>;
+
+    /// Whether nothing saved reaches a disk (an amnesic session): such a
+    /// session tells its contacts it keeps no history (PROTOCOL.md §6.3),
+    /// whatever is switched on, because nothing of it outlives the session.
+    fn keeps_nothing(&self) -> bool {
+        false
+    }
 }
 
 /// An amnesic session: nothing is kept anywhere.
@@ -19,6 +26,10 @@ pub struct NoStore;
 impl ProfileStore for NoStore {
     fn save(&mut self, _profile: &Profile) -> Result<(), String> {
         Ok(())
+    }
+
+    fn keeps_nothing(&self) -> bool {
+        true
     }
 }
 

@@ -83,6 +83,32 @@ impl Peer {
         }
     }
 
+    /// A peer in an amnesic session: its engine saves nowhere
+    /// (`NoStore`); `store` stays empty.
+    pub fn start_amnesic(net: &MemoryNetwork) -> Peer {
+        let config = config();
+        let transport = net.node();
+        let mut engine = Engine::start(
+            transport.clone(),
+            Profile::new(keys()),
+            Box::new(allium::engine::NoStore),
+            config.clone(),
+            None,
+        );
+        let (events, paused) = forward(&mut engine);
+        Peer {
+            events,
+            paused,
+            net: net.clone(),
+            transport,
+            store: MemoryStore::default(),
+            engine,
+            config,
+            seen: Vec::new(),
+            save_delay: Duration::ZERO,
+        }
+    }
+
     /// Stops (or resumes) reading the engine's events, like a window that
     /// hangs or a JSON-RPC client that stops reading.
     pub fn pause_reading(&self, paused: bool) {
