@@ -1062,7 +1062,10 @@ fn with_names_hidden_the_passphrase_alone_finds_the_profile() {
     create_profile(&mut h);
     click(&mut h, "Settings");
     click(&mut h, "Hide profile names on the unlock screen");
-    assert!(w.backend.names_hidden());
+    // Saved off the UI thread.
+    step_until(&mut h, "the choice to be saved", |_| {
+        w.backend.names_hidden()
+    });
     click(&mut h, "Lock");
     // A second profile, made meanwhile.
     let other =
