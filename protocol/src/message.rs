@@ -222,7 +222,9 @@ impl RefuseReason {
         }
     }
 
-    pub(crate) fn decode(body: &[u8]) -> Result<Self, DecodeError> {
+    /// Decodes a REFUSE frame's body (PROTOCOL.md §4.8): exactly one
+    /// encoding of each reason; anything else is malformed.
+    pub fn decode(body: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(body);
         let reason = match r.u8("refuse code")? {
             1 => {
@@ -230,7 +232,13 @@ impl RefuseReason {
                 if n == 0 || n > crate::MAX_VERSIONS {
                     return Err(DecodeError::InvalidValue("version count"));
                 }
-                RefuseReason::UnsupportedVersion(r.take(n, "versions")?.to_vec())
+                let versions = r.take(n, "versions")?.to_vec();
+                // The same rule as a hello's list (§4.2), so the list can
+                // be offered back as it is.
+                if versions.contains(&0) || versions.windows(2).any(|w| w[0] <= w[1]) {
+                    return Err(DecodeError::InvalidValue("version list"));
+                }
+                RefuseReason::UnsupportedVersion(versions)
             }
             2 => RefuseReason::WrongDomain,
             3 => RefuseReason::WrongDestination,
