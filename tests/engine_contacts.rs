@@ -523,6 +523,13 @@ async fn a_stolen_intake_key_cannot_take_over_a_contact() {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     let before = a.store.saved().expect("saved").contacts[0].their_static;
+    // B's HISTORY (sent after its SYNC) changes the contact too: wait for
+    // it, so that only what the thief causes is looked at below.
+    a.wait(
+        "B's history statement",
+        |e| matches!(e, Event::ContactChanged { contact } if contact.peer_keeps_history.is_some()),
+    )
+    .await;
     a.drain();
     a.seen.clear();
 

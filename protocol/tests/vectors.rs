@@ -15,8 +15,8 @@ use std::time::Instant;
 use allium_protocol::frame::{FrameDecoder, FrameType};
 use allium_protocol::noise::{ENDPOINT_PATTERN, INTAKE_PATTERN, PROLOGUE_DOMAIN};
 use allium_protocol::{
-    Chat, ContactRequest, DiscoveryKey, Event, IdentityKey, LocalIdentity, Message, ReplayCache,
-    Session, SessionConfig, StaticKeypair,
+    ContactRequest, DiscoveryKey, Event, IdentityKey, LocalIdentity, Message, ReplayCache, Session,
+    SessionConfig, StaticKeypair,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -101,13 +101,15 @@ fn transcript(endpoint: bool) -> Value {
         )
         .expect("connect");
         let resp = Session::accept_endpoint(cfg, &b, now, &mut ChaCha20Rng::from_seed(resp_seed));
+        // An endpoint session starts with each side's SYNC (§6.3); the
+        // initiator's rides the hello as the early message.
         (
             init,
             resp,
-            Message::Chat(Chat {
-                id: 1,
-                text: "Hello from Alice".into(),
-            }),
+            Message::Sync {
+                resend_from: 1,
+                last: 0,
+            },
         )
     } else {
         let init = Session::connect_intake(
@@ -128,7 +130,19 @@ fn transcript(endpoint: bool) -> Value {
         (init, resp, req)
     };
     init.send(now, first.clone()).expect("send");
-    let reply = Message::Ack { id: 1 };
+    // Only what §6.7 allows: on the intake the responder may accept on the
+    // same session; on the endpoint it sends its own SYNC.
+    let reply = if endpoint {
+        Message::Sync {
+            resend_from: 1,
+            last: 0,
+        }
+    } else {
+        Message::ContactAccept(allium_protocol::ContactAccept {
+            endpoint: b.endpoint,
+            discovery_key: DiscoveryKey([0x24; 32]),
+        })
+    };
     let mut replay = ReplayCache::default();
     let mut wire = Vec::new();
     let mut replied = false;
@@ -162,9 +176,9 @@ fn transcript(endpoint: bool) -> Value {
     assert!(got.contains(&Event::Message(reply.clone())));
     json!({
         "description": if endpoint {
-            "Endpoint handshake (Noise IK): Alice dials Bob's endpoint; her first message rides the hello; Bob acknowledges it."
+            "Endpoint handshake (Noise IK): Alice dials Bob's endpoint; her SYNC rides the hello as the early message; Bob answers with his SYNC."
         } else {
-            "Intake handshake (Noise XX): Alice sends Bob a contact request at his intake; Bob acknowledges with an Ack (only to pin a responder transport frame)."
+            "Intake handshake (Noise XX): Alice sends Bob a contact request at his intake; Bob accepts it on the same session (CONTACT_ACCEPT, which §6.7 allows there)."
         },
         "noise_protocol": if endpoint { ENDPOINT_PATTERN } else { INTAKE_PATTERN },
         "initiator": alice.describe(),
