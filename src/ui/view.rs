@@ -179,6 +179,33 @@ fn amnesic_card(ui: &mut Ui, actions: &mut Vec<Action>) {
 /// there is any, so the fields below never move under the pointer.
 const STRENGTH_HEIGHT: f32 = 58.0;
 
+/// The strength of `passphrase`, estimated again only when it changed:
+/// `zxcvbn` is too slow to run on every frame. Only a keyed hash of the
+/// text is kept (in the window's memory), not the text.
+fn cached_strength(
+    ui: &Ui,
+    field: &str,
+    passphrase: &str,
+    context: &[&str],
+) -> passphrase::Strength {
+    use std::hash::BuildHasher;
+    // One key per process, so the hash says nothing outside it.
+    static KEY: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    let digest = KEY
+        .get_or_init(Default::default)
+        .hash_one((passphrase, context));
+    let id = Id::unique(("strength", field));
+    if let Some((d, s)) = ui.data(|d| d.get_temp::<(u64, passphrase::Strength)>(id))
+        && d == digest
+    {
+        return s;
+    }
+    let s = passphrase::strength(passphrase, context);
+    ui.data_mut(|d| d.insert_temp(id, (digest, s.clone())));
+    s
+}
+
 /// A new passphrase, its strength, a "Suggest a passphrase" button and the
 /// confirmation field. `context` holds words an attacker would try first.
 /// Returns the confirmation field (Enter there submits).
@@ -224,7 +251,7 @@ fn new_passphrase_fields(
             if passphrase.is_empty() {
                 return;
             }
-            let s = passphrase::strength(passphrase, context);
+            let s = cached_strength(ui, labels.0, passphrase, context);
             ui.add(
                 ProgressBar::new(f32::from(s.level) / 4.0)
                     .desired_width(FORM_WIDTH / 2.0)
@@ -1038,12 +1065,17 @@ fn chat(
             };
             let new_from = m.new_from.filter(|(c, _)| *c == id).map(|(_, i)| i);
             let notes = m.notes.get(&id).map(Vec::as_slice).unwrap_or_default();
+            // Notes are kept in the order of their index: one pass over
+            // both lists, not a search of the notes for every message.
+            let mut notes = notes.iter().peekable();
+            // The time zone's offset once per frame, not once per message.
+            let offset = words::local_offset();
             let mut last_day = None;
             for (i, msg) in list.iter().enumerate() {
-                for (_, n) in notes.iter().filter(|(at, _)| *at == i) {
+                while let Some((_, n)) = notes.next_if(|(at, _)| *at <= i) {
                     divider(ui, n, true);
                 }
-                let day = words::day_of(msg.at);
+                let day = words::day_of(msg.at, offset);
                 if day.is_some() && day != last_day {
                     last_day = day;
                     if let Some(d) = day {
@@ -1056,7 +1088,7 @@ fn chat(
                 message_bubble(ui, msg, name);
                 ui.add_space(6.0);
             }
-            for (_, n) in notes.iter().filter(|(at, _)| *at >= list.len()) {
+            for (_, n) in notes {
                 divider(ui, n, true);
             }
         });

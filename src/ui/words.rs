@@ -24,12 +24,21 @@ pub(crate) fn speed(bytes_per_second: u64) -> String {
     format!("{}/s", size(bytes_per_second))
 }
 
+/// The local time zone's offset now, for [`day_of`]: looked up once per
+/// frame, not once per message.
+pub(crate) fn local_offset() -> chrono::FixedOffset {
+    use chrono::Offset;
+    chrono::Local::now().offset().fix()
+}
+
 /// The local calendar day of a time (Unix seconds), for the dividers
-/// between days of a conversation.
-pub(crate) fn day_of(at: u64) -> Option<chrono::NaiveDate> {
+/// between days of a conversation. Today's offset is used for every day:
+/// across a daylight-saving change a message within an hour of midnight
+/// may count as the neighbouring day.
+pub(crate) fn day_of(at: u64, offset: chrono::FixedOffset) -> Option<chrono::NaiveDate> {
     let at = i64::try_from(at).ok()?;
     let t = chrono::DateTime::from_timestamp(at, 0)?;
-    Some(t.with_timezone(&chrono::Local).date_naive())
+    Some(t.with_timezone(&offset).date_naive())
 }
 
 /// A day as a divider says it: "Today", "Yesterday", "Thursday 3

@@ -61,14 +61,20 @@ impl Peer {
 
     pub fn start_with(net: &MemoryNetwork, profile: Profile, config: EngineConfig) -> Peer {
         let store = MemoryStore::with(profile.clone());
+        Self::start_on(net, profile, config, store.clone(), Box::new(store))
+    }
+
+    /// The engine saving to `saves`; `store` is what the test looks at
+    /// (the same store, or an empty one when nothing is saved).
+    fn start_on(
+        net: &MemoryNetwork,
+        profile: Profile,
+        config: EngineConfig,
+        store: MemoryStore,
+        saves: Box<dyn allium::engine::ProfileStore>,
+    ) -> Peer {
         let transport = net.node();
-        let mut engine = Engine::start(
-            transport.clone(),
-            profile,
-            Box::new(store.clone()),
-            config.clone(),
-            None,
-        );
+        let mut engine = Engine::start(transport.clone(), profile, saves, config.clone(), None);
         let (events, paused) = forward(&mut engine);
         Peer {
             events,
@@ -86,27 +92,14 @@ impl Peer {
     /// A peer in an amnesic session: its engine saves nowhere
     /// (`NoStore`); `store` stays empty.
     pub fn start_amnesic(net: &MemoryNetwork) -> Peer {
-        let config = config();
-        let transport = net.node();
-        let mut engine = Engine::start(
-            transport.clone(),
+        let saves = Box::new(allium::engine::NoStore);
+        Self::start_on(
+            net,
             Profile::new(keys()),
-            Box::new(allium::engine::NoStore),
-            config.clone(),
-            None,
-        );
-        let (events, paused) = forward(&mut engine);
-        Peer {
-            events,
-            paused,
-            net: net.clone(),
-            transport,
-            store: MemoryStore::default(),
-            engine,
-            config,
-            seen: Vec::new(),
-            save_delay: Duration::ZERO,
-        }
+            config(),
+            MemoryStore::default(),
+            saves,
+        )
     }
 
     /// Stops (or resumes) reading the engine's events, like a window that
