@@ -96,8 +96,16 @@ impl TextField {
         Ok(())
     }
 
-    /// Validates raw bytes as UTF-8 and then as this field.
-    pub(crate) fn decode(self, bytes: &[u8]) -> Result<String, DecodeError> {
+    /// Decodes a field's bytes as a receiver must (PROTOCOL.md §6.2): the
+    /// byte cap first, then UTF-8, then this field's rules.
+    pub fn decode(self, bytes: &[u8]) -> Result<String, DecodeError> {
+        if bytes.len() > self.max_bytes() {
+            return Err(DecodeError::TooLong {
+                field: self.name(),
+                len: bytes.len(),
+                max: self.max_bytes(),
+            });
+        }
         let s = std::str::from_utf8(bytes).map_err(|_| DecodeError::InvalidUtf8(self.name()))?;
         self.validate(s)?;
         Ok(s.to_owned())

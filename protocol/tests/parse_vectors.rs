@@ -10,7 +10,11 @@
 //! purpose) with
 //! `ALLIUM_REGENERATE_VECTORS=1 cargo test -p allium-protocol --test parse_vectors`.
 
-use allium_protocol::{IdentityKey, OnionId, RefuseReason};
+mod common;
+
+use allium_protocol::text::TextField;
+use allium_protocol::{DecodeError, IdentityKey, Message, OnionId, RefuseReason};
+use common::vector_file::{check, pinned};
 use data_encoding::BASE32_NOPAD;
 use serde_json::{Value, json};
 use sha3::{Digest, Sha3_256};
@@ -133,21 +137,6 @@ fn refuse_cases() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
-fn check(name: &str, v: &Value) {
-    let path = format!("{}/tests/vectors/{name}.json", env!("CARGO_MANIFEST_DIR"));
-    let text = serde_json::to_string_pretty(v).expect("json") + "\n";
-    if std::env::var_os("ALLIUM_REGENERATE_VECTORS").is_some() {
-        std::fs::write(&path, &text).expect("write vector");
-    }
-    let pinned = std::fs::read_to_string(&path).expect("vector file exists");
-    assert!(pinned == text, "{name}: our verdicts differ from {path}");
-}
-
-fn pinned(name: &str) -> Value {
-    let path = format!("{}/tests/vectors/{name}.json", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(path).expect("read")).expect("json")
-}
-
 #[test]
 fn address_verdicts() {
     let cases: Vec<Value> = address_cases()
@@ -197,5 +186,269 @@ fn refuse_body_verdicts() {
         let got = refuse_verdict(&body);
         assert_eq!(got["verdict"], c["verdict"], "{}", c["case"]);
         assert_eq!(got["reason"], c["reason"], "{}", c["case"]);
+    }
+}
+
+/// The body of a message whose only variable field is `bytes` as field
+/// `kind`, so that a case is also replayed through the message decoder.
+fn message_with(kind: TextField, bytes: &[u8]) -> Vec<u8> {
+    let endpoint = IdentityKey::from_seed(&[7; 32]).onion_id();
+    let len = u16::try_from(bytes.len()).expect("cases fit a text16");
+    let mut m = Vec::new();
+    let text16 = |m: &mut Vec<u8>, b: &[u8], len: u16| {
+        m.extend_from_slice(&len.to_be_bytes());
+        m.extend_from_slice(b);
+    };
+    match kind {
+        TextField::Nickname | TextField::Greeting => {
+            m.push(0x01);
+            m.extend_from_slice(endpoint.as_bytes());
+            m.extend_from_slice(&[0x42; 32]);
+            if kind == TextField::Nickname {
+                text16(&mut m, bytes, len);
+                text16(&mut m, b"", 0);
+            } else {
+                text16(&mut m, b"", 0);
+                text16(&mut m, bytes, len);
+            }
+        }
+        TextField::ChatText => {
+            m.push(0x10);
+            m.extend_from_slice(&1u64.to_be_bytes());
+            text16(&mut m, bytes, len);
+        }
+        TextField::FileName => {
+            m.push(0x20);
+            m.extend_from_slice(&[0x11; 16]);
+            m.extend_from_slice(&0u64.to_be_bytes());
+            m.extend_from_slice(&[0x22; 32]);
+            text16(&mut m, bytes, len);
+        }
+    }
+    m
+}
+
+fn field_named(name: &str) -> TextField {
+    match name {
+        "Nickname" => TextField::Nickname,
+        "Greeting" => TextField::Greeting,
+        "ChatText" => TextField::ChatText,
+        "FileName" => TextField::FileName,
+        other => panic!("unknown field kind {other}"),
+    }
+}
+
+fn text_verdict(kind: TextField, bytes: &[u8]) -> Value {
+    let direct = kind.decode(bytes);
+    // The same bytes inside a message must give the same verdict: the
+    // wire path adds no check and skips none.
+    let wire = Message::decode(&message_with(kind, bytes));
+    match (direct, wire) {
+        (Ok(s), Ok(m)) => {
+            let carried = match m {
+                Message::ContactRequest(r) if kind == TextField::Nickname => r.nickname,
+                Message::ContactRequest(r) => r.greeting,
+                Message::Chat(c) => c.text,
+                Message::FileOffer(o) => o.name,
+                other => panic!("unexpected {other:?}"),
+            };
+            assert_eq!(carried, s);
+            json!({"verdict": "valid"})
+        }
+        (Err(e), Err(w)) => {
+            assert_eq!(e, w, "the message decoder disagrees");
+            let mut v = json!({"verdict": format!("{e:?}")});
+            if let DecodeError::ForbiddenCharacter { code, .. } = e {
+                v["character"] = json!(format!("U+{code:04X}"));
+            }
+            v
+        }
+        (d, w) => panic!("field decoder says {d:?}, message decoder {w:?}"),
+    }
+}
+
+#[allow(clippy::too_many_lines)] // one line per case reads best
+fn text_cases() -> Vec<(&'static str, TextField, Vec<u8>)> {
+    use TextField::{ChatText, FileName, Greeting, Nickname};
+    let s = |t: &str| t.as_bytes().to_vec();
+    let with = |c: char| format!("a{c}b").into_bytes();
+    let mut cases = vec![
+        (
+            "a name with an accent and an emoji",
+            Nickname,
+            s("Ana María 🌱"),
+        ),
+        ("empty", Nickname, s("")),
+        ("30 characters", Nickname, s(&"x".repeat(30))),
+        (
+            "30 four-byte characters: 120 bytes",
+            Nickname,
+            s(&"🌱".repeat(30)),
+        ),
+        ("31 characters", Nickname, s(&"x".repeat(31))),
+        (
+            "31 four-byte characters: the byte cap fails first",
+            Nickname,
+            s(&"🌱".repeat(31)),
+        ),
+        (
+            "an unassigned code point (U+0378 in Unicode 15.1)",
+            Nickname,
+            with('\u{378}'),
+        ),
+        (
+            "U+2065, unassigned, between two format ranges",
+            Nickname,
+            with('\u{2065}'),
+        ),
+        ("a private-use character", Nickname, with('\u{E000}')),
+        (
+            "markup, as in the 2014 Ricochet finding",
+            Nickname,
+            s("<img src=x>"),
+        ),
+        (
+            "the first forbidden character is reported",
+            Nickname,
+            s("a\u{202E}b&c"),
+        ),
+    ];
+    for (what, c) in [
+        ("NUL", '\0'),
+        ("TAB", '\t'),
+        ("LF", '\n'),
+        ("DEL", '\u{7F}'),
+        ("a C1 control (NEL)", '\u{85}'),
+        ("the last C1 control", '\u{9F}'),
+        ("soft hyphen (Cf)", '\u{AD}'),
+        ("Arabic number sign (Cf)", '\u{600}'),
+        ("zero-width space (Cf)", '\u{200B}'),
+        ("zero-width joiner (Cf)", '\u{200D}'),
+        ("right-to-left override (Cf)", '\u{202E}'),
+        ("first strong isolate (Cf)", '\u{2068}'),
+        ("byte order mark (Cf)", '\u{FEFF}'),
+        (
+            "Egyptian hieroglyph format control (Cf, Unicode 15)",
+            '\u{1343F}',
+        ),
+        ("a tag character (Cf)", '\u{E0041}'),
+        ("line separator", '\u{2028}'),
+        ("paragraph separator", '\u{2029}'),
+        ("quotation mark", '"'),
+        ("less-than sign", '<'),
+        ("greater-than sign", '>'),
+        ("ampersand", '&'),
+        ("a non-character (U+FDD0)", '\u{FDD0}'),
+        ("a non-character (U+FFFE)", '\u{FFFE}'),
+        ("a non-character (U+1FFFF)", '\u{1FFFF}'),
+        ("the last non-character (U+10FFFF)", '\u{10FFFF}'),
+    ] {
+        cases.push((what, Nickname, with(c)));
+    }
+    for (what, b) in [
+        ("a lone continuation byte", vec![0x61, 0x80]),
+        ("a truncated sequence", vec![0x61, 0xC3]),
+        ("an encoded surrogate", vec![0xED, 0xA0, 0x80]),
+        ("an overlong form of '/'", vec![0xC0, 0xAF]),
+        ("a code point above U+10FFFF", vec![0xF4, 0x90, 0x80, 0x80]),
+    ] {
+        cases.push((what, Nickname, b));
+    }
+    cases.extend([
+        ("empty", Greeting, s("")),
+        ("TAB and LF", Greeting, s("Hello,\n\tI read your article.")),
+        (
+            "bidi controls and joiners are typed by people",
+            Greeting,
+            s("שלום \u{202B}x\u{202C} 👩\u{200D}💻"),
+        ),
+        ("1,000 characters", Greeting, s(&"x".repeat(1000))),
+        ("1,001 characters", Greeting, s(&"x".repeat(1001))),
+        (
+            "4,001 bytes",
+            Greeting,
+            s(&"é".repeat(2000)).into_iter().chain([b'x']).collect(),
+        ),
+        ("CR", Greeting, with('\r')),
+        ("NUL", Greeting, with('\0')),
+        ("a C1 control", Greeting, with('\u{85}')),
+        ("a non-character", Greeting, with('\u{FFFF}')),
+        (
+            "markup is text",
+            ChatText,
+            s("<b>not bold</b> https://x.invalid"),
+        ),
+        ("one character", ChatText, s("x")),
+        ("empty", ChatText, s("")),
+        ("4,000 characters", ChatText, s(&"x".repeat(4000))),
+        ("4,001 characters", ChatText, s(&"x".repeat(4001))),
+        (
+            "16,001 bytes",
+            ChatText,
+            s(&"🌱".repeat(4000)).into_iter().chain([b'x']).collect(),
+        ),
+        (
+            "a format character is allowed",
+            ChatText,
+            s("a\u{200B}b\u{FEFF}"),
+        ),
+        ("CR", ChatText, with('\r')),
+        ("ESC", ChatText, with('\u{1B}')),
+        ("a non-character", ChatText, with('\u{FDEF}')),
+        ("invalid UTF-8", ChatText, vec![0xFF]),
+        ("a plain name", FileName, s("report (final).pdf")),
+        ("three dots is a name", FileName, s("...")),
+        (
+            "a colon is allowed (the receiver sanitizes for its file system)",
+            FileName,
+            s("a:b.txt"),
+        ),
+        ("255 bytes", FileName, s(&"x".repeat(255))),
+        ("256 bytes", FileName, s(&"é".repeat(128))),
+        ("empty", FileName, s("")),
+        (".", FileName, s(".")),
+        ("..", FileName, s("..")),
+        ("a path", FileName, s("../etc/passwd")),
+        ("a Windows path", FileName, s("..\\boot.ini")),
+        (
+            "a right-to-left override hiding an extension",
+            FileName,
+            s("cod\u{202E}fdp.exe"),
+        ),
+        ("NUL", FileName, with('\0')),
+        ("a line separator", FileName, with('\u{2028}')),
+        ("a non-character", FileName, with('\u{FFFE}')),
+    ]);
+    cases
+}
+
+#[test]
+fn text_field_verdicts() {
+    let name = |k: TextField| format!("{k:?}");
+    let cases: Vec<Value> = text_cases()
+        .into_iter()
+        .map(|(what, kind, bytes)| {
+            let mut v = text_verdict(kind, &bytes);
+            v["case"] = json!(what);
+            v["field"] = json!(name(kind));
+            v["bytes"] = json!(hex::encode(&bytes));
+            if let Ok(t) = std::str::from_utf8(&bytes) {
+                v["text"] = json!(t);
+            }
+            v
+        })
+        .collect();
+    let doc = json!({
+        "description": "PROTOCOL.md §6.2: the bytes of one text field (hex; \"text\" repeats \
+                        them when they are UTF-8) and the verdict a receiver must give: \
+                        \"valid\", or the error of the first check that fails",
+        "cases": cases,
+    });
+    check("text-fields", &doc);
+    for c in pinned("text-fields")["cases"].as_array().expect("cases") {
+        let kind = field_named(c["field"].as_str().expect("field"));
+        let bytes = hex::decode(c["bytes"].as_str().expect("bytes")).expect("hex");
+        let got = text_verdict(kind, &bytes);
+        assert_eq!(got["verdict"], c["verdict"], "{}", c["case"]);
     }
 }

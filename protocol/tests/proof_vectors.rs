@@ -7,7 +7,10 @@
 //! Regenerate with
 //! `ALLIUM_REGENERATE_VECTORS=1 cargo test -p allium-protocol --test proof_vectors`.
 
+mod common;
+
 use allium_protocol::{IdentityProof, OnionId, StaticPublicKey};
+use common::vector_file::{check, pinned};
 use curve25519_dalek::constants::ED25519_BASEPOINT_POINT as B;
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar;
@@ -290,17 +293,8 @@ fn identity_proof_verdicts() {
                         would find, the verdict is what this protocol requires",
         "cases": list,
     });
-    let path = format!(
-        "{}/tests/vectors/identity-proofs.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let text = serde_json::to_string_pretty(&doc).expect("json") + "\n";
-    if std::env::var_os("ALLIUM_REGENERATE_VECTORS").is_some() {
-        std::fs::write(&path, &text).expect("write vector");
-    }
-    let pinned: Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
-    assert!(pinned == doc, "our verdicts differ from {path}");
+    check("identity-proofs", &doc);
+    let pinned = pinned("identity-proofs");
     // Replay from the file alone.
     for c in pinned["cases"].as_array().expect("cases") {
         let get = |k: &str| hex::decode(c[k].as_str().expect(k)).expect("hex");

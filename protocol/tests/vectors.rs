@@ -10,6 +10,8 @@
 //! Regenerate (only when the protocol changes on purpose) with
 //! `ALLIUM_REGENERATE_VECTORS=1 cargo test -p allium-protocol --test vectors`.
 
+mod common;
+
 use std::time::Instant;
 
 use allium_protocol::frame::{FrameDecoder, FrameType};
@@ -18,6 +20,7 @@ use allium_protocol::{
     ContactRequest, DiscoveryKey, Event, IdentityKey, LocalIdentity, Message, ReplayCache, Session,
     SessionConfig, StaticKeypair,
 };
+use common::vector_file::{check, pinned};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use serde_json::{Value, json};
@@ -191,19 +194,6 @@ fn transcript(endpoint: bool) -> Value {
     })
 }
 
-fn check(name: &str, v: &Value) {
-    let path = format!("{}/tests/vectors/{name}.json", env!("CARGO_MANIFEST_DIR"));
-    let text = serde_json::to_string_pretty(v).expect("json") + "\n";
-    if std::env::var_os("ALLIUM_REGENERATE_VECTORS").is_some() {
-        std::fs::write(&path, &text).expect("write vector");
-    }
-    let pinned = std::fs::read_to_string(&path).expect("vector file exists");
-    assert!(
-        pinned == text,
-        "{name}: our bytes differ from the pinned vector {path}"
-    );
-}
-
 #[test]
 fn intake_vector() {
     check("intake-handshake", &transcript(false));
@@ -248,9 +238,7 @@ fn unhex(v: &Value) -> Vec<u8> {
 /// Rebuilds every handshake message of a pinned vector from its recorded
 /// inputs and the rules of PROTOCOL.md §4, with `snow`'s own X25519.
 fn reproduce(name: &str) {
-    let path = format!("{}/tests/vectors/{name}.json", env!("CARGO_MANIFEST_DIR"));
-    let v: Value =
-        serde_json::from_str(&std::fs::read_to_string(path).expect("read")).expect("json");
+    let v = pinned(name);
     let endpoint = v["noise_protocol"] == ENDPOINT_PATTERN;
     let wire = v["wire"].as_array().expect("wire");
     let hello = unhex(&wire[0]["frames"][0]["body"]);

@@ -3,6 +3,8 @@
 //! admission policy for the responder.
 #![allow(dead_code)]
 
+pub mod vector_file;
+
 use std::time::{Duration, Instant};
 
 use allium_protocol::{
