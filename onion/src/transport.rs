@@ -27,8 +27,7 @@ pub struct ClientKey(pub [u8; 32]);
 impl ClientKey {
     /// The public key matching a discovery secret.
     pub fn from_secret(secret: &DiscoveryKey) -> Self {
-        let s = x25519_dalek::StaticSecret::from(secret.0);
-        ClientKey(x25519_dalek::PublicKey::from(&s).to_bytes())
+        ClientKey(secret.public_key())
     }
 }
 

@@ -8,6 +8,8 @@
 
 use std::fmt;
 
+use curve25519_dalek::montgomery::MontgomeryPoint;
+use rand_core::CryptoRngCore;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::address::OnionId;
@@ -27,6 +29,33 @@ pub const MAX_CHUNK: usize = 63 * 1024;
 /// descriptor. Zeroized on drop; redacted in `Debug`.
 #[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
 pub struct DiscoveryKey(pub [u8; 32]);
+
+impl DiscoveryKey {
+    /// A fresh key: 32 bytes from a cryptographic RNG, clamped, as
+    /// PROTOCOL.md §6.1 asks an issuer to send it.
+    pub fn generate(rng: &mut impl CryptoRngCore) -> Self {
+        let mut key = DiscoveryKey([0u8; 32]);
+        rng.fill_bytes(&mut key.0);
+        Self::clamp(&mut key.0);
+        key
+    }
+
+    /// Clamps a secret in place as X25519 does (RFC 7748 §5): bits 0–2 of
+    /// the first byte cleared, bit 7 of the last cleared and bit 6 set.
+    /// Clamping changes no key (X25519 clamps on use), only its bytes, so
+    /// that every encoding of §6.1 shows one secret one way.
+    pub fn clamp(secret: &mut [u8; 32]) {
+        secret[0] &= 0xf8;
+        secret[31] &= 0x7f;
+        secret[31] |= 0x40;
+    }
+
+    /// The public half, which the issuer's endpoint authorizes:
+    /// `X25519(secret, 9)`, the secret clamped as X25519 does.
+    pub fn public_key(&self) -> [u8; 32] {
+        MontgomeryPoint::mul_base_clamped(self.0).to_bytes()
+    }
+}
 
 impl fmt::Debug for DiscoveryKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -653,6 +682,24 @@ pub(crate) fn unpad(plaintext: &[u8]) -> Result<&[u8], DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn discovery_keys_are_fresh_and_clamped() {
+        let a = DiscoveryKey::generate(&mut rand_core::OsRng);
+        let b = DiscoveryKey::generate(&mut rand_core::OsRng);
+        assert_ne!(a, b, "never a constant");
+        for k in [&a, &b] {
+            let mut c = k.0;
+            DiscoveryKey::clamp(&mut c);
+            assert_eq!(c, k.0, "sent clamped (PROTOCOL.md §6.1)");
+        }
+        // Clamping changes the bytes, never the key.
+        let mut raw = a.0;
+        raw[0] |= 7;
+        raw[31] ^= 0xc0;
+        assert_ne!(raw, a.0);
+        assert_eq!(DiscoveryKey(raw).public_key(), a.public_key());
+    }
 
     fn id() -> OnionId {
         OnionId::from_bytes(

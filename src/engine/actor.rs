@@ -289,6 +289,13 @@ pub(super) fn random_secret() -> Secret32 {
     k
 }
 
+/// A discovery secret to hand out, clamped as PROTOCOL.md §6.1 asks.
+fn new_discovery_key() -> Secret32 {
+    let mut k = random_secret();
+    DiscoveryKey::clamp(&mut k.0);
+    k
+}
+
 fn client_key(secret: &Secret32) -> ClientKey {
     ClientKey::from_secret(&DiscoveryKey(secret.0))
 }
@@ -684,7 +691,7 @@ impl<T: Transport> Actor<T> {
         let want = SPARE_KEYS.min(max.saturating_sub(used));
         let mut added = false;
         while self.profile.spare_discovery_keys.len() < want {
-            self.profile.spare_discovery_keys.push(random_secret());
+            self.profile.spare_discovery_keys.push(new_discovery_key());
             added = true;
         }
         if self.profile.spare_discovery_keys.len() > want {
@@ -702,7 +709,7 @@ impl<T: Transport> Actor<T> {
         self.profile
             .spare_discovery_keys
             .pop()
-            .unwrap_or_else(random_secret)
+            .unwrap_or_else(new_discovery_key)
     }
 
     fn publish(&mut self, intake: bool) {
