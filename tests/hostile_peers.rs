@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use allium::engine::{EngineConfig, Event};
-use allium_onion::MemoryNetwork;
+use allium_onion::{MemoryNetwork, Transport};
 use allium_protocol::message::MAX_FILE_SIZE;
 use allium_protocol::{
     Chat, CloseCause, CloseReason, ContactAccept, DiscoveryKey, FileOffer, Message, TransferId,
@@ -683,4 +683,341 @@ async fn l4_strangers_cannot_flush_the_endpoints_replay_memory() {
     let (answer, ended) = answer_shape(&mut again, Duration::from_secs(10)).await;
     assert!(ended, "the replay is closed");
     assert!(answer.is_empty(), "the replay got an answer: {answer:?}");
+}
+
+// ----- the contact flow of PROTOCOL.md §8 (issue 13) -------------------
+
+/// §8 step 2: "received" (CLOSE 0 on the intake) is a promise the request
+/// will be there after a crash, so it goes out only once the request is on
+/// disk. Before the fix it went out in the same step the request arrived,
+/// while the save was still to come.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s8_a_request_is_received_only_once_it_is_on_disk() {
+    let net = MemoryNetwork::new();
+    let mut e = Peer::start(&net);
+    settle(&e).await;
+    e.set_save_delay(Duration::from_millis(800));
+    let h = Hostile::new(&net);
+    let mut intake = h.intake(e.id()).await;
+    intake.queue(h.request("are you there?"));
+    intake.handshake().await.expect("handshake");
+    assert_eq!(
+        intake.closed(PATIENCE).await,
+        Some(CloseCause::Peer(CloseReason::Normal))
+    );
+    let saved = e.store.saved().expect("saved");
+    assert!(
+        saved
+            .contacts
+            .iter()
+            .any(|c| c.intake.0 == *h.id().as_bytes()),
+        "CLOSE 0 came before the request was saved"
+    );
+}
+
+/// §8 step 2: a disk that cannot take the request within a step gets the
+/// requester "try again" (CLOSE 3), never "received".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s8_a_disk_too_slow_for_the_request_says_try_again() {
+    let net = MemoryNetwork::new();
+    let mut e = Peer::start_with(
+        &net,
+        allium_vault::Profile::new(support::keys()),
+        EngineConfig {
+            step_timeout: Duration::from_millis(700),
+            ..config()
+        },
+    );
+    settle(&e).await;
+    e.set_save_delay(Duration::from_secs(4));
+    let h = Hostile::new(&net);
+    let mut intake = h.intake(e.id()).await;
+    intake.queue(h.request("are you there?"));
+    intake.handshake().await.expect("handshake");
+    assert_eq!(
+        intake.closed(PATIENCE).await,
+        Some(CloseCause::Peer(CloseReason::Shutdown))
+    );
+}
+
+/// The engine as requester, with the hostile peer at the far intake: the
+/// request it receives (our endpoint and the discovery key for it) and the
+/// requester's static key.
+async fn requested_by(
+    e: &mut Peer,
+    h: &mut Hostile,
+) -> (
+    allium_vault::ContactId,
+    hostile::Raw,
+    allium_protocol::ContactRequest,
+    allium_protocol::StaticPublicKey,
+) {
+    h.publish_intake().await;
+    let id = e
+        .h()
+        .add_contact(&h.id().to_address(), "h", "hello")
+        .await
+        .expect("add");
+    let (mut intake, their_static) = h.accept_intake().await;
+    let req = match intake.next_message(PATIENCE).await {
+        Some(Message::ContactRequest(r)) => r,
+        other => panic!("expected the request, got {other:?}"),
+    };
+    (id, intake, req, their_static)
+}
+
+/// §6.6: an unknown close code is a normal close, so after the request it
+/// means "received" like CLOSE 0. Before the fix the engine took it for a
+/// failure and sent the request again and again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s8_an_unknown_close_code_after_the_request_is_a_receipt() {
+    let net = MemoryNetwork::new();
+    let mut e = Peer::start(&net);
+    let mut h = Hostile::new(&net);
+    let (id, mut intake, _, _) = requested_by(&mut e, &mut h).await;
+    intake
+        .session
+        .close(std::time::Instant::now(), CloseReason::Other(77));
+    intake.flush().await;
+    e.wait(
+        "the request delivered",
+        |ev| matches!(ev, Event::RequestDelivered { contact } if *contact == id),
+    )
+    .await;
+}
+
+/// §8 step 2: a responder that keeps the intake session open without
+/// answering holds our request only a while: the engine gives up on that
+/// session and asks again on a new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s8_a_silent_responder_does_not_hold_the_request() {
+    let net = MemoryNetwork::new();
+    let mut e = Peer::start_with(
+        &net,
+        allium_vault::Profile::new(support::keys()),
+        EngineConfig {
+            step_timeout: Duration::from_millis(500),
+            ..config()
+        },
+    );
+    let mut h = Hostile::new(&net);
+    let (_, mut first, _, _) = requested_by(&mut e, &mut h).await;
+    // Keep the session alive, never answer.
+    let keep = tokio::spawn(async move {
+        loop {
+            if !first.send(Message::Keepalive).await {
+                return first;
+            }
+            if first.closed(Duration::from_millis(200)).await.is_some() {
+                return first;
+            }
+        }
+    });
+    let (mut again, _) = h.accept_intake().await;
+    assert!(matches!(
+        again.next_message(PATIENCE).await,
+        Some(Message::ContactRequest(_))
+    ));
+    let first = keep.await.expect("keepalive task");
+    drop(first);
+}
+
+/// §8 step 3: until the answer comes, the contact's first message on an
+/// endpoint session is that answer. A peer that skips it (here: opens with
+/// SYNC, as if already a contact) breaks the protocol and changes nothing.
+/// Before the fix the engine took the session as a contact's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s8_a_pending_contact_must_answer_first() {
+    let net = MemoryNetwork::new();
+    let mut e = Peer::start(&net);
+    let mut h = Hostile::new(&net);
+    let (id, mut intake, req, their_static) = requested_by(&mut e, &mut h).await;
+    intake
+        .session
+        .close(std::time::Instant::now(), CloseReason::Normal);
+    intake.flush().await;
+    e.wait(
+        "the request delivered",
+        |ev| matches!(ev, Event::RequestDelivered { contact } if *contact == id),
+    )
+    .await;
+    let mut session = allium_protocol::Session::connect_endpoint(
+        allium_protocol::SessionConfig::default(),
+        &h.local,
+        req.endpoint,
+        their_static,
+        std::time::Instant::now(),
+        &mut rand_core::OsRng,
+    )
+    .expect("session");
+    session
+        .send(
+            std::time::Instant::now(),
+            Message::Sync {
+                resend_from: 1,
+                last: 0,
+            },
+        )
+        .expect("sync");
+    let stream = h.stream(req.endpoint, Some(&req.discovery_key)).await;
+    let mut raw = hostile::Raw::new(session, stream);
+    raw.handshake()
+        .await
+        .expect("admitted: the request is pending");
+    assert_eq!(
+        raw.closed(PATIENCE).await,
+        Some(CloseCause::Peer(CloseReason::ProtocolViolation))
+    );
+    let c = e.h().contacts().await.expect("contacts");
+    let c = c.iter().find(|c| c.id == id).expect("still there");
+    assert!(!c.online, "not taken for a contact's session");
+    assert_eq!(
+        e.store.saved().expect("saved").contacts[0].state,
+        allium_vault::ContactState::OutgoingPending
+    );
+}
+
+/// §8 step 4: once a contact's endpoint is known, a CONTACT_ACCEPT naming
+/// another is refused and changes nothing (a thief of the contact's static
+/// key would otherwise redirect our messages to itself); one that names
+/// the same endpoint with a new discovery key is a re-issue and is taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s8_an_accepted_contact_cannot_move_its_endpoint() {
+    let net = MemoryNetwork::new();
+    let mut e = Peer::start(&net);
+    let mut h = Hostile::new(&net);
+    let (_, mut session) = h.become_contact(&mut e).await;
+    settle(&e).await;
+    let before = e.store.saved().expect("saved").contacts[0].their_endpoint;
+    // A re-issued key for the same endpoint: taken, the session stays.
+    let reissued = DiscoveryKey::generate(&mut rand_core::OsRng);
+    session
+        .send(Message::ContactAccept(ContactAccept {
+            endpoint: h.local.endpoint,
+            discovery_key: DiscoveryKey(reissued.0),
+        }))
+        .await;
+    settle(&e).await;
+    let saved = e.store.saved().expect("saved");
+    assert_eq!(
+        saved.contacts[0].their_discovery_key.as_ref().map(|k| k.0),
+        Some(reissued.0)
+    );
+    // Another endpoint: refused.
+    let elsewhere = allium_protocol::IdentityKey::generate(&mut rand_core::OsRng).onion_id();
+    session
+        .send(Message::ContactAccept(ContactAccept {
+            endpoint: elsewhere,
+            discovery_key: DiscoveryKey([4; 32]),
+        }))
+        .await;
+    assert_eq!(
+        session.closed(PATIENCE).await,
+        Some(CloseCause::Peer(CloseReason::ProtocolViolation))
+    );
+    settle(&e).await;
+    let after = e.store.saved().expect("saved").contacts[0].clone();
+    assert_eq!(after.their_endpoint, before, "the endpoint moved");
+    assert_eq!(
+        after.their_discovery_key.as_ref().map(|k| k.0),
+        Some(reissued.0)
+    );
+}
+
+/// A second session to the engine's endpoint, dialled by `h` (IK, with a
+/// SYNC as its early message), established.
+async fn second_session(h: &Hostile) -> hostile::Raw {
+    let (endpoint, key) = h.target_endpoint.as_ref().expect("accepted");
+    let mut session = allium_protocol::Session::connect_endpoint(
+        allium_protocol::SessionConfig::default(),
+        &h.local,
+        *endpoint,
+        h.target_static.expect("proved at the intake"),
+        std::time::Instant::now(),
+        &mut rand_core::OsRng,
+    )
+    .expect("session");
+    session
+        .send(
+            std::time::Instant::now(),
+            Message::Sync {
+                resend_from: 1,
+                last: 0,
+            },
+        )
+        .expect("sync");
+    let stream = h.stream(*endpoint, Some(key)).await;
+    let mut raw = hostile::Raw::new(session, stream);
+    raw.handshake().await.expect("admitted");
+    raw
+}
+
+/// A stranger whose intake id is below (or above) the engine's.
+fn hostile_ordered(net: &MemoryNetwork, e: &Peer, below: bool) -> Hostile {
+    loop {
+        let h = Hostile::new(net);
+        if (h.id().as_bytes() < e.id().as_bytes()) == below {
+            return h;
+        }
+    }
+}
+
+/// §6.8: of two sessions dialled by different sides, the one dialled by the
+/// side with the lower intake id survives, however old the other is; the
+/// loser gets CLOSE 4 and the engine's messages go on the survivor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s6_8_the_session_dialled_by_the_lower_intake_id_survives() {
+    for h_lower in [false, true] {
+        let net = MemoryNetwork::new();
+        let mut e = Peer::start(&net);
+        let mut h = hostile_ordered(&net, &e, h_lower);
+        // The engine dialled this one (become_contact).
+        let (h_at_e, mut dialled_by_e) = h.become_contact(&mut e).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let mut dialled_by_h = second_session(&h).await;
+        let (survivor, loser) = if h_lower {
+            (&mut dialled_by_h, &mut dialled_by_e)
+        } else {
+            (&mut dialled_by_e, &mut dialled_by_h)
+        };
+        assert_eq!(
+            loser.closed(PATIENCE).await,
+            Some(CloseCause::Peer(CloseReason::Replaced)),
+            "h lower: {h_lower}"
+        );
+        let id = e
+            .h()
+            .send_message(h_at_e, "on the survivor")
+            .await
+            .expect("send");
+        let got = loop {
+            match survivor.next_message(PATIENCE).await {
+                Some(Message::Chat(c)) => break c,
+                Some(_) => continue,
+                None => panic!("h lower: {h_lower}: the survivor carried nothing"),
+            }
+        };
+        assert_eq!((got.id, got.text.as_str()), (id, "on the survivor"));
+    }
+}
+
+/// §8 step 5: removing a contact revokes its discovery key first and then
+/// closes its live session with CLOSE 5; its next dial finds nothing it is
+/// allowed to reach.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s8_removal_closes_with_5_and_revokes_the_key() {
+    let net = MemoryNetwork::new();
+    let mut e = Peer::start(&net);
+    let mut h = Hostile::new(&net);
+    let (h_at_e, mut session) = h.become_contact(&mut e).await;
+    e.h().remove(h_at_e).await.expect("remove");
+    assert_eq!(
+        session.closed(PATIENCE).await,
+        Some(CloseCause::Peer(CloseReason::NotAContact))
+    );
+    let (endpoint, key) = h.target_endpoint.as_ref().expect("accepted");
+    assert_eq!(
+        net.node().dial(*endpoint, Some(key)).await.err(),
+        Some(allium_onion::DialError::NotAuthorized)
+    );
 }

@@ -43,6 +43,9 @@ const REPLAY_WINDOW: Duration = Duration::from_secs(24 * 3600);
 /// Spare discovery keys kept authorized on the endpoint (see
 /// `Profile::spare_discovery_keys`).
 const SPARE_KEYS: usize = 2;
+/// How many responder steps (`step_timeout` each) a requester waits on the
+/// intake for its request's receipt (PROTOCOL.md §8 step 2).
+const RECEIPT_STEPS: u32 = 4;
 /// How often the dial schedule is looked at when nothing else happens.
 const TICK: Duration = Duration::from_millis(250);
 /// Events waiting for the window or the JSON-RPC client. When they stop
@@ -253,6 +256,11 @@ pub(super) struct Actor<T: Transport> {
     keeps_nothing: bool,
     change: u64,
     durable: u64,
+    /// Intake sessions whose request is only in memory: each gets CLOSE 0
+    /// ("received", PROTOCOL.md §8 step 2) once the change that holds the
+    /// request is on disk, and CLOSE 3 ("try again") if the disk takes
+    /// longer than a step.
+    receipts: Vec<(ConnId, u64, Instant)>,
     saving: bool,
     save_error: Option<String>,
     pub(super) files: Transfers,
@@ -393,6 +401,7 @@ pub(super) fn spawn<T: Transport>(
         store: Some(store),
         change: u64::from(boundary_moved),
         durable: 0,
+        receipts: Vec::new(),
         saving: false,
         save_error: None,
         files: Transfers::default(),
@@ -634,6 +643,13 @@ impl<T: Transport> Actor<T> {
     /// Sends what was waiting for the disk: new messages and acks.
     fn release_durable(&mut self) {
         let durable = self.durable;
+        let (due, waiting) = std::mem::take(&mut self.receipts)
+            .into_iter()
+            .partition(|&(_, change, _)| change <= durable);
+        self.receipts = waiting;
+        for (conn, _, _) in due {
+            self.close_conn(conn, CloseReason::Normal);
+        }
         let ids: Vec<ContactId> = self.rt.keys().copied().collect();
         for id in ids {
             let Some(r) = self.rt.get_mut(&id) else {
@@ -1686,6 +1702,33 @@ impl<T: Transport> Actor<T> {
         for id in stale {
             self.close_conn(id, CloseReason::IdleTimeout);
         }
+        // A request the disk could not take in time: "try again" (§8 step
+        // 2), never "received".
+        let (late, waiting) = std::mem::take(&mut self.receipts)
+            .into_iter()
+            .partition(|&(_, _, at)| now.duration_since(at) > limit);
+        self.receipts = waiting;
+        for (conn, _, _) in late {
+            self.close_conn(conn, CloseReason::Shutdown);
+        }
+        // Our own request waits for its receipt at most this long: a
+        // responder that keeps the session open without answering (its
+        // keepalives keep it from idling out) does not hold the request.
+        let receipt_limit = limit.saturating_mul(RECEIPT_STEPS);
+        let unanswered: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| {
+                matches!(c.kind, ConnKind::IntakeOut(_))
+                    && c.established
+                    && !c.closing
+                    && now.duration_since(c.progress_at) > receipt_limit
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in unanswered {
+            self.close_conn(id, CloseReason::IdleTimeout);
+        }
     }
 
     /// Sessions whose queue drained while the engine could not hear it.
@@ -2037,9 +2080,17 @@ impl<T: Transport> Actor<T> {
         };
         let kind = info.kind;
         let contact = info.contact;
+        // We asked and have no answer yet: the contact's first message is
+        // the answer (PROTOCOL.md §8 step 3).
+        let awaiting_answer = contact
+            .and_then(|id| self.profile.contact(id))
+            .is_some_and(|c| c.state == ContactState::OutgoingPending);
         // Which messages go where (PROTOCOL.md §6.7).
         let allowed = match (&kind, &m) {
             (_, Message::Keepalive | Message::Close(_)) => true,
+            (ConnKind::EndpointIn | ConnKind::EndpointOut(_), _) if awaiting_answer => {
+                matches!(m, Message::ContactAccept(_) | Message::ContactReject)
+            }
             (ConnKind::IntakeIn, Message::ContactRequest(_)) => !info.request_received,
             (ConnKind::IntakeOut(_), Message::ContactAccept(_) | Message::ContactReject) => true,
             (ConnKind::IntakeIn | ConnKind::IntakeOut(_), _) => false,
@@ -2265,8 +2316,14 @@ impl<T: Transport> Actor<T> {
                 }
             }
         }
-        // "Received": the requester takes a normal close as delivery.
-        self.close_conn(conn, CloseReason::Normal);
+        // "Received": the requester takes a normal close as delivery, so it
+        // goes out only once the request is on disk.
+        let change = self.change;
+        if change <= self.durable {
+            self.close_conn(conn, CloseReason::Normal);
+        } else {
+            self.receipts.push((conn, change, Instant::now()));
+        }
     }
 
     /// One token of the intake's bucket, if there is one, the pending list
@@ -2359,6 +2416,15 @@ impl<T: Transport> Actor<T> {
         }
         let endpoint = Some(Public32(*acc.endpoint.as_bytes()));
         let key = Some(Secret32(acc.discovery_key.0));
+        // An endpoint, once known, is final: only the holder of the
+        // contact's static key can send this, and if that key was stolen a
+        // new endpoint would carry our messages to the thief (PROTOCOL.md
+        // §8 step 4). A new discovery key for the same endpoint is a
+        // re-issue and is taken.
+        if was == ContactState::Accepted && c.their_endpoint.is_some_and(|e| Some(e) != endpoint) {
+            self.close_conn(conn, CloseReason::ProtocolViolation);
+            return;
+        }
         // A repeat (sent at the start of every session until confirmed)
         // changes nothing and writes nothing (review finding M4).
         let repeat = was == ContactState::Accepted
@@ -2672,8 +2738,11 @@ impl<T: Transport> Actor<T> {
         }
         match info.kind {
             ConnKind::IntakeOut(id) => {
-                let delivered = matches!(cause, CloseCause::Peer(CloseReason::Normal))
-                    && info.request_sent
+                // Unknown codes count as 0 (PROTOCOL.md §6.6).
+                let delivered = matches!(
+                    cause,
+                    CloseCause::Peer(CloseReason::Normal | CloseReason::Other(_))
+                ) && info.request_sent
                     && info.established;
                 let pending = self
                     .profile

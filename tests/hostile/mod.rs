@@ -32,6 +32,7 @@ pub struct Hostile {
     /// endpoint.
     pub our_discovery: DiscoveryKey,
     endpoint: Option<ServiceHandle>,
+    intake: Option<ServiceHandle>,
     /// The target's static key, once an intake handshake proved it.
     pub target_static: Option<StaticPublicKey>,
     /// The target's endpoint and the discovery key for it, once its
@@ -59,6 +60,7 @@ impl Hostile {
             endpoint_key,
             our_discovery: DiscoveryKey(random32()),
             endpoint: None,
+            intake: None,
             target_static: None,
             target_endpoint: None,
         }
@@ -201,6 +203,37 @@ impl Hostile {
         (stream, hello)
     }
 
+    /// Publishes our intake, so that an engine can send us a request.
+    pub async fn publish_intake(&mut self) {
+        let handle = self
+            .net
+            .node()
+            .publish_intake(&self.local.identity)
+            .await
+            .expect("publish");
+        self.intake = Some(handle);
+    }
+
+    /// The next connection to our intake, admitted as a stranger, its
+    /// handshake done: the session and the requester's static key.
+    pub async fn accept_intake(&mut self) -> (Raw, StaticPublicKey) {
+        let intake = self.intake.as_mut().expect("intake published");
+        let stream = tokio::time::timeout(PATIENCE, intake.accept())
+            .await
+            .expect("the target dialled our intake")
+            .expect("incoming");
+        let session = Session::accept_intake(
+            SessionConfig::default(),
+            &self.local,
+            Instant::now(),
+            &mut OsRng,
+        );
+        let mut raw = Raw::new(session, stream);
+        raw.admit_stranger = true;
+        let their_static = raw.handshake().await.expect("intake handshake");
+        (raw, their_static)
+    }
+
     /// The next connection to our endpoint, admitted if it is the peer
     /// whose static key is `peer_static`.
     pub async fn accept_endpoint(&mut self, peer_static: StaticPublicKey) -> Raw {
@@ -229,6 +262,8 @@ pub struct Raw {
     buf: Vec<u8>,
     /// Responder: the static key a hello must carry to be admitted.
     admit_as: Option<StaticPublicKey>,
+    /// Responder at an intake: admit whoever proves an id.
+    admit_stranger: bool,
     replay: ReplayCache,
     /// Messages that arrived while we waited for something else.
     inbox: std::collections::VecDeque<Message>,
@@ -245,6 +280,7 @@ impl Raw {
             stream,
             buf: vec![0u8; 70_000],
             admit_as: None,
+            admit_stranger: false,
             replay: ReplayCache::default(),
             inbox: Default::default(),
             peer_history: None,
@@ -284,6 +320,9 @@ impl Raw {
                         (Some(want), Some(got)) if want == got => {
                             let _ = self.session.admit_contact(now, &mut self.replay, want);
                         }
+                        _ if self.admit_stranger => {
+                            let _ = self.session.admit_stranger(now, &mut self.replay);
+                        }
                         _ => self.session.refuse(None),
                     }
                 }
@@ -321,8 +360,10 @@ impl Raw {
         let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
             self.flush().await;
-            if let Some(s) = self.take_events() {
-                self.flush().await;
+            let established = self.take_events();
+            // What admitting the hello produced (message 2) goes out now.
+            self.flush().await;
+            if let Some(s) = established {
                 return Ok(s);
             }
             if self.closed.is_some() || self.session.is_closed() {
