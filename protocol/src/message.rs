@@ -658,9 +658,10 @@ pub(crate) fn pad(encoded: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// Removes padding; the plaintext must be exactly a bucket size and the
-/// padding all zeros (anything else is non-canonical).
-pub(crate) fn unpad(plaintext: &[u8]) -> Result<&[u8], DecodeError> {
+/// Removes padding (PROTOCOL.md §5): the plaintext must be exactly the
+/// smallest bucket that fits, `MLEN` within it, and the padding all zeros
+/// (anything else is non-canonical). Public for the verdict vectors.
+pub fn unpad(plaintext: &[u8]) -> Result<&[u8], DecodeError> {
     if !PADDING_BUCKETS.contains(&plaintext.len()) {
         return Err(DecodeError::BadPadding);
     }

@@ -452,3 +452,178 @@ fn text_field_verdicts() {
         assert_eq!(got["verdict"], c["verdict"], "{}", c["case"]);
     }
 }
+
+fn key_verdict(key: &[u8; 32]) -> Value {
+    match allium_protocol::identity::check_public_key(key) {
+        Ok(()) => json!({"verdict": "valid"}),
+        Err(e) => json!({"verdict": format!("{e:?}")}),
+    }
+}
+
+fn x25519_cases() -> Vec<(&'static str, [u8; 32])> {
+    let mut p = [0xffu8; 32];
+    p[0] = 0xed;
+    p[31] = 0x7f;
+    let plus = |mut k: [u8; 32], d: u8| {
+        // p + d or p - d for small d, on the low byte (no carry for these).
+        k[0] = k[0].wrapping_add(d);
+        k
+    };
+    let high = |mut k: [u8; 32]| {
+        k[31] |= 0x80;
+        k
+    };
+    let mut one = [0u8; 32];
+    one[0] = 1;
+    let order8_a: [u8; 32] =
+        hex::decode("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800")
+            .expect("hex")
+            .try_into()
+            .expect("32");
+    let order8_b: [u8; 32] =
+        hex::decode("5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157")
+            .expect("hex")
+            .try_into()
+            .expect("32");
+    let good = allium_protocol::StaticKeypair::from_secret(&[0x21; 32])
+        .public()
+        .0;
+    vec![
+        ("a key from a real secret", good),
+        (
+            "the same with bit 255 set: passes this check, but is not the key on file (§4.3 #11 compares bytes)",
+            high(good),
+        ),
+        (
+            "p + 2: a non-canonical form of u = 2, not of small order",
+            plus(p, 2),
+        ),
+        ("all zero", [0; 32]),
+        ("zero with bit 255 set", high([0; 32])),
+        ("u = 1 (order 4 on the curve)", one),
+        ("u = 1 with bit 255 set", high(one)),
+        ("a point of order 8", order8_a),
+        ("the other point of order 8", order8_b),
+        ("a point of order 8 with bit 255 set", high(order8_b)),
+        ("p - 1 (order 2 on the twist)", plus(p, 0xff)),
+        ("p: a non-canonical form of 0", p),
+        ("p + 1: a non-canonical form of 1", plus(p, 1)),
+        ("p + 1 with bit 255 set", high(plus(p, 1))),
+    ]
+}
+
+/// PROTOCOL.md §4.7.
+#[test]
+fn x25519_key_verdicts() {
+    let cases: Vec<Value> = x25519_cases()
+        .into_iter()
+        .map(|(what, key)| {
+            let mut v = key_verdict(&key);
+            v["case"] = json!(what);
+            v["key"] = json!(hex::encode(key));
+            v
+        })
+        .collect();
+    let doc = json!({
+        "description": "PROTOCOL.md §4.7: X25519 public keys (ephemeral, and static after \
+                        decryption) and the verdict of the key check",
+        "cases": cases,
+    });
+    check("x25519-keys", &doc);
+    for c in pinned("x25519-keys")["cases"].as_array().expect("cases") {
+        let key: [u8; 32] = hex::decode(c["key"].as_str().expect("key"))
+            .expect("hex")
+            .try_into()
+            .expect("32 bytes");
+        assert_eq!(key_verdict(&key)["verdict"], c["verdict"], "{}", c["case"]);
+    }
+}
+
+fn padding_verdict(plaintext: &[u8]) -> Value {
+    match allium_protocol::message::unpad(plaintext) {
+        Ok(m) => json!({"verdict": "valid", "message_length": m.len()}),
+        Err(e) => json!({"verdict": format!("{e:?}")}),
+    }
+}
+
+fn padded(mlen: u16, body: &[u8], total: usize) -> Vec<u8> {
+    let mut p = mlen.to_be_bytes().to_vec();
+    p.extend_from_slice(body);
+    p.resize(total, 0);
+    p
+}
+
+fn padding_cases() -> Vec<(&'static str, Vec<u8>)> {
+    let keepalive = [0x30u8];
+    let mut nonzero = padded(1, &keepalive, 256);
+    nonzero[255] = 1;
+    let mut nonzero_first = padded(1, &keepalive, 256);
+    nonzero_first[3] = 0x80;
+    vec![
+        ("KEEPALIVE in 256 bytes", padded(1, &keepalive, 256)),
+        (
+            "254 bytes: the most that fits 256",
+            padded(254, &[0x42; 254], 256),
+        ),
+        ("255 bytes go in 1,024", padded(255, &[0x42; 255], 1024)),
+        (
+            "an empty message (the message decoder then refuses it)",
+            padded(0, &[], 256),
+        ),
+        (
+            "the largest message, 65,502 bytes (of zeros: still a message)",
+            padded(65502, &[], 65504),
+        ),
+        ("no plaintext", vec![]),
+        ("one byte", vec![0]),
+        ("255 bytes: not a bucket", padded(1, &keepalive, 255)),
+        ("257 bytes: not a bucket", padded(1, &keepalive, 257)),
+        ("65,505 bytes: not a bucket", padded(1, &keepalive, 65505)),
+        (
+            "KEEPALIVE in 1,024: not the smallest bucket",
+            padded(1, &keepalive, 1024),
+        ),
+        (
+            "MLEN 255 in 256: past the end",
+            padded(255, &[0x42; 254], 256),
+        ),
+        ("MLEN 65,535 in 65,504", padded(65535, &[], 65504)),
+        ("the last padding byte is not zero", nonzero),
+        ("the first padding byte is not zero", nonzero_first),
+    ]
+}
+
+/// PROTOCOL.md §5.
+#[test]
+fn padding_verdicts() {
+    let cases: Vec<Value> = padding_cases()
+        .into_iter()
+        .map(|(what, p)| {
+            let mut v = padding_verdict(&p);
+            v["case"] = json!(what);
+            // Written up to its last non-zero byte; zeros fill the rest.
+            let end = p.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
+            v["plaintext_length"] = json!(p.len());
+            v["plaintext"] = json!(hex::encode(&p[..end]));
+            v
+        })
+        .collect();
+    let doc = json!({
+        "description": "PROTOCOL.md §5: decrypted TRANSPORT plaintexts (MLEN || MESSAGE || \
+                        padding), written up to their last non-zero byte and filled with zeros \
+                        to plaintext_length, and the verdict: \"valid\" with the length of \
+                        the message (the MLEN bytes after the first two), or the error",
+        "cases": cases,
+    });
+    check("padding", &doc);
+    for c in pinned("padding")["cases"].as_array().expect("cases") {
+        let mut p = hex::decode(c["plaintext"].as_str().expect("plaintext")).expect("hex");
+        p.resize(
+            usize::try_from(c["plaintext_length"].as_u64().expect("length")).expect("fits"),
+            0,
+        );
+        let got = padding_verdict(&p);
+        assert_eq!(got["verdict"], c["verdict"], "{}", c["case"]);
+        assert_eq!(got["message_length"], c["message_length"], "{}", c["case"]);
+    }
+}
