@@ -4,6 +4,7 @@
 pub mod address;
 mod codec;
 pub mod error;
+pub mod flow;
 pub mod frame;
 #[doc(hidden)]
 pub mod fuzz_harness;

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use allium_onion::{ClientKey, Connection, DialError, ServiceError, ServiceHandle, Transport};
+use allium_protocol::flow::{self, Dialler};
 use allium_protocol::text::TextField;
 use allium_protocol::{
     Chat, CloseCause, CloseReason, ContactAccept, ContactRequest, DiscoveryKey,
@@ -2016,16 +2017,20 @@ impl<T: Transport> Actor<T> {
             // the smaller intake id, as the other side computes too; if one
             // side opened both, the newer one wins (the older is likely
             // dead).
-            let ours_smaller = self.local.identity.onion_id().as_bytes() < &their_intake.0;
+            let dialler = |us: bool| if us { Dialler::Us } else { Dialler::Them };
             let prev_we_initiated = matches!(
                 self.conns.get(&prev).map(|c| c.kind),
                 Some(ConnKind::EndpointOut(_))
             );
-            let new_wins = if prev_we_initiated == we_initiated {
-                true
-            } else {
-                we_initiated == ours_smaller
-            };
+            let theirs = OnionId::from_bytes(their_intake.0).ok();
+            let new_wins = theirs.is_none_or(|theirs| {
+                flow::survivor(
+                    &self.local.identity.onion_id(),
+                    &theirs,
+                    dialler(prev_we_initiated),
+                    dialler(we_initiated),
+                ) == flow::Survivor::New
+            });
             if new_wins {
                 self.close_conn(prev, CloseReason::Replaced);
             } else {
@@ -2085,19 +2090,12 @@ impl<T: Transport> Actor<T> {
         let awaiting_answer = contact
             .and_then(|id| self.profile.contact(id))
             .is_some_and(|c| c.state == ContactState::OutgoingPending);
-        // Which messages go where (PROTOCOL.md §6.7).
-        let allowed = match (&kind, &m) {
-            (_, Message::Keepalive | Message::Close(_)) => true,
-            (ConnKind::EndpointIn | ConnKind::EndpointOut(_), _) if awaiting_answer => {
-                matches!(m, Message::ContactAccept(_) | Message::ContactReject)
-            }
-            (ConnKind::IntakeIn, Message::ContactRequest(_)) => !info.request_received,
-            (ConnKind::IntakeOut(_), Message::ContactAccept(_) | Message::ContactReject) => true,
-            (ConnKind::IntakeIn | ConnKind::IntakeOut(_), _) => false,
-            (_, Message::ContactRequest(_)) => false,
-            _ => true,
+        let role = match kind {
+            ConnKind::IntakeIn => flow::SessionRole::IntakeResponder,
+            ConnKind::IntakeOut(_) => flow::SessionRole::IntakeRequester,
+            ConnKind::EndpointIn | ConnKind::EndpointOut(_) => flow::SessionRole::Endpoint,
         };
-        if !allowed {
+        if !flow::allowed(role, info.request_received, awaiting_answer, &m) {
             self.close_conn(conn, CloseReason::ProtocolViolation);
             return;
         }
@@ -2410,27 +2408,37 @@ impl<T: Transport> Actor<T> {
         if was == ContactState::IncomingPending {
             return;
         }
-        if !self.valid_peer_endpoint(acc.endpoint, c.intake) {
-            self.close_conn(conn, CloseReason::ProtocolViolation);
-            return;
-        }
-        let endpoint = Some(Public32(*acc.endpoint.as_bytes()));
-        let key = Some(Secret32(acc.discovery_key.0));
         // An endpoint, once known, is final: only the holder of the
         // contact's static key can send this, and if that key was stolen a
         // new endpoint would carry our messages to the thief (PROTOCOL.md
         // §8 step 4). A new discovery key for the same endpoint is a
         // re-issue and is taken.
-        if was == ContactState::Accepted && c.their_endpoint.is_some_and(|e| Some(e) != endpoint) {
+        let on_file = match (was, c.their_endpoint) {
+            (ContactState::Accepted, Some(e)) => OnionId::from_bytes(e.0).ok().map(|e| {
+                let key = c.their_discovery_key.as_ref().map_or([0; 32], |k| k.0);
+                (e, key)
+            }),
+            _ => None,
+        };
+        let verdict =
+            OnionId::from_bytes(c.intake.0).map_or(flow::AcceptVerdict::Violation, |theirs| {
+                flow::accept_verdict(
+                    on_file.as_ref().map(|(e, k)| (e, k)),
+                    &acc.endpoint,
+                    &acc.discovery_key.0,
+                    (&self.local.identity.onion_id(), &self.local.endpoint),
+                    &theirs,
+                )
+            });
+        if verdict == flow::AcceptVerdict::Violation {
             self.close_conn(conn, CloseReason::ProtocolViolation);
             return;
         }
+        let endpoint = Some(Public32(*acc.endpoint.as_bytes()));
+        let key = Some(Secret32(acc.discovery_key.0));
         // A repeat (sent at the start of every session until confirmed)
         // changes nothing and writes nothing (review finding M4).
-        let repeat = was == ContactState::Accepted
-            && c.request_delivered
-            && c.their_endpoint == endpoint
-            && c.their_discovery_key == key;
+        let repeat = verdict == flow::AcceptVerdict::Repeat && c.request_delivered;
         let last = c.last_received_id;
         let change = if repeat {
             self.rt.get(&id).map(|r| r.last_change).unwrap_or(0)
@@ -2738,12 +2746,8 @@ impl<T: Transport> Actor<T> {
         }
         match info.kind {
             ConnKind::IntakeOut(id) => {
-                // Unknown codes count as 0 (PROTOCOL.md §6.6).
-                let delivered = matches!(
-                    cause,
-                    CloseCause::Peer(CloseReason::Normal | CloseReason::Other(_))
-                ) && info.request_sent
-                    && info.established;
+                let delivered = info.established
+                    && flow::receipt(info.request_sent, &cause) == flow::Receipt::Received;
                 let pending = self
                     .profile
                     .contact(id)
