@@ -187,7 +187,10 @@ impl HelloHeader {
         }
         let versions = r.take(n, "versions").map_err(malformed)?.to_vec();
         // Strictly decreasing: preference order, no duplicates, one encoding.
-        if versions.windows(2).any(|w| w[0] <= w[1]) || versions.contains(&0) {
+        if versions.contains(&0) {
+            return Err(ProtocolError::MalformedHandshake("version 0 offered"));
+        }
+        if versions.windows(2).any(|w| w[0] <= w[1]) {
             return Err(ProtocolError::MalformedHandshake(
                 "version list not strictly decreasing",
             ));

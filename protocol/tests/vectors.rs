@@ -384,3 +384,116 @@ fn reproduce_with_plain_noise() {
     reproduce("intake-handshake");
     reproduce("endpoint-handshake");
 }
+
+/// The endpoint transcript's initiator, rebuilt from its seeds.
+fn endpoint_initiator() -> Session {
+    let (alice, bob) = (Party::new(0x01), Party::new(0x11));
+    let (a, b) = (alice.local(), bob.local());
+    let mut s = Session::connect_endpoint(
+        SessionConfig::default(),
+        &a,
+        b.endpoint,
+        b.static_key.public(),
+        Instant::now(),
+        &mut ChaCha20Rng::from_seed([0xA0; 32]),
+    )
+    .expect("connect");
+    s.send(
+        Instant::now(),
+        Message::Sync {
+            resend_from: 1,
+            last: 0,
+        },
+    )
+    .expect("early");
+    s
+}
+
+/// What the initiator does with the responder's bytes: its events, and
+/// whether it writes anything back.
+fn initiator_reads(responder_bytes: &[Vec<u8>]) -> Value {
+    let mut init = endpoint_initiator();
+    let _hello = init.poll_transmit().expect("hello");
+    let mut errors = Vec::new();
+    for b in responder_bytes {
+        if let Err(e) = init.handle_bytes(Instant::now(), b) {
+            errors.push(format!("{e:?}"));
+        }
+    }
+    let events: Vec<String> = std::iter::from_fn(|| init.poll_event())
+        .map(|e| match e {
+            Event::Established { version, .. } => format!("Established (version {version})"),
+            Event::Message(m) => format!("Message({m:?})"),
+            Event::Closed(c) => format!("Closed({c:?})"),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    let wrote = std::iter::from_fn(|| init.poll_transmit()).count();
+    json!({"events": events, "errors": errors, "frames_written_back": wrote})
+}
+
+/// PROTOCOL.md §6.6: after a CLOSE, nothing counts. The endpoint
+/// transcript's responder sends its SYNC, then CLOSE 0, and in the same
+/// write a TRANSPORT frame that would not decrypt and a frame of an unknown
+/// type: the initiator reports the close, ignores both without a word, and
+/// sends no CLOSE back.
+#[test]
+fn frames_after_a_close_are_ignored() {
+    let (alice, bob) = (Party::new(0x01), Party::new(0x11));
+    let (a, b) = (alice.local(), bob.local());
+    let now = Instant::now();
+    let mut init = endpoint_initiator();
+    let mut resp = Session::accept_endpoint(
+        SessionConfig::default(),
+        &b,
+        now,
+        &mut ChaCha20Rng::from_seed([0xB0; 32]),
+    );
+    let hello = init.poll_transmit().expect("hello");
+    resp.handle_bytes(now, &hello).expect("hello");
+    let mut replay = ReplayCache::default();
+    while let Some(ev) = resp.poll_event() {
+        if let Event::Admission(_) = ev {
+            resp.admit_contact(now, &mut replay, a.static_key.public())
+                .expect("admit");
+        }
+    }
+    resp.send(
+        now,
+        Message::Sync {
+            resend_from: 1,
+            last: 0,
+        },
+    )
+    .expect("sync");
+    let handshake = resp.poll_transmit().expect("message 2 and the SYNC");
+    resp.close(now, allium_protocol::CloseReason::Normal);
+    let mut last = resp.poll_transmit().expect("the CLOSE");
+    // After it: 40 bytes that are not a ciphertext of ours, then type 9.
+    allium_protocol::frame::write_frame(&mut last, FrameType::Transport, &[0x5a; 40]);
+    last.extend_from_slice(&[0, 2, 9, 0]);
+    let doc = json!({
+        "description": "PROTOCOL.md §6.6: the endpoint transcript (endpoint-handshake.json: the \
+                        same keys and hello), after which the responder writes CLOSE 0 followed, \
+                        in the same write, by a TRANSPORT frame that does not decrypt and a frame \
+                        of unknown type 9. `responder_writes` are its two writes (hex); `initiator` \
+                        is what the initiator must report (its events; no error) and that it \
+                        writes nothing back",
+        "transcript": "endpoint-handshake.json",
+        "responder_writes": [hex::encode(&handshake), hex::encode(&last)],
+        "initiator": initiator_reads(&[handshake, last]),
+    });
+    check("after-close", &doc);
+    let f = pinned("after-close");
+    let writes: Vec<Vec<u8>> = f["responder_writes"]
+        .as_array()
+        .expect("writes")
+        .iter()
+        .map(unhex)
+        .collect();
+    assert_eq!(initiator_reads(&writes), f["initiator"]);
+    // The bytes after the CLOSE, fed one at a time, change nothing either.
+    let mut one_by_one = vec![writes[0].clone()];
+    one_by_one.extend(writes[1].iter().map(|b| vec![*b]));
+    assert_eq!(initiator_reads(&one_by_one), f["initiator"]);
+}

@@ -1,0 +1,458 @@
+//! Hello verdict vectors (PROTOCOL.md §4.3, §4.6, §7.4): HELLO frames, as
+//! a responder reads them off the stream, and what it must do: the error
+//! it reports (§4.3's names) and what it sends back (a REFUSE with its
+//! body, handshake message 2, or nothing). Sequences share one replay
+//! memory, to pin when an ephemeral key is remembered (§7.4). Pinned in
+//! `tests/vectors/hello-verdicts.json`. Regenerate (only when a rule
+//! changes on purpose) with
+//! `ALLIUM_REGENERATE_VECTORS=1 cargo test -p allium-protocol --test hello_vectors`.
+
+mod common;
+
+use std::time::Instant;
+
+use allium_protocol::frame::{FrameDecoder, FrameType};
+use allium_protocol::{
+    Event, IdentityKey, LocalIdentity, Message, RefuseReason, ReplayCache, Session, SessionConfig,
+    StaticKeypair, StaticPublicKey,
+};
+use common::vector_file::{check, pinned};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use serde_json::{Value, json};
+
+fn local(seed: u8) -> LocalIdentity {
+    LocalIdentity {
+        identity: IdentityKey::from_seed(&[seed; 32]),
+        endpoint: IdentityKey::from_seed(&[seed + 1; 32]).onion_id(),
+        static_key: StaticKeypair::from_secret(&[seed + 2; 32]),
+    }
+}
+
+/// The responder of every case, and the initiator whose hellos are bent.
+fn responder() -> LocalIdentity {
+    local(0x50)
+}
+fn initiator() -> LocalIdentity {
+    local(0x10)
+}
+
+/// A hello frame as the initiator writes it (length, type, body).
+fn hello(endpoint: bool, seed: u8) -> Vec<u8> {
+    let (i, r) = (initiator(), responder());
+    let mut rng = ChaCha20Rng::from_seed([seed; 32]);
+    let now = Instant::now();
+    let mut s = if endpoint {
+        let mut s = Session::connect_endpoint(
+            SessionConfig::default(),
+            &i,
+            r.endpoint,
+            r.static_key.public(),
+            now,
+            &mut rng,
+        )
+        .expect("session");
+        s.send(
+            now,
+            Message::Sync {
+                resend_from: 1,
+                last: 0,
+            },
+        )
+        .expect("early");
+        s
+    } else {
+        Session::connect_intake(
+            SessionConfig::default(),
+            &i,
+            r.identity.onion_id(),
+            now,
+            &mut rng,
+        )
+        .expect("session")
+    };
+    s.poll_transmit().expect("a hello")
+}
+
+/// Offsets in the frame: 2 length bytes and the type come first.
+const MAGIC: usize = 3;
+const N: usize = 9;
+/// With two versions offered.
+const PURPOSE: usize = 12;
+const RESPONDER: usize = 13;
+const INITIATOR: usize = 45;
+const NOISE: usize = 77;
+
+fn with_len(mut f: Vec<u8>) -> Vec<u8> {
+    let len = u16::try_from(f.len() - 2).unwrap_or(u16::MAX);
+    f[..2].copy_from_slice(&len.to_be_bytes());
+    f
+}
+
+fn set(mut f: Vec<u8>, at: usize, bytes: &[u8]) -> Vec<u8> {
+    f[at..at + bytes.len()].copy_from_slice(bytes);
+    f
+}
+
+/// How the responder's application answers the admission event.
+#[derive(Clone, Copy)]
+enum Policy {
+    /// At the intake: admit (a stranger may always try).
+    Stranger,
+    /// At the endpoint: the claimed id is a contact whose key on file is
+    /// the initiator's.
+    Contact,
+    /// At the endpoint: a contact, but the key on file is another one.
+    ContactWithAnotherKey,
+    /// At the endpoint: not a contact.
+    NotAContact,
+}
+
+fn policy_named(s: &str) -> Policy {
+    match s {
+        "admit as a stranger" => Policy::Stranger,
+        "a contact with this static key" => Policy::Contact,
+        "a contact with another static key" => Policy::ContactWithAnotherKey,
+        "not a contact" => Policy::NotAContact,
+        other => panic!("unknown policy {other}"),
+    }
+}
+
+fn policy_name(p: Policy) -> &'static str {
+    match p {
+        Policy::Stranger => "admit as a stranger",
+        Policy::Contact => "a contact with this static key",
+        Policy::ContactWithAnotherKey => "a contact with another static key",
+        Policy::NotAContact => "not a contact",
+    }
+}
+
+/// Feeds `frame` to a fresh responder at `service` and reports what it
+/// does: its error (if it closed) and the frames it sent.
+fn respond(service: &str, frame: &[u8], policy: Policy, replay: &mut ReplayCache) -> Value {
+    let r = responder();
+    let now = Instant::now();
+    let mut rng = ChaCha20Rng::from_seed([0x77; 32]);
+    let mut s = match service {
+        "intake" => Session::accept_intake(SessionConfig::default(), &r, now, &mut rng),
+        "endpoint" => Session::accept_endpoint(SessionConfig::default(), &r, now, &mut rng),
+        other => panic!("unknown service {other}"),
+    };
+    let _ = s.handle_bytes(now, frame);
+    let mut closed = Value::Null;
+    while let Some(ev) = s.poll_event() {
+        match ev {
+            Event::Admission(hello) => {
+                let _ = match policy {
+                    Policy::Stranger => s.admit_stranger(now, replay),
+                    Policy::Contact => s.admit_contact(
+                        now,
+                        replay,
+                        hello.static_key.unwrap_or(StaticPublicKey([9; 32])),
+                    ),
+                    Policy::ContactWithAnotherKey => s.admit_contact(
+                        now,
+                        replay,
+                        StaticKeypair::from_secret(&[0x33; 32]).public(),
+                    ),
+                    Policy::NotAContact => {
+                        s.refuse(Some(RefuseReason::NotAuthorized));
+                        Ok(())
+                    }
+                };
+            }
+            Event::Closed(c) => closed = json!(format!("{c:?}")),
+            _ => {}
+        }
+    }
+    let mut sent = Vec::new();
+    let mut dec = FrameDecoder::default();
+    while let Some(bytes) = s.poll_transmit() {
+        let mut input = &bytes[..];
+        while let Ok(Some(f)) = dec.next_frame(&mut input, u16::MAX.into()) {
+            sent.push(match f.kind {
+                FrameType::Refuse => json!(format!("REFUSE {}", hex::encode(&f.body))),
+                other => json!(other.name()),
+            });
+        }
+    }
+    json!({"closed": closed, "sent": sent})
+}
+
+type Case = (&'static str, &'static str, Vec<u8>, Policy);
+/// One hello of a sequence: the service, the frame, the admission.
+type Step = (&'static str, Vec<u8>, Policy);
+
+fn single_cases() -> Vec<Case> {
+    use Policy::{Contact, ContactWithAnotherKey, NotAContact, Stranger};
+    let xx = hello(false, 1);
+    let ik = hello(true, 2);
+    let r = responder();
+    let i = initiator();
+    let small_order = {
+        let mut k = [0u8; 32];
+        k[0] = 1;
+        k
+    };
+    let mut bigger = ik.clone();
+    bigger.resize(4096 + 3, 0x41); // a 4,097-byte frame: over the cap
+    let bigger = with_len(bigger);
+    let mut xx_payload = xx.clone();
+    xx_payload.push(0);
+    let xx_payload = with_len(xx_payload);
+    let mut ik_tampered = ik.clone();
+    ik_tampered[NOISE + 40] ^= 1; // inside the encrypted static key
+    let truncated = with_len(xx[..NOISE + 31].to_vec());
+    vec![
+        ("a valid intake hello", "intake", xx.clone(), Stranger),
+        (
+            "a valid endpoint hello from a contact",
+            "endpoint",
+            ik.clone(),
+            Contact,
+        ),
+        (
+            "#1 wrong magic",
+            "intake",
+            set(xx.clone(), MAGIC, b"ALLIUN"),
+            Stranger,
+        ),
+        (
+            "#2 no versions",
+            "intake",
+            set(xx.clone(), N, &[0]),
+            Stranger,
+        ),
+        (
+            "#2 versions not decreasing",
+            "intake",
+            set(xx.clone(), N + 1, &[2, 3]),
+            Stranger,
+        ),
+        (
+            "#2 a version 0",
+            "intake",
+            set(xx.clone(), N + 1, &[3, 0]),
+            Stranger,
+        ),
+        (
+            "#2 purpose 3",
+            "intake",
+            set(xx.clone(), PURPOSE, &[3]),
+            Stranger,
+        ),
+        (
+            "#2 an initiator id of small order",
+            "intake",
+            set(xx.clone(), INITIATOR, &small_order),
+            Stranger,
+        ),
+        (
+            "#2 a body that ends in the header",
+            "intake",
+            with_len(xx[..INITIATOR + 10].to_vec()),
+            Stranger,
+        ),
+        (
+            "#3 only versions the responder does not speak",
+            "intake",
+            set(xx.clone(), N + 1, &[9, 8]),
+            Stranger,
+        ),
+        (
+            "#3 version 1 only is refused too",
+            "intake",
+            set(set(xx.clone(), N, &[2]), N + 1, &[4, 1]),
+            Stranger,
+        ),
+        (
+            "#4 an endpoint hello at the intake",
+            "intake",
+            ik.clone(),
+            Stranger,
+        ),
+        (
+            "#4 an intake hello at the endpoint",
+            "endpoint",
+            xx.clone(),
+            Contact,
+        ),
+        (
+            "#5 another responder id",
+            "intake",
+            set(xx.clone(), RESPONDER, i.identity.onion_id().as_bytes()),
+            Stranger,
+        ),
+        (
+            "#6 the responder's own intake id as initiator",
+            "intake",
+            set(xx.clone(), INITIATOR, r.identity.onion_id().as_bytes()),
+            Stranger,
+        ),
+        (
+            "#6 the responder's own endpoint id as initiator",
+            "intake",
+            set(xx.clone(), INITIATOR, r.endpoint.as_bytes()),
+            Stranger,
+        ),
+        (
+            "#7 Noise message 1 shorter than a key",
+            "intake",
+            truncated,
+            Stranger,
+        ),
+        (
+            "#7 an all-zero ephemeral key",
+            "intake",
+            set(xx.clone(), NOISE, &[0; 32]),
+            Stranger,
+        ),
+        (
+            "#7 an ephemeral key of small order",
+            "intake",
+            set(xx.clone(), NOISE, &small_order),
+            Stranger,
+        ),
+        (
+            "#8 IK message 1 that does not authenticate",
+            "endpoint",
+            ik_tampered,
+            Contact,
+        ),
+        (
+            "#9 an XX message 1 with a payload",
+            "intake",
+            xx_payload,
+            Stranger,
+        ),
+        ("#11 not a contact", "endpoint", ik.clone(), NotAContact),
+        (
+            "#11 a contact whose key on file differs",
+            "endpoint",
+            ik.clone(),
+            ContactWithAnotherKey,
+        ),
+        (
+            "§4.6 an early message too large: the frame is over 4,096 bytes",
+            "endpoint",
+            bigger,
+            Contact,
+        ),
+    ]
+}
+
+/// Sequences of hellos to one responder sharing one replay memory (§7.4).
+fn sequences() -> Vec<(&'static str, Vec<Step>)> {
+    use Policy::{Contact, ContactWithAnotherKey, NotAContact, Stranger};
+    let xx = hello(false, 3);
+    let ik = hello(true, 4);
+    vec![
+        (
+            "an endpoint hello, then the same bytes again",
+            vec![
+                ("endpoint", ik.clone(), Contact),
+                ("endpoint", ik.clone(), Contact),
+            ],
+        ),
+        (
+            "an intake hello whose handshake never finishes, then the same bytes again",
+            vec![
+                ("intake", xx.clone(), Stranger),
+                ("intake", xx.clone(), Stranger),
+            ],
+        ),
+        (
+            "refused at #11 (not a contact) leaves no trace: the same bytes are admitted later",
+            vec![
+                ("endpoint", ik.clone(), NotAContact),
+                ("endpoint", ik.clone(), Contact),
+            ],
+        ),
+        (
+            "refused at #11 (another key on file) leaves no trace",
+            vec![
+                ("endpoint", hello(true, 5), ContactWithAnotherKey),
+                ("endpoint", hello(true, 5), Contact),
+            ],
+        ),
+        (
+            "a malformed hello (#3) leaves no trace",
+            vec![
+                ("intake", set(hello(false, 6), N + 1, &[9, 8]), Stranger),
+                ("intake", hello(false, 6), Stranger),
+            ],
+        ),
+    ]
+}
+
+fn run_case(service: &str, frame: &[u8], policy: Policy, replay: &mut ReplayCache) -> Value {
+    let mut v = respond(service, frame, policy, replay);
+    v["service"] = json!(service);
+    v["admission"] = json!(policy_name(policy));
+    v["hello"] = json!(hex::encode(frame));
+    v
+}
+
+#[test]
+fn hello_verdicts() {
+    let singles: Vec<Value> = single_cases()
+        .into_iter()
+        .map(|(what, service, frame, policy)| {
+            let mut v = run_case(service, &frame, policy, &mut ReplayCache::default());
+            v["case"] = json!(what);
+            v
+        })
+        .collect();
+    let seqs: Vec<Value> = sequences()
+        .into_iter()
+        .map(|(what, steps)| {
+            let mut replay = ReplayCache::default();
+            let steps: Vec<Value> = steps
+                .into_iter()
+                .map(|(service, frame, policy)| run_case(service, &frame, policy, &mut replay))
+                .collect();
+            json!({"case": what, "steps": steps})
+        })
+        .collect();
+    let r = responder();
+    let doc = json!({
+        "description": "PROTOCOL.md §4.3, §4.6 and §7.4: HELLO frames (length, type, body) as a \
+                        responder reads them, the admission its application decides (for hellos \
+                        that reach #11), and what it must do: `closed`, the error it closes with \
+                        (null: the handshake goes on), and `sent`, the frames it writes. In \
+                        `sequences` the steps share one replay memory",
+        "responder": {
+            "intake": hex::encode(r.identity.onion_id().as_bytes()),
+            "endpoint": hex::encode(r.endpoint.as_bytes()),
+            "static_secret": hex::encode(r.static_key.secret()),
+            "static_public": hex::encode(r.static_key.public().0),
+            "intake_seed": hex::encode(r.identity.seed()),
+            "endpoint_seed": hex::encode([0x51u8; 32]),
+        },
+        "cases": singles,
+        "sequences": seqs,
+    });
+    check("hello-verdicts", &doc);
+
+    let f = pinned("hello-verdicts");
+    let replay_one = |c: &Value, replay: &mut ReplayCache| {
+        let frame = hex::decode(c["hello"].as_str().expect("hello")).expect("hex");
+        let got = respond(
+            c["service"].as_str().expect("service"),
+            &frame,
+            policy_named(c["admission"].as_str().expect("admission")),
+            replay,
+        );
+        assert_eq!(got["closed"], c["closed"], "{c}");
+        assert_eq!(got["sent"], c["sent"], "{c}");
+    };
+    for c in f["cases"].as_array().expect("cases") {
+        replay_one(c, &mut ReplayCache::default());
+    }
+    for s in f["sequences"].as_array().expect("sequences") {
+        let mut replay = ReplayCache::default();
+        for c in s["steps"].as_array().expect("steps") {
+            replay_one(c, &mut replay);
+        }
+    }
+}
