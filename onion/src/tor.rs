@@ -545,19 +545,12 @@ fn service_config(
 
 /// The descriptor lists one `auth-client` line per authorized key, and its
 /// outer layer is readable by anyone who knows the endpoint id: the count
-/// would tell them how many contacts we have. So the set is padded to a
-/// multiple of [`PADDING_BUCKET`] (as C tor does), and never left empty
-/// (Arti refuses restricted discovery with no clients, and an endpoint must
-/// never run unrestricted).
-const PADDING_BUCKET: usize = 16;
-
-/// How many keys a descriptor for `real` clients lists.
+/// would tell them how many contacts we have. So the set is padded
+/// (PROTOCOL.md §8 step 1, `allium_protocol::flow::authorized_set_size`),
+/// and never left empty (Arti refuses restricted discovery with no
+/// clients, and an endpoint must never run unrestricted).
 fn padded_count(real: usize) -> usize {
-    real.max(1)
-        .div_ceil(PADDING_BUCKET)
-        .saturating_mul(PADDING_BUCKET)
-        .min(MAX_AUTHORIZED_CLIENTS)
-        .max(real)
+    allium_protocol::flow::authorized_set_size(real, MAX_AUTHORIZED_CLIENTS).unwrap_or(real)
 }
 
 /// Keys nobody holds: each is the public half of a fresh random secret
@@ -694,7 +687,10 @@ mod tests {
     fn endpoint_config_is_always_restricted() {
         let c = service_config("endpoint", Some(&keys(0))).expect("builds with no contacts");
         assert!(*c.restricted_discovery().enabled());
-        assert_eq!(configured(&c).len(), PADDING_BUCKET);
+        assert_eq!(
+            configured(&c).len(),
+            allium_protocol::flow::AUTHORIZED_PADDING_BUCKET
+        );
         let too_many = keys(MAX_AUTHORIZED_CLIENTS as u32);
         assert_eq!(
             service_config("endpoint", Some(&too_many)).err(),

@@ -145,6 +145,45 @@ pub fn accept_verdict(
     }
 }
 
+/// Whether a message received on a session that lost to another (§6.8)
+/// is still handled: CONTACT_ACCEPT, CONTACT_REJECT, ACK and HISTORY state
+/// facts that do not depend on the session (an ACK covers only what was
+/// written, §6.3); a CHAT is neither delivered nor acknowledged, and SYNC
+/// and file messages belong to the session that lost.
+pub fn kept_from_a_lost_session(m: &Message) -> bool {
+    matches!(
+        m,
+        Message::ContactAccept(_)
+            | Message::ContactReject
+            | Message::Ack { .. }
+            | Message::History { .. }
+            | Message::Keepalive
+            | Message::Close(_)
+    )
+}
+
+/// Keys an endpoint's authorized set is padded to a multiple of (PROTOCOL.md
+/// §8 step 1), as C tor pads the `auth-client` lines of a descriptor.
+pub const AUTHORIZED_PADDING_BUCKET: usize = 16;
+
+/// How many keys an endpoint lists for `real` authorized keys (contacts,
+/// pending requests and spares), when its Tor allows at most `limit`:
+/// `real` rounded up to a multiple of [`AUTHORIZED_PADDING_BUCKET`], at
+/// least one bucket (an endpoint never runs unrestricted), at most
+/// `limit`. `None` when `real` leaves no room below the limit (the
+/// reference refuses a new contact then).
+pub fn authorized_set_size(real: usize, limit: usize) -> Option<usize> {
+    if real >= limit {
+        return None;
+    }
+    Some(
+        real.max(1)
+            .div_ceil(AUTHORIZED_PADDING_BUCKET)
+            .saturating_mul(AUTHORIZED_PADDING_BUCKET)
+            .min(limit),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

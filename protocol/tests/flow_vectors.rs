@@ -321,16 +321,45 @@ fn flow_rule_verdicts() {
         c["verdict"] = json!(accept_replay(&c));
         accepts.push(c);
     }
+    // §6.8: what a lost session's messages still do.
+    let lost: Vec<Value> = samples()
+        .into_iter()
+        .map(|(name, m)| {
+            json!({
+                "message": name,
+                "verdict": if flow::kept_from_a_lost_session(&m) { "handled" } else { "ignored" },
+            })
+        })
+        .collect();
+    // §8 step 1: how many keys an endpoint lists (Arti allows 160).
+    let sizes: Vec<Value> = [
+        0usize, 1, 2, 15, 16, 17, 32, 33, 100, 143, 144, 145, 159, 160, 161,
+    ]
+    .into_iter()
+    .map(|real| {
+        json!({
+            "authorized_keys": real,
+            "limit": 160,
+            "verdict": flow::authorized_set_size(real, 160)
+                .map_or(json!("no room: refuse the new contact"), |n| json!(n)),
+        })
+    })
+    .collect();
     let doc = json!({
         "description": "PROTOCOL.md §6.6–§6.8 and §8: the rules of the contact flow as verdicts. \
                         `messages`: whether a message may arrive on a session (else CLOSE 1); \
                         `receipts`: what the end of the intake session a request was sent on \
                         means; `survivors`: which of two sessions with one contact survives; \
-                        `contact_accepts`: what a CONTACT_ACCEPT does to what is on file",
+                        `contact_accepts`: what a CONTACT_ACCEPT does to what is on file; \
+                        `lost_sessions`: which messages of a session that lost (§6.8) are still \
+                        handled; `authorized_set_sizes`: how many keys an endpoint lists, \
+                        padding included, for a number of real ones",
         "messages": allowed_cases(),
         "receipts": receipts,
         "survivors": survivors,
         "contact_accepts": accepts,
+        "lost_sessions": lost,
+        "authorized_set_sizes": sizes,
     });
     check("flow-rules", &doc);
 
@@ -368,5 +397,20 @@ fn flow_rule_verdicts() {
     }
     for c in f["contact_accepts"].as_array().expect("accepts") {
         assert_eq!(accept_replay(c), c["verdict"], "{}", c["case"]);
+    }
+    for c in f["lost_sessions"].as_array().expect("lost") {
+        let m = message_named(c["message"].as_str().expect("message"));
+        assert_eq!(
+            flow::kept_from_a_lost_session(&m),
+            c["verdict"] == "handled",
+            "{c}"
+        );
+    }
+    for c in f["authorized_set_sizes"].as_array().expect("sizes") {
+        let n = flow::authorized_set_size(
+            usize::try_from(c["authorized_keys"].as_u64().expect("n")).expect("fits"),
+            usize::try_from(c["limit"].as_u64().expect("limit")).expect("fits"),
+        );
+        assert_eq!(n.map(|n| n as u64), c["verdict"].as_u64(), "{c}");
     }
 }

@@ -2099,6 +2099,16 @@ impl<T: Transport> Actor<T> {
             self.close_conn(conn, CloseReason::ProtocolViolation);
             return;
         }
+        // A session that lost to another (PROTOCOL.md §6.8): only what does
+        // not depend on the session is still handled.
+        let lost = role == flow::SessionRole::Endpoint
+            && contact
+                .and_then(|id| self.rt.get(&id))
+                .and_then(|r| r.active)
+                .is_some_and(|active| active != conn);
+        if lost && !flow::kept_from_a_lost_session(&m) {
+            return;
+        }
         match m {
             Message::Keepalive | Message::Close(_) => {}
             Message::ContactRequest(req) => self.on_contact_request(conn, req),
