@@ -1021,3 +1021,46 @@ async fn s8_removal_closes_with_5_and_revokes_the_key() {
         Some(allium_onion::DialError::NotAuthorized)
     );
 }
+
+/// §7.7 with §8 step 2: a blocked requester gets its receipt no sooner than
+/// a stranger whose request had to be stored, so the wait does not tell it
+/// that it is blocked. (A lower bound only: nothing here depends on how
+/// fast the machine is.) Before the fix a blocked requester's CLOSE 0 came
+/// at once, while a stored one waited for the disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s8_a_blocked_requester_waits_as_long_as_a_stored_one() {
+    let delay = Duration::from_millis(1500);
+    let net = MemoryNetwork::new();
+    let mut e = Peer::start_with(
+        &net,
+        allium_vault::Profile::new(support::keys()),
+        EngineConfig {
+            receipt_delay: delay,
+            ..config()
+        },
+    );
+    let h = Hostile::new(&net);
+    let (closed, waited) = timed_request(&h, e.id(), "first").await;
+    assert_eq!(closed, Some(CloseCause::Peer(CloseReason::Normal)));
+    assert!(waited >= delay, "a stored request: {waited:?}");
+    let request = support::next_request(&mut e).await;
+    e.h().block(request.id).await.expect("block");
+    let (closed, waited) = timed_request(&h, e.id(), "let me in after all").await;
+    assert_eq!(closed, Some(CloseCause::Peer(CloseReason::Normal)));
+    assert!(waited >= delay, "a blocked requester: {waited:?}");
+}
+
+/// Sends a request to `target`'s intake: how the session ended, and how
+/// long after the handshake.
+async fn timed_request(
+    h: &Hostile,
+    target: allium_protocol::OnionId,
+    greeting: &str,
+) -> (Option<CloseCause>, Duration) {
+    let mut intake = h.intake(target).await;
+    intake.queue(h.request(greeting));
+    intake.handshake().await.expect("handshake");
+    let started = tokio::time::Instant::now();
+    let closed = intake.closed(PATIENCE).await;
+    (closed, started.elapsed())
+}

@@ -39,19 +39,22 @@ fn initiator() -> LocalIdentity {
 
 /// A hello frame as the initiator writes it (length, type, body).
 fn hello(endpoint: bool, seed: u8) -> Vec<u8> {
+    hello_offering(endpoint, seed, &[3, 2])
+}
+
+/// The same, offering `versions`.
+fn hello_offering(endpoint: bool, seed: u8, versions: &[u8]) -> Vec<u8> {
     let (i, r) = (initiator(), responder());
+    let config = SessionConfig {
+        versions: versions.to_vec(),
+        ..SessionConfig::default()
+    };
     let mut rng = ChaCha20Rng::from_seed([seed; 32]);
     let now = Instant::now();
     let mut s = if endpoint {
-        let mut s = Session::connect_endpoint(
-            SessionConfig::default(),
-            &i,
-            r.endpoint,
-            r.static_key.public(),
-            now,
-            &mut rng,
-        )
-        .expect("session");
+        let mut s =
+            Session::connect_endpoint(config, &i, r.endpoint, r.static_key.public(), now, &mut rng)
+                .expect("session");
         s.send(
             now,
             Message::Sync {
@@ -62,14 +65,7 @@ fn hello(endpoint: bool, seed: u8) -> Vec<u8> {
         .expect("early");
         s
     } else {
-        Session::connect_intake(
-            SessionConfig::default(),
-            &i,
-            r.identity.onion_id(),
-            now,
-            &mut rng,
-        )
-        .expect("session")
+        Session::connect_intake(config, &i, r.identity.onion_id(), now, &mut rng).expect("session")
     };
     s.poll_transmit().expect("a hello")
 }
@@ -260,9 +256,21 @@ fn single_cases() -> Vec<Case> {
             Stranger,
         ),
         (
-            "#3 version 1 only is refused too",
+            "#3 version 1 alone is refused too",
+            "intake",
+            set(hello_offering(false, 1, &[2]), N + 1, &[1]),
+            Stranger,
+        ),
+        (
+            "#3 offering [4, 1]: the first offer decides",
             "intake",
             set(set(xx.clone(), N, &[2]), N + 1, &[4, 1]),
+            Stranger,
+        ),
+        (
+            "a version-2 initiator is served at version 2",
+            "intake",
+            hello_offering(false, 1, &[2]),
             Stranger,
         ),
         (
@@ -355,6 +363,13 @@ fn sequences() -> Vec<(&'static str, Vec<Step>)> {
             ],
         ),
         (
+            "a replay from a claimed id that is not a contact gets the refusal, not Replayed (#11 before #10)",
+            vec![
+                ("endpoint", ik.clone(), Contact),
+                ("endpoint", ik.clone(), NotAContact),
+            ],
+        ),
+        (
             "an intake hello whose handshake never finishes, then the same bytes again",
             vec![
                 ("intake", xx.clone(), Stranger),
@@ -376,7 +391,7 @@ fn sequences() -> Vec<(&'static str, Vec<Step>)> {
             ],
         ),
         (
-            "a malformed hello (#3) leaves no trace",
+            "a hello refused for its version (#3) leaves no trace",
             vec![
                 ("intake", set(hello(false, 6), N + 1, &[9, 8]), Stranger),
                 ("intake", hello(false, 6), Stranger),

@@ -505,7 +505,7 @@ fn x25519_cases() -> Vec<(&'static str, [u8; 32])> {
         ("a point of order 8", order8_a),
         ("the other point of order 8", order8_b),
         ("a point of order 8 with bit 255 set", high(order8_b)),
-        ("p - 1 (order 2 on the twist)", plus(p, 0xff)),
+        ("p - 1 (u = -1, of order 4)", plus(p, 0xff)),
         ("p: a non-canonical form of 0", p),
         ("p + 1: a non-canonical form of 1", plus(p, 1)),
         ("p + 1 with bit 255 set", high(plus(p, 1))),

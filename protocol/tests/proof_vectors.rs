@@ -167,6 +167,27 @@ fn cases() -> Vec<Case> {
         s,
     });
 
+    // The same mixed-order key with a nonce for which the cofactorless
+    // equation holds too (8 divides k): the equation this protocol uses
+    // holds, and a mixed-order key is a valid address, so the proof is
+    // valid. A verifier that refuses every mixed-order key fails here.
+    let mut n = 1u8;
+    let (r, s) = loop {
+        let (r, s) = sign(a, mixed, Scalar::from_bytes_mod_order([n; 32]), &static_key);
+        if equations(&mixed, &r, &s, &statement(&mixed, &static_key)) == (true, true) {
+            break (r, s);
+        }
+        n += 1;
+    };
+    v.push(Case {
+        what: "a mixed-order key, valid under both equations",
+        expected: mixed,
+        signer: mixed,
+        static_key,
+        r,
+        s,
+    });
+
     // s + L: the same scalar mod L, not in canonical form.
     let (r, s) = sign(
         a,
@@ -193,6 +214,21 @@ fn cases() -> Vec<Case> {
         signer: a_pub,
         static_key,
         r: t,
+        s: (k * a).to_bytes(),
+    });
+
+    // R = the identity point, s = k·a: then [s]B = R + [k]A exactly, so
+    // even the cofactorless equation holds. Only the rule against a
+    // small-order R refuses it (a verifier without it accepts).
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    let k = challenge(&identity, &a_pub, &statement(&a_pub, &static_key));
+    v.push(Case {
+        what: "R is the identity point: the cofactorless equation holds, R has small order",
+        expected: a_pub,
+        signer: a_pub,
+        static_key,
+        r: identity,
         s: (k * a).to_bytes(),
     });
 

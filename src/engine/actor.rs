@@ -257,10 +257,10 @@ pub(super) struct Actor<T: Transport> {
     keeps_nothing: bool,
     change: u64,
     durable: u64,
-    /// Intake sessions whose request is only in memory: each gets CLOSE 0
-    /// ("received", PROTOCOL.md §8 step 2) once the change that holds the
-    /// request is on disk, and CLOSE 3 ("try again") if the disk takes
-    /// longer than a step.
+    /// Intake sessions waiting for their receipt: each gets CLOSE 0
+    /// ("received", PROTOCOL.md §8 step 2) once the change that holds its
+    /// request is on disk and `receipt_delay` has passed, and CLOSE 3
+    /// ("try again") if the disk takes a step longer than that.
     receipts: Vec<(ConnId, u64, Instant)>,
     saving: bool,
     save_error: Option<String>,
@@ -644,13 +644,7 @@ impl<T: Transport> Actor<T> {
     /// Sends what was waiting for the disk: new messages and acks.
     fn release_durable(&mut self) {
         let durable = self.durable;
-        let (due, waiting) = std::mem::take(&mut self.receipts)
-            .into_iter()
-            .partition(|&(_, change, _)| change <= durable);
-        self.receipts = waiting;
-        for (conn, _, _) in due {
-            self.close_conn(conn, CloseReason::Normal);
-        }
+        self.release_receipts();
         let ids: Vec<ContactId> = self.rt.keys().copied().collect();
         for id in ids {
             let Some(r) = self.rt.get_mut(&id) else {
@@ -1703,15 +1697,7 @@ impl<T: Transport> Actor<T> {
         for id in stale {
             self.close_conn(id, CloseReason::IdleTimeout);
         }
-        // A request the disk could not take in time: "try again" (§8 step
-        // 2), never "received".
-        let (late, waiting) = std::mem::take(&mut self.receipts)
-            .into_iter()
-            .partition(|&(_, _, at)| now.duration_since(at) > limit);
-        self.receipts = waiting;
-        for (conn, _, _) in late {
-            self.close_conn(conn, CloseReason::Shutdown);
-        }
+        self.release_receipts();
         // Our own request waits for its receipt at most this long: a
         // responder that keeps the session open without answering (its
         // keepalives keep it from idling out) does not hold the request.
@@ -2217,8 +2203,9 @@ impl<T: Transport> Actor<T> {
             return;
         }
         if self.profile.rejected.contains(&intake) || self.profile.blocked.contains(&intake) {
-            // Dropped without a word; it learns nothing.
-            self.close_conn(conn, CloseReason::Normal);
+            // Dropped, with the receipt a stored request gets, as late as
+            // one: it learns nothing.
+            self.receipt(conn, 0);
             return;
         }
         if let Some((_, _, Some(on_file))) = existing
@@ -2226,7 +2213,7 @@ impl<T: Transport> Actor<T> {
         {
             // Same intake id, another static key: not the person we know
             // (PROTOCOL.md §8 step 6). Nothing changes; it learns nothing.
-            self.close_conn(conn, CloseReason::Normal);
+            self.receipt(conn, 0);
             return;
         }
         let existing = existing.map(|(id, state, _)| (id, state));
@@ -2327,11 +2314,37 @@ impl<T: Transport> Actor<T> {
         // "Received": the requester takes a normal close as delivery, so it
         // goes out only once the request is on disk.
         let change = self.change;
-        if change <= self.durable {
-            self.close_conn(conn, CloseReason::Normal);
-        } else {
-            self.receipts.push((conn, change, Instant::now()));
+        self.receipt(conn, change);
+    }
+
+    /// CLOSE 0 for a request on `conn` once `change` is on disk, and never
+    /// sooner than `receipt_delay`: every outcome waits the same, so the
+    /// wait does not tell a requester that it is blocked (§7.7).
+    fn receipt(&mut self, conn: ConnId, change: u64) {
+        self.receipts.push((conn, change, Instant::now()));
+        self.release_receipts();
+    }
+
+    fn release_receipts(&mut self) {
+        let (delay, step, durable) = (
+            self.config.receipt_delay,
+            self.config.step_timeout,
+            self.durable,
+        );
+        let mut waiting = Vec::new();
+        for (conn, change, at) in std::mem::take(&mut self.receipts) {
+            let waited = at.elapsed();
+            if change <= durable && waited >= delay {
+                self.close_conn(conn, CloseReason::Normal);
+            } else if waited > delay.saturating_add(step) {
+                // The disk could not take it in time: "try again", never
+                // "received".
+                self.close_conn(conn, CloseReason::Shutdown);
+            } else {
+                waiting.push((conn, change, at));
+            }
         }
+        self.receipts = waiting;
     }
 
     /// One token of the intake's bucket, if there is one, the pending list

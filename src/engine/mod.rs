@@ -56,6 +56,12 @@ pub struct EngineConfig {
     /// after opening, the handshake after the hello, the request after the
     /// handshake. A real peer needs one Tor round trip per step.
     pub step_timeout: Duration,
+    /// The least time between a request at our intake and its receipt
+    /// (CLOSE 0), whatever was decided about it: stored, a repeat, a
+    /// blocked or rejected requester. A stored request also waits for the
+    /// disk; below this delay that wait does not show (PROTOCOL.md §8
+    /// step 2, §7.7).
+    pub receipt_delay: Duration,
     /// Incoming requests waiting for a decision; more are refused as busy.
     pub max_pending_requests: usize,
     /// Contact requests accepted per minute at the intake (a token bucket
@@ -84,6 +90,7 @@ impl Default for EngineConfig {
             max_concurrent_dials: 4,
             max_unauthenticated: 32,
             step_timeout: Duration::from_secs(15),
+            receipt_delay: Duration::from_secs(1),
             max_pending_requests: 100,
             requests_per_minute: 10,
             max_outgoing_file: allium_protocol::message::MAX_FILE_SIZE,

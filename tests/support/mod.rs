@@ -31,6 +31,7 @@ pub fn config() -> EngineConfig {
         backoff_initial: Duration::from_millis(50),
         backoff_max: Duration::from_millis(500),
         requests_per_minute: 6000,
+        receipt_delay: Duration::from_millis(100),
         ..EngineConfig::default()
     }
 }
