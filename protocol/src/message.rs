@@ -487,6 +487,16 @@ impl Message {
         }
     }
 
+    /// Decodes a message as a peer speaking protocol `version` may send
+    /// it: HISTORY is an unknown type below version 3 (PROTOCOL.md §4.3).
+    pub fn decode_for(version: u8, input: &[u8]) -> Result<Self, DecodeError> {
+        let msg = Self::decode(input)?;
+        if matches!(msg, Message::History { .. }) && version < crate::HISTORY_VERSION {
+            return Err(DecodeError::UnknownMessageType(tag::HISTORY));
+        }
+        Ok(msg)
+    }
+
     /// Decodes exactly one message that fills `input`.
     pub fn decode(input: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(input);

@@ -20,7 +20,7 @@ use rand_core::CryptoRngCore;
 use zeroize::Zeroizing;
 
 use crate::address::OnionId;
-use crate::error::{CloseCause, DecodeError, ProtocolError};
+use crate::error::{CloseCause, ProtocolError};
 use crate::frame::{
     FRAME_MAX, Frame, FrameDecoder, FrameType, HANDSHAKE_FRAME_MAX, HelloHeader, Purpose,
     write_frame,
@@ -166,11 +166,7 @@ impl State {
 /// Decodes a message as a peer speaking `version` may send it: HISTORY
 /// is an unknown type below version 3, as it is to a version-2 decoder.
 fn decode_in(version: u8, body: &[u8]) -> Result<Message, ProtocolError> {
-    let msg = Message::decode(body)?;
-    if matches!(msg, Message::History { .. }) && version < HISTORY_VERSION {
-        return Err(DecodeError::UnknownMessageType(0x13).into());
-    }
-    Ok(msg)
+    Ok(Message::decode_for(version, body)?)
 }
 
 /// One connection, from hello to close.

@@ -471,3 +471,146 @@ fn hello_verdicts() {
         }
     }
 }
+
+/// What a session does with `bytes` read off the stream: as a responder
+/// waiting for the hello, or as an intake initiator that sent its hello
+/// and waits for message 2.
+fn frame_verdict(side: &str, bytes: &[u8], end_of_stream: bool) -> Value {
+    let now = Instant::now();
+    let mut rng = ChaCha20Rng::from_seed([0x66; 32]);
+    let mut s = match side {
+        "responder, before the hello" => {
+            Session::accept_intake(SessionConfig::default(), &responder(), now, &mut rng)
+        }
+        "initiator, waiting for message 2" => {
+            let mut s = Session::connect_intake(
+                SessionConfig::default(),
+                &initiator(),
+                responder().identity.onion_id(),
+                now,
+                &mut rng,
+            )
+            .expect("session");
+            let _hello = s.poll_transmit();
+            s
+        }
+        other => panic!("unknown side {other}"),
+    };
+    let _ = s.handle_bytes(now, bytes);
+    if end_of_stream {
+        s.handle_eof();
+    }
+    let mut closed = Value::Null;
+    while let Some(ev) = s.poll_event() {
+        if let Event::Closed(c) = ev {
+            closed = json!(format!("{c:?}"));
+        }
+    }
+    json!({"closed": closed})
+}
+
+fn frame(kind: FrameType, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    allium_protocol::frame::write_frame(&mut out, kind, body);
+    out
+}
+
+/// PROTOCOL.md §3: frames a session must refuse before it reads their
+/// body, or because they come in the wrong state.
+#[test]
+fn frame_verdicts() {
+    let r = "responder, before the hello";
+    let i = "initiator, waiting for message 2";
+    let xx = hello(false, 1);
+    let mut over = vec![0x10, 0x01, 1]; // LEN 4,097: over the cap before the handshake
+    over.resize(40, 0);
+    let transport = frame(FrameType::Transport, &[0; 16]);
+    let cases: Vec<(&str, &str, Vec<u8>, bool)> = vec![
+        ("a valid hello", r, xx.clone(), false),
+        ("a valid hello, then the stream ends", r, xx.clone(), true),
+        ("LEN 0", r, vec![0, 0], false),
+        (
+            "LEN 4,097 before the handshake: refused before its body is read",
+            r,
+            over,
+            false,
+        ),
+        (
+            "LEN 65,535 before the handshake",
+            r,
+            vec![0xff, 0xff],
+            false,
+        ),
+        ("an unknown frame type (9)", r, vec![0, 1, 9], false),
+        ("frame type 0", r, vec![0, 1, 0], false),
+        ("a TRANSPORT frame first", r, transport.clone(), false),
+        (
+            "a HANDSHAKE frame first",
+            r,
+            frame(FrameType::Handshake, &[0; 32]),
+            false,
+        ),
+        (
+            "a REFUSE sent to a responder",
+            r,
+            frame(FrameType::Refuse, &[5]),
+            false,
+        ),
+        (
+            "two hellos in one write",
+            r,
+            [xx.clone(), xx.clone()].concat(),
+            false,
+        ),
+        ("the stream ends inside a frame header", r, vec![0], true),
+        ("the stream ends inside a hello", r, xx[..40].to_vec(), true),
+        ("the stream ends before anything", r, vec![], true),
+        ("a HELLO instead of message 2", i, xx.clone(), false),
+        (
+            "a TRANSPORT frame instead of message 2",
+            i,
+            transport,
+            false,
+        ),
+        (
+            "a REFUSE 3 instead of message 2",
+            i,
+            frame(FrameType::Refuse, &[3]),
+            false,
+        ),
+        (
+            "a malformed REFUSE instead of message 2",
+            i,
+            frame(FrameType::Refuse, &[9]),
+            false,
+        ),
+    ];
+    let list: Vec<Value> = cases
+        .into_iter()
+        .map(|(what, side, bytes, end)| {
+            let mut v = frame_verdict(side, &bytes, end);
+            v["case"] = json!(what);
+            v["side"] = json!(side);
+            v["bytes"] = json!(hex::encode(&bytes));
+            v["then_end_of_stream"] = json!(end);
+            v
+        })
+        .collect();
+    let doc = json!({
+        "description": "PROTOCOL.md §3: bytes read off a fresh stream (hex) by a session in the \
+                        state `side` names, then the end of the stream if \
+                        `then_end_of_stream`, and `closed`, the error it must close with \
+                        (null: it goes on). A two-hello write closes on the second",
+        "cases": list,
+    });
+    check("frames", &doc);
+    for c in pinned("frames")["cases"].as_array().expect("cases") {
+        let bytes = hex::decode(c["bytes"].as_str().expect("bytes")).expect("hex");
+        let got = frame_verdict(
+            c["side"].as_str().expect("side"),
+            &bytes,
+            c["then_end_of_stream"].as_bool().expect("flag"),
+        );
+        assert_eq!(got["closed"], c["closed"], "{}", c["case"]);
+    }
+}

@@ -627,3 +627,215 @@ fn padding_verdicts() {
         assert_eq!(got["message_length"], c["message_length"], "{}", c["case"]);
     }
 }
+
+fn message_verdict(version: u8, body: &[u8]) -> Value {
+    match Message::decode_for(version, body) {
+        Ok(m) => {
+            // Canonical: the one encoding of what was decoded.
+            assert_eq!(m.encode(), body, "{m:?} re-encodes differently");
+            json!({"verdict": "valid"})
+        }
+        Err(e) => json!({"verdict": format!("{e:?}")}),
+    }
+}
+
+fn be64(v: u64) -> [u8; 8] {
+    v.to_be_bytes()
+}
+
+#[allow(clippy::too_many_lines)] // one line per case reads best
+fn message_cases() -> Vec<(&'static str, u8, Vec<u8>)> {
+    let endpoint = IdentityKey::from_seed(&[7; 32]).onion_id();
+    let cat = |parts: &[&[u8]]| parts.concat();
+    let t = [0x11u8; 16];
+    let text = |s: &str| {
+        let mut v = u16::try_from(s.len())
+            .expect("short")
+            .to_be_bytes()
+            .to_vec();
+        v.extend_from_slice(s.as_bytes());
+        v
+    };
+    let mut small = [0u8; 32];
+    small[0] = 1;
+    let max = 1u64 << 40;
+    vec![
+        (
+            "CONTACT_REQUEST",
+            3,
+            cat(&[
+                &[0x01],
+                endpoint.as_bytes(),
+                &[0x42; 32],
+                &text("Ana"),
+                &text("hi"),
+            ]),
+        ),
+        (
+            "CONTACT_REQUEST naming a small-order endpoint",
+            3,
+            cat(&[&[0x01], &small, &[0x42; 32], &text(""), &text("")]),
+        ),
+        (
+            "CONTACT_REQUEST whose nickname LEN is over its cap (121 > 120)",
+            3,
+            cat(&[&[0x01], endpoint.as_bytes(), &[0x42; 32], &[0, 121]]),
+        ),
+        (
+            "CONTACT_REQUEST without its greeting",
+            3,
+            cat(&[&[0x01], endpoint.as_bytes(), &[0x42; 32], &text("Ana")]),
+        ),
+        (
+            "CONTACT_ACCEPT",
+            3,
+            cat(&[&[0x02], endpoint.as_bytes(), &[0x24; 32]]),
+        ),
+        (
+            "CONTACT_ACCEPT one byte short",
+            3,
+            cat(&[&[0x02], endpoint.as_bytes(), &[0x24; 31]]),
+        ),
+        ("CONTACT_REJECT", 3, vec![0x03]),
+        ("CONTACT_REJECT with a trailing byte", 3, vec![0x03, 0x00]),
+        ("CHAT", 3, cat(&[&[0x10], &be64(1), &text("hello")])),
+        (
+            "CHAT with id 0",
+            3,
+            cat(&[&[0x10], &be64(0), &text("hello")]),
+        ),
+        (
+            "CHAT with empty text",
+            3,
+            cat(&[&[0x10], &be64(1), &text("")]),
+        ),
+        (
+            "CHAT with a trailing byte",
+            3,
+            cat(&[&[0x10], &be64(1), &text("x"), &[0]]),
+        ),
+        ("ACK", 3, cat(&[&[0x11], &be64(7)])),
+        ("ACK 0", 3, cat(&[&[0x11], &be64(0)])),
+        ("ACK truncated", 3, cat(&[&[0x11], &[0; 7]])),
+        ("SYNC", 3, cat(&[&[0x12], &be64(1), &be64(0)])),
+        (
+            "SYNC with resend_from 0",
+            3,
+            cat(&[&[0x12], &be64(0), &be64(0)]),
+        ),
+        (
+            "SYNC above 2^62: decodes; the application then closes with CLOSE 1 (§6.3)",
+            3,
+            cat(&[&[0x12], &be64(1), &be64(u64::MAX)]),
+        ),
+        ("HISTORY kept", 3, vec![0x13, 1]),
+        ("HISTORY not kept", 3, vec![0x13, 0]),
+        ("HISTORY with kept = 2", 3, vec![0x13, 2]),
+        (
+            "HISTORY on a version-2 session: an unknown type there",
+            2,
+            vec![0x13, 1],
+        ),
+        (
+            "FILE_OFFER",
+            3,
+            cat(&[&[0x20], &t, &be64(10), &[0x33; 32], &text("a.txt")]),
+        ),
+        (
+            "FILE_OFFER of 2^40 bytes",
+            3,
+            cat(&[&[0x20], &t, &be64(max), &[0x33; 32], &text("a.txt")]),
+        ),
+        (
+            "FILE_OFFER of 2^40 + 1 bytes",
+            3,
+            cat(&[&[0x20], &t, &be64(max + 1), &[0x33; 32], &text("a.txt")]),
+        ),
+        ("FILE_ACCEPT", 3, cat(&[&[0x21], &t, &be64(0)])),
+        (
+            "FILE_ACCEPT past 2^40",
+            3,
+            cat(&[&[0x21], &t, &be64(max + 1)]),
+        ),
+        (
+            "FILE_CHUNK",
+            3,
+            cat(&[&[0x22], &t, &be64(0), &[0, 0, 0, 3], b"abc"]),
+        ),
+        (
+            "FILE_CHUNK without data",
+            3,
+            cat(&[&[0x22], &t, &be64(0), &[0, 0, 0, 0]]),
+        ),
+        (
+            "FILE_CHUNK whose LEN is over 64,512",
+            3,
+            cat(&[&[0x22], &t, &be64(0), &64_513u32.to_be_bytes()]),
+        ),
+        (
+            "FILE_CHUNK ending past 2^40",
+            3,
+            cat(&[&[0x22], &t, &be64(max - 1), &[0, 0, 0, 2], b"ab"]),
+        ),
+        ("FILE_ACK", 3, cat(&[&[0x23], &t, &be64(5)])),
+        ("FILE_ACK past 2^40", 3, cat(&[&[0x23], &t, &be64(max + 1)])),
+        ("FILE_DONE", 3, cat(&[&[0x24], &t])),
+        ("FILE_CANCEL", 3, cat(&[&[0x25], &t, &[1]])),
+        ("FILE_CANCEL with reason 0", 3, cat(&[&[0x25], &t, &[0]])),
+        (
+            "FILE_CANCEL with an unknown reason",
+            3,
+            cat(&[&[0x25], &t, &[0x7f]]),
+        ),
+        ("KEEPALIVE", 3, vec![0x30]),
+        ("KEEPALIVE with a trailing byte", 3, vec![0x30, 0x30]),
+        ("CLOSE 0", 3, vec![0x31, 0, 0]),
+        (
+            "CLOSE with an unknown code: kept, not rejected",
+            3,
+            vec![0x31, 0, 77],
+        ),
+        ("CLOSE truncated", 3, vec![0x31, 0]),
+        ("empty", 3, vec![]),
+        ("type 0x00", 3, vec![0x00]),
+        ("type 0x04", 3, vec![0x04]),
+        ("type 0x14", 3, vec![0x14]),
+        ("type 0x26", 3, vec![0x26]),
+        ("type 0x32", 3, vec![0x32]),
+        ("type 0xff", 3, vec![0xff]),
+    ]
+}
+
+/// PROTOCOL.md §6 and §6.1: message bodies and the verdict of canonical
+/// decoding; every valid one re-encodes to the same bytes.
+#[test]
+fn message_verdicts() {
+    let cases: Vec<Value> = message_cases()
+        .into_iter()
+        .map(|(what, version, body)| {
+            let mut v = message_verdict(version, &body);
+            v["case"] = json!(what);
+            v["version"] = json!(version);
+            v["body"] = json!(hex::encode(&body));
+            v
+        })
+        .collect();
+    let doc = json!({
+        "description": "PROTOCOL.md §6 and §6.1: MESSAGE bytes (after unpadding, hex), the \
+                        protocol version of the session they arrive on, and the verdict of \
+                        decoding: \"valid\" (and the bytes are the one encoding of what they \
+                        decode to), or the error",
+        "cases": cases,
+    });
+    check("messages", &doc);
+    for c in pinned("messages")["cases"].as_array().expect("cases") {
+        let body = hex::decode(c["body"].as_str().expect("body")).expect("hex");
+        let version = u8::try_from(c["version"].as_u64().expect("version")).expect("small");
+        assert_eq!(
+            message_verdict(version, &body)["verdict"],
+            c["verdict"],
+            "{}",
+            c["case"]
+        );
+    }
+}
