@@ -871,10 +871,14 @@ async fn s8_a_pending_contact_must_answer_first() {
     let c = e.h().contacts().await.expect("contacts");
     let c = c.iter().find(|c| c.id == id).expect("still there");
     assert!(!c.online, "not taken for a contact's session");
-    assert_eq!(
-        e.store.saved().expect("saved").contacts[0].state,
-        allium_vault::ContactState::OutgoingPending
-    );
+    settle(&e).await;
+    let saved = e.store.saved().expect("saved");
+    let on_disk = saved
+        .contacts
+        .iter()
+        .find(|c| c.intake.0 == *h.id().as_bytes())
+        .expect("the request is saved");
+    assert_eq!(on_disk.state, allium_vault::ContactState::OutgoingPending);
 }
 
 /// §8 step 4: once a contact's endpoint is known, a CONTACT_ACCEPT naming
