@@ -145,6 +145,28 @@ pub fn accept_verdict(
     }
 }
 
+/// When to dial a contact again after its endpoint session ended
+/// (PROTOCOL.md §8 step 5, §9). Messages not acknowledged are kept in every
+/// case: nothing tells a removal (CLOSE 5, REFUSE 5) apart from a contact
+/// restoring an older profile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Redial {
+    /// The session ended in order (a CLOSE from either side, whatever its
+    /// code): dial again after the first, shortest wait.
+    Soon,
+    /// It failed (a REFUSE, an error, the stream ending without a CLOSE):
+    /// wait twice as long as last time, up to the cap.
+    Backoff,
+}
+
+/// See [`Redial`].
+pub fn redial_after(cause: &CloseCause) -> Redial {
+    match cause {
+        CloseCause::Peer(_) | CloseCause::Local(_) => Redial::Soon,
+        _ => Redial::Backoff,
+    }
+}
+
 /// Whether a message received on a session that lost to another (§6.8)
 /// is still handled: CONTACT_ACCEPT, CONTACT_REJECT, ACK and HISTORY state
 /// facts that do not depend on the session (an ACK covers only what was

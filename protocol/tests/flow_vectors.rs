@@ -345,6 +345,19 @@ fn flow_rule_verdicts() {
         })
     })
     .collect();
+    // §8 step 5 and §9: when to dial again after an endpoint session ended.
+    let ends: Vec<Value> = CAUSES
+        .iter()
+        .map(|cause| {
+            json!({
+                "session_ended_by": cause,
+                "verdict": match flow::redial_after(&cause_named(cause)) {
+                    flow::Redial::Soon => "dial again soon; keep the messages",
+                    flow::Redial::Backoff => "back off; keep the messages",
+                },
+            })
+        })
+        .collect();
     let doc = json!({
         "description": "PROTOCOL.md §6.6–§6.8 and §8: the rules of the contact flow as verdicts. \
                         `messages`: whether a message may arrive on a session (else CLOSE 1); \
@@ -353,13 +366,15 @@ fn flow_rule_verdicts() {
                         `contact_accepts`: what a CONTACT_ACCEPT does to what is on file; \
                         `lost_sessions`: which messages of a session that lost (§6.8) are still \
                         handled; `authorized_set_sizes`: how many keys an endpoint lists, \
-                        padding included, for a number of real ones",
+                        padding included, for a number of real ones; `session_ends`: when to \
+                        dial a contact again after its endpoint session ended",
         "messages": allowed_cases(),
         "receipts": receipts,
         "survivors": survivors,
         "contact_accepts": accepts,
         "lost_sessions": lost,
         "authorized_set_sizes": sizes,
+        "session_ends": ends,
     });
     check("flow-rules", &doc);
 
@@ -403,6 +418,14 @@ fn flow_rule_verdicts() {
         assert_eq!(
             flow::kept_from_a_lost_session(&m),
             c["verdict"] == "handled",
+            "{c}"
+        );
+    }
+    for c in f["session_ends"].as_array().expect("ends") {
+        let r = flow::redial_after(&cause_named(c["session_ended_by"].as_str().expect("cause")));
+        assert_eq!(
+            r == flow::Redial::Soon,
+            c["verdict"] == "dial again soon; keep the messages",
             "{c}"
         );
     }

@@ -2826,7 +2826,7 @@ impl<T: Transport> Actor<T> {
                         online: false,
                     });
                     self.emit_contact(id);
-                    let failed = !matches!(cause, CloseCause::Peer(_) | CloseCause::Local(_));
+                    let failed = flow::redial_after(&cause) == flow::Redial::Backoff;
                     self.retry_later(id, failed);
                 } else if matches!(info.kind, ConnKind::EndpointOut(_))
                     && self.rt.get(&id).is_some_and(|r| r.active.is_none())
