@@ -64,6 +64,17 @@ fn address_cases() -> Vec<(&'static str, String)> {
     y_above_p[31] = 0x7f;
     let mut identity = [0u8; 32];
     identity[0] = 1;
+    let mut sign_bit_on_identity = identity;
+    sign_bit_on_identity[31] |= 0x80;
+    let mut p_plus_2 = [0xffu8; 32];
+    p_plus_2[0] = 0xef;
+    p_plus_2[31] = 0x7f;
+    let mixed = (curve25519_dalek::edwards::CompressedEdwardsY(*id.as_bytes())
+        .decompress()
+        .expect("a key")
+        + curve25519_dalek::constants::EIGHT_TORSION[1])
+        .compress()
+        .to_bytes();
     let mut one_char_more = bare.clone();
     one_char_more.push('a');
     vec![
@@ -109,6 +120,18 @@ fn address_cases() -> Vec<(&'static str, String)> {
         (
             "a small-order key (the identity point)",
             encode(identity, 3),
+        ),
+        (
+            "the identity point with the sign bit set (x = 0): non-canonical",
+            encode(sign_bit_on_identity, 3),
+        ),
+        (
+            "y = p + 2 (y − p = 2 is on no point): not a key",
+            encode(p_plus_2, 3),
+        ),
+        (
+            "a mixed-order key (a key plus a point of order 8): a valid address",
+            encode(mixed, 3),
         ),
     ]
 }
