@@ -13,6 +13,8 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::admission::RequestGate;
+use super::durability::{Durability, SaveReport};
 use allium_onion::{ClientKey, Connection, DialError, ServiceError, ServiceHandle, Transport};
 use allium_protocol::flow::{self, Dialler};
 use allium_protocol::text::TextField;
@@ -62,14 +64,6 @@ const CONN_EVENT_QUEUE: usize = 1024;
 /// Refused file offers reported to the person per contact and minute; more
 /// are still refused, without an event each.
 pub(super) const REFUSALS_SHOWN_PER_MINUTE: u32 = 10;
-/// Each proven identity has a small bucket of its own in front of the
-/// shared one (this burst, then one a minute), so a single requester
-/// (blocked, rejected or pending, asking again and again) cannot keep the
-/// shared bucket empty for everyone else.
-const REQUESTS_PER_IDENTITY: f64 = 3.0;
-const IDENTITY_REFILL: Duration = Duration::from_secs(60);
-/// Identities remembered for that (the oldest is forgotten first).
-const REQUESTERS_REMEMBERED: usize = 1024;
 /// An unfinished connection this long without a step is no live peer
 /// mid-handshake: it is evicted first. Younger ones are evicted at random,
 /// so that opening streams fast cannot push out a requester in order.
@@ -242,28 +236,16 @@ pub(super) struct Actor<T: Transport> {
     dials_in_flight: usize,
     intake: Slot,
     endpoint: Slot,
-    /// Intake token bucket: tokens and when it was last filled.
-    tokens: f64,
-    tokens_at: Instant,
+    /// Who may put a request into the profile (`admission.rs`).
+    request_gate: RequestGate,
     /// When timeouts and stalled queues were last looked at.
     last_sweep: Instant,
-    /// When the last save started.
-    last_save_at: Option<Instant>,
-    /// Proven requesters' own buckets: tokens, and when last filled.
-    requesters: HashMap<Public32, (f64, Instant)>,
     // Persistence.
     store: Option<Box<dyn ProfileStore>>,
     /// Nothing saved reaches a disk (`ProfileStore::keeps_nothing`).
     keeps_nothing: bool,
-    change: u64,
-    durable: u64,
-    /// Intake sessions waiting for their receipt: each gets CLOSE 0
-    /// ("received", PROTOCOL.md §8 step 2) once the change that holds its
-    /// request is on disk and `receipt_delay` has passed, and CLOSE 3
-    /// ("try again") if the disk takes a step longer than that.
-    receipts: Vec<(ConnId, u64, Instant)>,
-    saving: bool,
-    save_error: Option<String>,
+    /// What is on disk, and what waits for it (`durability.rs`).
+    disk: Durability,
     pub(super) files: Transfers,
     shutting_down: Option<oneshot::Sender<Result<Reply, EngineError>>>,
 }
@@ -366,11 +348,8 @@ pub(super) fn spawn<T: Transport>(
     let actor = Actor {
         transport,
         dial_limit: Arc::new(Semaphore::new(config.max_concurrent_dials.max(1))),
-        tokens: f64::from(config.requests_per_minute),
-        tokens_at: Instant::now(),
+        request_gate: RequestGate::new(config.requests_per_minute, Instant::now()),
         last_sweep: Instant::now(),
-        last_save_at: None,
-        requesters: HashMap::new(),
         config,
         profile,
         local,
@@ -400,11 +379,7 @@ pub(super) fn spawn<T: Transport>(
         },
         keeps_nothing: store.keeps_nothing(),
         store: Some(store),
-        change: u64::from(boundary_moved),
-        durable: 0,
-        receipts: Vec::new(),
-        saving: false,
-        save_error: None,
+        disk: Durability::new(u64::from(boundary_moved)),
         files: Transfers::default(),
         shutting_down: None,
     };
@@ -482,14 +457,9 @@ impl<T: Transport> Actor<T> {
     /// How long the loop may sleep when nothing happens: the tick, or less
     /// when a save waits for its interval.
     fn next_wake(&self) -> Duration {
-        match self.last_save_at {
-            Some(at) if !self.saving && self.durable != self.change => self
-                .config
-                .min_save_interval
-                .saturating_sub(at.elapsed())
-                .min(TICK),
-            _ => TICK,
-        }
+        self.disk
+            .wake_in(Instant::now(), self.config.min_save_interval)
+            .map_or(TICK, |d| d.min(TICK))
     }
 
     fn drain_overflow(&mut self) {
@@ -567,29 +537,25 @@ impl<T: Transport> Actor<T> {
 
     /// Records that the profile changed; returns the change number.
     pub(super) fn changed(&mut self) -> u64 {
-        self.change += 1;
-        self.change
+        self.disk.changed()
     }
 
     fn start_save(&mut self) {
-        if self.saving || self.durable == self.change {
-            return;
-        }
         // Every change rewrites the whole profile (for now): however fast
         // peers make changes, saves start at most once per interval, and
         // whatever arrives meanwhile shares the next one (review finding M4).
-        if self
-            .last_save_at
-            .is_some_and(|at| at.elapsed() < self.config.min_save_interval)
-        {
+        if self.store.is_none() {
             return;
         }
+        let Some(generation) = self
+            .disk
+            .begin_save(Instant::now(), self.config.min_save_interval)
+        else {
+            return;
+        };
         let Some(mut store) = self.store.take() else {
             return;
         };
-        self.last_save_at = Some(Instant::now());
-        self.saving = true;
-        let generation = self.change;
         let snapshot = self.profile.clone();
         let tx = self.internal_tx.clone();
         tokio::spawn(async move {
@@ -609,26 +575,23 @@ impl<T: Transport> Actor<T> {
     }
 
     fn on_saved(&mut self, generation: u64, result: Result<(), String>) {
-        self.saving = false;
-        match result {
-            Ok(()) => {
-                self.durable = self.durable.max(generation);
-                if self.save_error.take().is_some() {
+        let report = self.disk.finished(generation, result);
+        match report {
+            SaveReport::Saved | SaveReport::Recovered => {
+                if report == SaveReport::Recovered {
                     self.emit(Event::SaveProblem { message: None });
                 }
                 self.release_durable();
             }
-            Err(message) => {
-                if self.save_error.as_deref() != Some(message.as_str()) {
+            SaveReport::NewProblem(_) | SaveReport::SameProblem => {
+                if let SaveReport::NewProblem(message) = report {
                     self.emit(Event::SaveProblem {
-                        message: Some(message.clone()),
+                        message: Some(message),
                     });
                 }
-                self.save_error = Some(message);
                 // Try again later; nothing that needs the save goes out
                 // meanwhile.
                 let tx = self.internal_tx.clone();
-                self.saving = true;
                 tokio::spawn(async move {
                     tokio::time::sleep(Duration::from_secs(2)).await;
                     let _ = tx.send(Internal::File(super::files::FileDone::RetrySave));
@@ -638,12 +601,12 @@ impl<T: Transport> Actor<T> {
     }
 
     pub(super) fn retry_save(&mut self) {
-        self.saving = false;
+        self.disk.retry();
     }
 
     /// Sends what was waiting for the disk: new messages and acks.
     fn release_durable(&mut self) {
-        let durable = self.durable;
+        let durable = self.disk.durable();
         self.release_receipts();
         let ids: Vec<ContactId> = self.rt.keys().copied().collect();
         for id in ids {
@@ -1057,7 +1020,7 @@ impl<T: Transport> Actor<T> {
                 .intake_enabled
                 .then_some(self.intake.state),
             endpoint: self.endpoint.state,
-            save_error: self.save_error.clone(),
+            save_error: self.disk.error().map(str::to_owned),
         }
     }
 
@@ -1356,12 +1319,12 @@ impl<T: Transport> Actor<T> {
         // Done once every change is saved (or saving keeps failing: then
         // the person was told, and waiting longer will not help) and every
         // connection reported its end.
-        let saved = self.durable == self.change || (self.save_error.is_some() && !self.saving);
+        let saved = self.disk.settled();
         if !saved || !self.conns.is_empty() {
             return false;
         }
         if let Some(reply) = self.shutting_down.take() {
-            let _ = reply.send(match &self.save_error {
+            let _ = reply.send(match self.disk.error() {
                 None => Ok(Reply::Unit),
                 Some(e) => Err(EngineError::File(format!(
                     "the latest changes could not be saved: {e}"
@@ -2313,7 +2276,7 @@ impl<T: Transport> Actor<T> {
         }
         // "Received": the requester takes a normal close as delivery, so it
         // goes out only once the request is on disk.
-        let change = self.change;
+        let change = self.disk.change();
         self.receipt(conn, change);
     }
 
@@ -2321,68 +2284,26 @@ impl<T: Transport> Actor<T> {
     /// sooner than `receipt_delay`: every outcome waits the same, so the
     /// wait does not tell a requester that it is blocked (§7.7).
     fn receipt(&mut self, conn: ConnId, change: u64) {
-        self.receipts.push((conn, change, Instant::now()));
+        self.disk.receipt(conn, change, Instant::now());
         self.release_receipts();
     }
 
     fn release_receipts(&mut self) {
-        let (delay, step, durable) = (
+        let due = self.disk.due_receipts(
+            Instant::now(),
             self.config.receipt_delay,
             self.config.step_timeout,
-            self.durable,
         );
-        let mut waiting = Vec::new();
-        for (conn, change, at) in std::mem::take(&mut self.receipts) {
-            let waited = at.elapsed();
-            if change <= durable && waited >= delay {
-                self.close_conn(conn, CloseReason::Normal);
-            } else if waited > delay.saturating_add(step) {
-                // The disk could not take it in time: "try again", never
-                // "received".
-                self.close_conn(conn, CloseReason::Shutdown);
-            } else {
-                waiting.push((conn, change, at));
-            }
+        for (conn, reason) in due {
+            self.close_conn(conn, reason);
         }
-        self.receipts = waiting;
     }
 
     /// One token of the intake's bucket, if there is one, the pending list
     /// has room, and this (proven) requester did not take one lately.
     fn take_request_token(&mut self, requester: Public32) -> bool {
-        let now = Instant::now();
-        let own = self
-            .requesters
-            .get(&requester)
-            .map(|&(tokens, at)| {
-                let refill = now.duration_since(at).as_secs_f64() / IDENTITY_REFILL.as_secs_f64();
-                (tokens + refill).min(REQUESTS_PER_IDENTITY)
-            })
-            .unwrap_or(REQUESTS_PER_IDENTITY);
-        if own < 1.0 {
-            return false;
-        }
-        let per_sec = f64::from(self.config.requests_per_minute) / 60.0;
-        let burst = f64::from(self.config.requests_per_minute.max(1));
-        self.tokens =
-            (self.tokens + now.duration_since(self.tokens_at).as_secs_f64() * per_sec).min(burst);
-        self.tokens_at = now;
-        if self.tokens < 1.0 || self.pending_requests() >= self.config.max_pending_requests {
-            return false;
-        }
-        self.tokens -= 1.0;
-        if self.requesters.len() >= REQUESTERS_REMEMBERED
-            && !self.requesters.contains_key(&requester)
-            && let Some(oldest) = self
-                .requesters
-                .iter()
-                .min_by_key(|(_, (_, at))| *at)
-                .map(|(k, _)| *k)
-        {
-            self.requesters.remove(&oldest);
-        }
-        self.requesters.insert(requester, (own - 1.0, now));
-        true
+        let room = self.pending_requests() < self.config.max_pending_requests;
+        self.request_gate.take(Instant::now(), requester, room)
     }
 
     /// An endpoint id a peer gives us must be theirs to give: not one of
@@ -2549,7 +2470,7 @@ impl<T: Transport> Actor<T> {
             // A duplicate: acknowledge again once `last` is safe on disk,
             // but once per session (the stream is reliable): repeating a
             // message must not make us repeat an answer (review finding M2).
-            let durable = self.durable;
+            let durable = self.disk.durable();
             let mut send = false;
             if let Some(r) = self.rt.get_mut(&id) {
                 if r.ack_sent == Some(last) {

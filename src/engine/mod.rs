@@ -17,7 +17,9 @@
 //! a timestamp from a peer (it puts none on the wire either).
 
 mod actor;
+mod admission;
 mod conn;
+mod durability;
 mod files;
 mod store;
 

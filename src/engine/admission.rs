@@ -1,0 +1,156 @@
+//! Who may put a request into the profile, as a pure decision on a clock
+//! the caller passes in (issue 14: the engine's rules without its I/O).
+//!
+//! Owns the intake's token buckets: one shared by every requester that is
+//! not yet a contact (so that strangers together cannot make us write
+//! faster than `per_minute`), and a small one per proven identity in front
+//! of it (so that one requester asking again and again, blocked, rejected
+//! or pending, cannot keep the shared one empty for everyone else: review
+//! findings H3, M4). Never reads the clock, the profile or the network.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use allium_vault::Public32;
+// The engine's clock type (it can be paused in tests); a value, never read
+// here.
+use tokio::time::Instant;
+
+/// Each proven identity's own burst, then one request a minute.
+pub(super) const REQUESTS_PER_IDENTITY: f64 = 3.0;
+pub(super) const IDENTITY_REFILL: Duration = Duration::from_secs(60);
+/// Identities remembered for that (the oldest is forgotten first): the
+/// memory is bounded whoever floods the intake.
+pub(super) const REQUESTERS_REMEMBERED: usize = 1024;
+
+/// The intake's request buckets.
+pub(super) struct RequestGate {
+    per_minute: u32,
+    tokens: f64,
+    filled_at: Instant,
+    requesters: HashMap<Public32, (f64, Instant)>,
+}
+
+impl RequestGate {
+    /// A full shared bucket of `per_minute` tokens (its burst).
+    pub(super) fn new(per_minute: u32, now: Instant) -> Self {
+        RequestGate {
+            per_minute,
+            tokens: f64::from(per_minute),
+            filled_at: now,
+            requesters: HashMap::new(),
+        }
+    }
+
+    /// Takes one token for `requester` at `now` if its own bucket and the
+    /// shared one both have one and the pending list has room
+    /// (`room_for_more`); takes nothing otherwise.
+    pub(super) fn take(&mut self, now: Instant, requester: Public32, room_for_more: bool) -> bool {
+        let own = self
+            .requesters
+            .get(&requester)
+            .map(|&(tokens, at)| {
+                let refill =
+                    now.saturating_duration_since(at).as_secs_f64() / IDENTITY_REFILL.as_secs_f64();
+                (tokens + refill).min(REQUESTS_PER_IDENTITY)
+            })
+            .unwrap_or(REQUESTS_PER_IDENTITY);
+        if own < 1.0 {
+            return false;
+        }
+        let per_sec = f64::from(self.per_minute) / 60.0;
+        let burst = f64::from(self.per_minute.max(1));
+        let since = now.saturating_duration_since(self.filled_at).as_secs_f64();
+        self.tokens = (self.tokens + since * per_sec).min(burst);
+        self.filled_at = now;
+        if self.tokens < 1.0 || !room_for_more {
+            return false;
+        }
+        self.tokens -= 1.0;
+        if self.requesters.len() >= REQUESTERS_REMEMBERED
+            && !self.requesters.contains_key(&requester)
+            && let Some(oldest) = self
+                .requesters
+                .iter()
+                .min_by_key(|(_, (_, at))| *at)
+                .map(|(k, _)| *k)
+        {
+            self.requesters.remove(&oldest);
+        }
+        self.requesters.insert(requester, (own - 1.0, now));
+        true
+    }
+
+    /// Identities remembered now.
+    #[cfg(test)]
+    fn remembered(&self) -> usize {
+        self.requesters.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn who(n: u32) -> Public32 {
+        let mut b = [0u8; 32];
+        b[..4].copy_from_slice(&n.to_be_bytes());
+        Public32(b)
+    }
+
+    #[test]
+    fn one_identity_gets_its_burst_then_one_a_minute() {
+        let t0 = Instant::now();
+        let mut g = RequestGate::new(6000, t0);
+        for i in 0..3 {
+            assert!(g.take(t0, who(1), true), "request {i} of the burst");
+        }
+        assert!(!g.take(t0, who(1), true), "past its burst");
+        assert!(
+            g.take(t0, who(2), true),
+            "another identity is not held back"
+        );
+        assert!(!g.take(t0 + Duration::from_secs(59), who(1), true));
+        assert!(g.take(t0 + Duration::from_secs(60), who(1), true));
+        assert!(!g.take(t0 + Duration::from_secs(61), who(1), true));
+    }
+
+    #[test]
+    fn the_shared_bucket_bounds_everyone_together() {
+        let t0 = Instant::now();
+        let mut g = RequestGate::new(10, t0);
+        let taken = (0..100).filter(|i| g.take(t0, who(*i), true)).count();
+        assert_eq!(taken, 10, "the burst is one minute's worth");
+        // Six seconds refill one token at 10 a minute: five do not.
+        assert!(!g.take(t0 + Duration::from_secs(5), who(200), true));
+        assert!(g.take(t0 + Duration::from_secs(7), who(201), true));
+        assert!(!g.take(t0 + Duration::from_secs(7), who(202), true));
+    }
+
+    #[test]
+    fn a_full_pending_list_takes_no_token() {
+        let t0 = Instant::now();
+        let mut g = RequestGate::new(1, t0);
+        assert!(!g.take(t0, who(1), false));
+        assert!(g.take(t0, who(1), true), "the refusal cost nothing");
+    }
+
+    #[test]
+    fn the_memory_of_identities_is_bounded() {
+        let t0 = Instant::now();
+        let mut g = RequestGate::new(u32::MAX, t0);
+        for i in 0..(REQUESTERS_REMEMBERED as u32 + 500) {
+            let now = t0 + Duration::from_millis(u64::from(i));
+            assert!(g.take(now, who(i), true));
+        }
+        assert_eq!(g.remembered(), REQUESTERS_REMEMBERED);
+    }
+
+    #[test]
+    fn a_clock_that_goes_back_refills_nothing() {
+        let t0 = Instant::now() + Duration::from_secs(3600);
+        let mut g = RequestGate::new(1, t0);
+        assert!(g.take(t0, who(1), true));
+        assert!(!g.take(t0 - Duration::from_secs(120), who(2), true));
+    }
+}
