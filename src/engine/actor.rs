@@ -154,9 +154,10 @@ impl ConnInfo {
     }
 }
 
-/// What the engine remembers about a contact while running (not saved).
+/// The link to one contact while running (not saved): its session, its
+/// dial schedule and backoff, and where delivery stands on it.
 #[derive(Default)]
-pub(super) struct Runtime {
+pub(super) struct Link {
     /// The established endpoint session.
     pub(super) active: Option<ConnId>,
     /// A dial is in flight.
@@ -227,7 +228,7 @@ pub(super) struct Actor<T: Transport> {
     conn_tx: mpsc::Sender<FromConn>,
     pub(super) conns: HashMap<ConnId, ConnInfo>,
     next_conn: ConnId,
-    pub(super) rt: HashMap<ContactId, Runtime>,
+    pub(super) links: HashMap<ContactId, Link>,
     /// Separate replay caches, so that strangers flooding the intake
     /// cannot flush the endpoint's entries (review finding L4).
     intake_replay: Arc<Mutex<ReplayCache>>,
@@ -314,7 +315,7 @@ pub(super) fn spawn<T: Transport>(
     let address = local.identity.onion_id();
     let (internal_tx, internal_rx) = mpsc::unbounded_channel();
     let (conn_tx, conn_rx) = mpsc::channel(CONN_EVENT_QUEUE);
-    let mut rt = HashMap::new();
+    let mut links = HashMap::new();
     // Where this run's ids start, unless an earlier run since the last
     // SYNC started lower: that boundary is kept with the contact, so a
     // restart between a restore and the next SYNC does not move it.
@@ -328,13 +329,13 @@ pub(super) fn spawn<T: Transport>(
     }
     for c in &profile.contacts {
         let upto = c.next_message_id.saturating_sub(1);
-        rt.insert(
+        links.insert(
             c.id,
-            Runtime {
+            Link {
                 durable_upto: upto,
                 first_new: c.unsynced_from.unwrap_or(c.next_message_id),
                 backoff: config.backoff_initial,
-                ..Runtime::default()
+                ..Link::default()
             },
         );
     }
@@ -361,7 +362,7 @@ pub(super) fn spawn<T: Transport>(
         conn_tx,
         conns: HashMap::new(),
         next_conn: 1,
-        rt,
+        links,
         intake_replay,
         endpoint_replay,
         dials_in_flight: 0,
@@ -400,7 +401,7 @@ impl<T: Transport> Actor<T> {
             self.publish(true);
         }
         let now = Instant::now();
-        for r in self.rt.values_mut() {
+        for r in self.links.values_mut() {
             r.next_dial = Some(now);
         }
         let mut requests_open = true;
@@ -490,7 +491,7 @@ impl<T: Transport> Actor<T> {
             greeting: c.greeting.clone(),
             suggested_nickname: c.suggested_nickname.clone(),
             request_delivered: c.request_delivered,
-            online: self.rt.get(&c.id).is_some_and(|r| r.active.is_some()),
+            online: self.links.get(&c.id).is_some_and(|r| r.active.is_some()),
             history_enabled: c.history_enabled,
             queued: c.outbox.len(),
             verified: c.verified,
@@ -507,7 +508,7 @@ impl<T: Transport> Actor<T> {
         };
         // "Kept" means kept on a disk: an amnesic session keeps nothing.
         let kept = on && !self.keeps_nothing;
-        let Some(conn) = self.rt.get(&id).and_then(|r| r.active) else {
+        let Some(conn) = self.links.get(&id).and_then(|r| r.active) else {
             return;
         };
         if self
@@ -608,9 +609,9 @@ impl<T: Transport> Actor<T> {
     fn release_durable(&mut self) {
         let durable = self.disk.durable();
         self.release_receipts();
-        let ids: Vec<ContactId> = self.rt.keys().copied().collect();
+        let ids: Vec<ContactId> = self.links.keys().copied().collect();
         for id in ids {
-            let Some(r) = self.rt.get_mut(&id) else {
+            let Some(r) = self.links.get_mut(&id) else {
                 continue;
             };
             if r.sync_change.is_some_and(|c| c <= durable) {
@@ -869,9 +870,9 @@ impl<T: Transport> Actor<T> {
             Command::Accept { contact, nickname } => {
                 self.accept(contact, nickname).map(|()| Reply::Unit)
             }
-            Command::Reject(id) => self.drop_contact(id, Drop::Reject).map(|()| Reply::Unit),
-            Command::Block(id) => self.drop_contact(id, Drop::Block).map(|()| Reply::Unit),
-            Command::Remove(id) => self.drop_contact(id, Drop::Remove).map(|()| Reply::Unit),
+            Command::Reject(id) => self.drop_contact(id, Removal::Reject).map(|()| Reply::Unit),
+            Command::Block(id) => self.drop_contact(id, Removal::Block).map(|()| Reply::Unit),
+            Command::Remove(id) => self.drop_contact(id, Removal::Remove).map(|()| Reply::Unit),
             Command::Rename(id, nickname) => {
                 TextField::Nickname
                     .validate(&nickname)
@@ -1078,20 +1079,20 @@ impl<T: Transport> Actor<T> {
             peer_keeps_history: None,
         });
         self.top_up_spares();
-        self.rt.insert(
+        self.links.insert(
             id,
-            Runtime {
+            Link {
                 first_new: 1,
                 backoff: self.config.backoff_initial,
                 next_dial: Some(Instant::now()),
-                ..Runtime::default()
+                ..Link::default()
             },
         );
         // Authorize before the request leaves, so that their answer can
         // find our endpoint (PROTOCOL.md §8 step 1).
         if let Err(e) = self.sync_authorized() {
             self.profile.contacts.retain(|c| c.id != id);
-            self.rt.remove(&id);
+            self.links.remove(&id);
             return Err(e);
         }
         self.changed();
@@ -1147,7 +1148,7 @@ impl<T: Transport> Actor<T> {
             return Err(e);
         }
         let change = self.changed();
-        if let Some(r) = self.rt.get_mut(&id) {
+        if let Some(r) = self.links.get_mut(&id) {
             r.next_dial = Some(Instant::now());
             r.backoff = self.config.backoff_initial;
             r.last_change = change;
@@ -1156,9 +1157,9 @@ impl<T: Transport> Actor<T> {
         Ok(())
     }
 
-    fn drop_contact(&mut self, id: ContactId, how: Drop) -> Result<(), EngineError> {
+    fn drop_contact(&mut self, id: ContactId, how: Removal) -> Result<(), EngineError> {
         let c = self.profile.contact(id).ok_or(EngineError::NoSuchContact)?;
-        if how == Drop::Reject && c.state != ContactState::IncomingPending {
+        if how == Removal::Reject && c.state != ContactState::IncomingPending {
             return Err(EngineError::WrongState(
                 "only a pending request can be rejected",
             ));
@@ -1171,12 +1172,12 @@ impl<T: Transport> Actor<T> {
         };
         self.profile.contacts.retain(|c| c.id != id);
         match how {
-            Drop::Reject => {
+            Removal::Reject => {
                 if !self.profile.rejected.contains(&intake) {
                     self.profile.rejected.push(intake);
                 }
             }
-            Drop::Block => {
+            Removal::Block => {
                 if !self.profile.blocked.contains(&intake) {
                     self.profile.blocked.push(intake);
                     self.profile.blocked_names.push(BlockedName {
@@ -1185,7 +1186,7 @@ impl<T: Transport> Actor<T> {
                     });
                 }
             }
-            Drop::Remove => {}
+            Removal::Remove => {}
         }
         // Revoke at once: from now on it cannot even find the endpoint.
         self.top_up_spares();
@@ -1199,7 +1200,7 @@ impl<T: Transport> Actor<T> {
         for conn in conns {
             self.close_conn(conn, CloseReason::NotAContact);
         }
-        self.rt.remove(&id);
+        self.links.remove(&id);
         self.cancel_transfers_of(id);
         self.changed();
         self.emit(Event::ContactRemoved { contact: id });
@@ -1244,7 +1245,7 @@ impl<T: Transport> Actor<T> {
             queued_at: now,
         });
         let change = self.changed();
-        if let Some(r) = self.rt.get_mut(&id) {
+        if let Some(r) = self.links.get_mut(&id) {
             r.unsaved.push_back((msg_id, change));
             // Something to say: try now rather than at the next backoff.
             if r.active.is_none() && !r.dialing {
@@ -1261,7 +1262,7 @@ impl<T: Transport> Actor<T> {
 
     fn conversation(&self, id: ContactId) -> Result<Vec<MessageView>, EngineError> {
         let c = self.profile.contact(id).ok_or(EngineError::NoSuchContact)?;
-        let sent_upto = self.rt.get(&id).map(|r| r.sent_upto).unwrap_or(0);
+        let sent_upto = self.links.get(&id).map(|r| r.sent_upto).unwrap_or(0);
         let state_of = |msg_id: u64, delivered: bool| {
             Some(if delivered {
                 DeliveryState::Delivered
@@ -1357,7 +1358,7 @@ impl<T: Transport> Actor<T> {
             let Some(purpose) = self.wants_dial(c) else {
                 continue;
             };
-            let Some(r) = self.rt.get(&c.id) else {
+            let Some(r) = self.links.get(&c.id) else {
                 continue;
             };
             if r.active.is_some() || r.dialing {
@@ -1400,7 +1401,7 @@ impl<T: Transport> Actor<T> {
         let Some(target) = target else {
             return;
         };
-        if let Some(r) = self.rt.get_mut(&id) {
+        if let Some(r) = self.links.get_mut(&id) {
             r.dialing = true;
             r.next_dial = None;
         }
@@ -1422,7 +1423,7 @@ impl<T: Transport> Actor<T> {
 
     fn retry_later(&mut self, id: ContactId, failed: bool) {
         let (initial, max) = (self.config.backoff_initial, self.config.backoff_max);
-        if let Some(r) = self.rt.get_mut(&id) {
+        if let Some(r) = self.links.get_mut(&id) {
             let wait = if failed {
                 let w = r.backoff;
                 r.backoff = (r.backoff * 2).min(max);
@@ -1442,7 +1443,7 @@ impl<T: Transport> Actor<T> {
         result: Result<Connection, DialError>,
     ) {
         self.dials_in_flight = self.dials_in_flight.saturating_sub(1);
-        if let Some(r) = self.rt.get_mut(&id) {
+        if let Some(r) = self.links.get_mut(&id) {
             r.dialing = false;
         }
         let stream = match result {
@@ -1462,13 +1463,13 @@ impl<T: Transport> Actor<T> {
         if self.wants_dial(c) != Some(purpose) {
             return;
         }
-        if purpose == Purpose::Endpoint && self.rt.get(&id).is_some_and(|r| r.active.is_some()) {
+        if purpose == Purpose::Endpoint && self.links.get(&id).is_some_and(|r| r.active.is_some()) {
             // They dialled us meanwhile.
             return;
         }
         // After a peer refused our versions, offer the highest common one.
         let mut session_config = self.config.session.clone();
-        if let Some(v) = self.rt.get(&id).and_then(|r| r.versions.clone()) {
+        if let Some(v) = self.links.get(&id).and_then(|r| r.versions.clone()) {
             session_config.versions = v;
         }
         let session = match purpose {
@@ -1711,7 +1712,7 @@ impl<T: Transport> Actor<T> {
     /// Whether the contact's active session can take more bulk data now
     /// (if not, a [`ConnEvent::Drained`] says when).
     pub(super) fn has_room(&self, id: ContactId) -> bool {
-        self.rt
+        self.links
             .get(&id)
             .and_then(|r| r.active)
             .and_then(|c| self.conns.get(&c))
@@ -1720,7 +1721,7 @@ impl<T: Transport> Actor<T> {
 
     /// Sends on the contact's established session, if there is one.
     pub(super) fn send_to_contact(&self, id: ContactId, m: Message) -> bool {
-        match self.rt.get(&id).and_then(|r| r.active) {
+        match self.links.get(&id).and_then(|r| r.active) {
             Some(conn) => {
                 self.send_on(conn, m);
                 true
@@ -1731,7 +1732,7 @@ impl<T: Transport> Actor<T> {
 
     /// Writes every saved, unsent outbox message to the active session.
     fn flush_outbox(&mut self, id: ContactId) {
-        let Some(r) = self.rt.get(&id) else { return };
+        let Some(r) = self.links.get(&id) else { return };
         let Some(conn) = r.active else { return };
         if !r.peer_synced || r.sync_change.is_some() {
             return;
@@ -1761,7 +1762,7 @@ impl<T: Transport> Actor<T> {
             sent.push(q.id);
         }
         let mut claimed_beyond = false;
-        if let Some(r) = self.rt.get_mut(&id) {
+        if let Some(r) = self.links.get_mut(&id) {
             let before = r.written_upto;
             r.sent_upto = r.sent_upto.max(last).max(from);
             r.written_upto = r.written_upto.max(last);
@@ -1960,7 +1961,7 @@ impl<T: Transport> Actor<T> {
         };
         let their_intake = c.intake;
         let accept_pending = c.accept_pending && c.state == ContactState::Accepted;
-        let previous = self.rt.get(&id).and_then(|r| r.active);
+        let previous = self.links.get(&id).and_then(|r| r.active);
         if let Some(prev) = previous.filter(|p| *p != conn) {
             // Both sides dialled. Keep the session opened by the side with
             // the smaller intake id, as the other side computes too; if one
@@ -1989,7 +1990,7 @@ impl<T: Transport> Actor<T> {
         }
         let was_online = previous.is_some();
         let initial = self.config.backoff_initial;
-        if let Some(r) = self.rt.get_mut(&id) {
+        if let Some(r) = self.links.get_mut(&id) {
             r.active = Some(conn);
             r.sent_upto = 0;
             r.ack_sent = None;
@@ -2012,7 +2013,7 @@ impl<T: Transport> Actor<T> {
                 resend_from: c.outbox.first().map(|q| q.id).unwrap_or(c.next_message_id),
                 last: c.last_received_id,
             };
-            if let Some(r) = self.rt.get_mut(&id) {
+            if let Some(r) = self.links.get_mut(&id) {
                 r.sent_upto = first.saturating_sub(1).min(r.durable_upto);
             }
             self.send_on(conn, sync);
@@ -2052,7 +2053,7 @@ impl<T: Transport> Actor<T> {
         // not depend on the session is still handled.
         let lost = role == flow::SessionRole::Endpoint
             && contact
-                .and_then(|id| self.rt.get(&id))
+                .and_then(|id| self.links.get(&id))
                 .and_then(|r| r.active)
                 .is_some_and(|active| active != conn);
         if lost && !flow::kept_from_a_lost_session(&m) {
@@ -2081,7 +2082,7 @@ impl<T: Transport> Actor<T> {
                         .contact(id)
                         .is_some_and(|c| c.state == ContactState::OutgoingPending)
                 {
-                    let _ = self.drop_contact(id, Drop::Remove);
+                    let _ = self.drop_contact(id, Removal::Remove);
                     self.emit(Event::RequestRejected { contact: id });
                 }
             }
@@ -2223,7 +2224,7 @@ impl<T: Transport> Actor<T> {
                 }
                 if changed {
                     self.changed();
-                    if let Some(r) = self.rt.get_mut(&id) {
+                    if let Some(r) = self.links.get_mut(&id) {
                         r.next_dial = Some(Instant::now());
                     }
                     if state == ContactState::OutgoingPending {
@@ -2259,12 +2260,12 @@ impl<T: Transport> Actor<T> {
                     verified: false,
                     peer_keeps_history: None,
                 });
-                self.rt.insert(
+                self.links.insert(
                     id,
-                    Runtime {
+                    Link {
                         first_new: 1,
                         backoff: self.config.backoff_initial,
-                        ..Runtime::default()
+                        ..Link::default()
                     },
                 );
                 self.changed();
@@ -2338,7 +2339,7 @@ impl<T: Transport> Actor<T> {
             _ => info.contact,
         };
         let Some(id) = id else { return };
-        if self.rt.get(&id).and_then(|r| r.active) == Some(conn) {
+        if self.links.get(&id).and_then(|r| r.active) == Some(conn) {
             self.flush_outbox(id);
             self.pump_transfers_of(id);
         }
@@ -2385,7 +2386,7 @@ impl<T: Transport> Actor<T> {
         let repeat = verdict == flow::AcceptVerdict::Repeat && c.request_delivered;
         let last = c.last_received_id;
         let change = if repeat {
-            self.rt.get(&id).map(|r| r.last_change).unwrap_or(0)
+            self.links.get(&id).map(|r| r.last_change).unwrap_or(0)
         } else {
             if let Some(c) = self.profile.contact_mut(id) {
                 c.their_endpoint = endpoint;
@@ -2395,7 +2396,7 @@ impl<T: Transport> Actor<T> {
             }
             self.changed()
         };
-        if let Some(r) = self.rt.get_mut(&id) {
+        if let Some(r) = self.links.get_mut(&id) {
             if !repeat {
                 r.next_dial = Some(Instant::now());
             }
@@ -2404,7 +2405,7 @@ impl<T: Transport> Actor<T> {
         }
         let kind = self.conns.get(&conn).map(|c| c.kind);
         if matches!(kind, Some(ConnKind::EndpointIn | ConnKind::EndpointOut(_))) {
-            let active = self.rt.get(&id).and_then(|r| r.active);
+            let active = self.links.get(&id).and_then(|r| r.active);
             if active.is_none() {
                 let we = matches!(kind, Some(ConnKind::EndpointOut(_)));
                 self.activate(conn, id, we);
@@ -2420,7 +2421,7 @@ impl<T: Transport> Actor<T> {
     }
 
     fn on_chat(&mut self, conn: ConnId, id: ContactId, chat: Chat) {
-        let Some(r) = self.rt.get(&id) else { return };
+        let Some(r) = self.links.get(&id) else { return };
         if r.active != Some(conn) {
             // Not the session we keep: it is being replaced.
             return;
@@ -2452,7 +2453,7 @@ impl<T: Transport> Actor<T> {
                 trim_history(&mut c.history);
             }
             let change = self.changed();
-            if let Some(r) = self.rt.get_mut(&id) {
+            if let Some(r) = self.links.get_mut(&id) {
                 r.ack_due = Some((chat.id, change));
                 r.last_change = change;
             }
@@ -2472,7 +2473,7 @@ impl<T: Transport> Actor<T> {
             // message must not make us repeat an answer (review finding M2).
             let durable = self.disk.durable();
             let mut send = false;
-            if let Some(r) = self.rt.get_mut(&id) {
+            if let Some(r) = self.links.get_mut(&id) {
                 if r.ack_sent == Some(last) {
                 } else if r.last_change <= durable {
                     r.ack_sent = Some(last);
@@ -2493,7 +2494,7 @@ impl<T: Transport> Actor<T> {
     /// may have gone back in time (a profile restored from an older copy,
     /// or a contact removed and added again); both directions resume.
     fn on_sync(&mut self, conn: ConnId, id: ContactId, resend_from: u64, peer_last: u64) {
-        let Some(r) = self.rt.get_mut(&id) else {
+        let Some(r) = self.links.get_mut(&id) else {
             return;
         };
         if r.active != Some(conn) {
@@ -2503,7 +2504,7 @@ impl<T: Transport> Actor<T> {
             self.close_conn(conn, CloseReason::ProtocolViolation);
             return;
         }
-        let Some(r) = self.rt.get_mut(&id) else {
+        let Some(r) = self.links.get_mut(&id) else {
             return;
         };
         let first = !r.synced;
@@ -2522,7 +2523,7 @@ impl<T: Transport> Actor<T> {
                 c.last_received_id = resend_from - 1;
             }
             let change = self.changed();
-            if let Some(r) = self.rt.get_mut(&id) {
+            if let Some(r) = self.links.get_mut(&id) {
                 r.last_change = change;
             }
             self.emit(Event::MessagesMissing {
@@ -2542,7 +2543,7 @@ impl<T: Transport> Actor<T> {
             && c.unsynced_from.take().is_some()
         {
             let change = self.changed();
-            if let Some(r) = self.rt.get_mut(&id) {
+            if let Some(r) = self.links.get_mut(&id) {
                 r.sync_change = Some(change);
             }
         }
@@ -2555,7 +2556,7 @@ impl<T: Transport> Actor<T> {
     /// queued gets fresh ids after theirs, so nothing is taken for a
     /// duplicate and dropped.
     fn renumber(&mut self, id: ContactId, peer_last: u64) {
-        let Some(first_new) = self.rt.get(&id).map(|r| r.first_new) else {
+        let Some(first_new) = self.links.get(&id).map(|r| r.first_new) else {
             return;
         };
         let Some(c) = self.profile.contact_mut(id) else {
@@ -2589,7 +2590,7 @@ impl<T: Transport> Actor<T> {
         }
         c.next_message_id = next;
         let change = self.changed();
-        if let Some(r) = self.rt.get_mut(&id) {
+        if let Some(r) = self.links.get_mut(&id) {
             // Nothing renumbered is on disk under its new id yet.
             r.durable_upto = peer_last;
             r.sent_upto = peer_last;
@@ -2626,7 +2627,7 @@ impl<T: Transport> Actor<T> {
         // ack cannot drop mail it never received (review finding L5). The
         // claim is remembered and applied as more is written, since the
         // peer answers a duplicate only once per session.
-        let n = match self.rt.get_mut(&id) {
+        let n = match self.links.get_mut(&id) {
             Some(r) => {
                 r.ack_claimed = r.ack_claimed.max(n);
                 r.ack_claimed.min(r.written_upto)
@@ -2682,7 +2683,7 @@ impl<T: Transport> Actor<T> {
                 .copied()
                 .filter(|v| theirs.contains(v))
                 .collect();
-            if let Some(r) = self.rt.get_mut(&id)
+            if let Some(r) = self.links.get_mut(&id)
                 && !common.is_empty()
             {
                 r.versions = Some(common);
@@ -2713,10 +2714,10 @@ impl<T: Transport> Actor<T> {
                     _ => info.contact,
                 };
                 let Some(id) = id else { return };
-                let was_active = self.rt.get(&id).and_then(|r| r.active) == Some(conn);
+                let was_active = self.links.get(&id).and_then(|r| r.active) == Some(conn);
                 if was_active {
                     let mut sent_upto = 0;
-                    if let Some(r) = self.rt.get_mut(&id) {
+                    if let Some(r) = self.links.get_mut(&id) {
                         r.active = None;
                         sent_upto = std::mem::take(&mut r.sent_upto);
                     }
@@ -2750,7 +2751,7 @@ impl<T: Transport> Actor<T> {
                     let failed = flow::redial_after(&cause) == flow::Redial::Backoff;
                     self.retry_later(id, failed);
                 } else if matches!(info.kind, ConnKind::EndpointOut(_))
-                    && self.rt.get(&id).is_some_and(|r| r.active.is_none())
+                    && self.links.get(&id).is_some_and(|r| r.active.is_none())
                 {
                     // Our dial never became the session (refused, failed).
                     self.retry_later(id, true);
@@ -2761,8 +2762,9 @@ impl<T: Transport> Actor<T> {
     }
 }
 
+/// How a contact or request ends (named so as not to shadow `Drop`).
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Drop {
+enum Removal {
     Reject,
     Block,
     Remove,

@@ -427,7 +427,7 @@ impl<T: Transport> Actor<T> {
     /// minute.
     fn count_refusal(&mut self, contact: ContactId) -> bool {
         let now = Instant::now();
-        let Some(r) = self.rt.get_mut(&contact) else {
+        let Some(r) = self.links.get_mut(&contact) else {
             return false;
         };
         let (count, since) = &mut r.refusals_shown;
@@ -648,7 +648,7 @@ impl<T: Transport> Actor<T> {
     }
 
     pub(super) fn on_file_message(&mut self, conn: ConnId, contact: ContactId, m: Message) {
-        if self.rt.get(&contact).and_then(|r| r.active) != Some(conn) {
+        if self.links.get(&contact).and_then(|r| r.active) != Some(conn) {
             return;
         }
         // Files only between accepted contacts (review finding L5).
