@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::admission::RequestGate;
 use super::durability::{Durability, SaveReport};
+use super::links::Link;
 use allium_onion::{ClientKey, Connection, DialError, ServiceError, ServiceHandle, Transport};
 use allium_protocol::flow::{self, Dialler};
 use allium_protocol::text::TextField;
@@ -152,55 +153,6 @@ impl ConnInfo {
             _ => false,
         }
     }
-}
-
-/// The link to one contact while running (not saved): its session, its
-/// dial schedule and backoff, and where delivery stands on it.
-#[derive(Default)]
-pub(super) struct Link {
-    /// The established endpoint session.
-    pub(super) active: Option<ConnId>,
-    /// A dial is in flight.
-    dialing: bool,
-    next_dial: Option<Instant>,
-    backoff: Duration,
-    /// Highest message id written to the active session.
-    sent_upto: u64,
-    /// Highest message id whose outbox is saved.
-    durable_upto: u64,
-    /// Message ids queued but not yet saved, with the change that added them.
-    unsaved: VecDeque<(u64, u64)>,
-    /// An acknowledgement to send once the change recording it is saved.
-    ack_due: Option<(u64, u64)>,
-    /// The change that last moved `last_received_id`.
-    pub(super) last_change: u64,
-    /// Highest message id written to any session since the engine started:
-    /// an acknowledgement beyond it is a lie (or a bug) and is clamped.
-    written_upto: u64,
-    /// The acknowledgement last sent on the active session: a duplicate
-    /// CHAT does not earn a second one for the same id.
-    ack_sent: Option<u64>,
-    /// The highest id the contact acknowledged on the active session,
-    /// whether or not we had written that far yet.
-    ack_claimed: u64,
-    /// Refused file offers reported in the current minute, and when that
-    /// minute began.
-    pub(super) refusals_shown: (u32, Option<Instant>),
-    /// The versions to offer this contact, after it refused ours; `None`:
-    /// all we support.
-    versions: Option<Vec<u8>>,
-    /// Ids from here on were handed out since the last SYNC we handled
-    /// from this contact (`Contact::unsynced_from`; PROTOCOL.md §6.3).
-    first_new: u64,
-    /// The contact's first SYNC since the engine started was handled.
-    synced: bool,
-    /// The contact's SYNC arrived on the active session: our messages may
-    /// go out on it.
-    peer_synced: bool,
-    /// The change that recorded the first SYNC (`Contact::unsynced_from`
-    /// cleared): no CHAT goes out until it is on disk, or a crash could
-    /// bring back a boundary that what we sent has passed.
-    sync_change: Option<u64>,
 }
 
 struct Slot {
@@ -614,27 +566,7 @@ impl<T: Transport> Actor<T> {
             let Some(r) = self.links.get_mut(&id) else {
                 continue;
             };
-            if r.sync_change.is_some_and(|c| c <= durable) {
-                r.sync_change = None;
-            }
-            while let Some(&(msg, change)) = r.unsaved.front() {
-                if change > durable {
-                    break;
-                }
-                r.durable_upto = r.durable_upto.max(msg);
-                r.unsaved.pop_front();
-            }
-            let ack = match r.ack_due {
-                Some((last, change)) if change <= durable => {
-                    r.ack_due = None;
-                    (r.active.is_some() && r.ack_sent != Some(last)).then(|| {
-                        r.ack_sent = Some(last);
-                        last
-                    })
-                }
-                _ => None,
-            };
-            if let Some(last) = ack {
+            if let Some(last) = r.on_durable(durable) {
                 self.send_to_contact(id, Message::Ack { id: last });
             }
             self.flush_outbox(id);

@@ -21,6 +21,7 @@ mod admission;
 mod conn;
 mod durability;
 mod files;
+mod links;
 mod store;
 
 use std::path::PathBuf;
