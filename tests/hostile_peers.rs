@@ -430,13 +430,7 @@ async fn l5_an_ack_for_what_was_never_sent_is_ignored() {
         .expect("send");
     // Before the save is done (and so before it is sent), claim it.
     session.send(Message::Ack { id }).await;
-    let got = loop {
-        match session.next_message(PATIENCE).await {
-            Some(Message::Chat(c)) => break c,
-            Some(_) => continue,
-            None => panic!("the message never came"),
-        }
-    };
+    let got = session.next_chat(PATIENCE).await.expect("the message came");
     assert_eq!((got.id, got.text.as_str()), (id, "for your eyes"));
 }
 
@@ -841,29 +835,10 @@ async fn s8_a_pending_contact_must_answer_first() {
         |ev| matches!(ev, Event::RequestDelivered { contact } if *contact == id),
     )
     .await;
-    let mut session = allium_protocol::Session::connect_endpoint(
-        allium_protocol::SessionConfig::default(),
-        &h.local,
-        req.endpoint,
-        their_static,
-        std::time::Instant::now(),
-        &mut rand_core::OsRng,
-    )
-    .expect("session");
-    session
-        .send(
-            std::time::Instant::now(),
-            Message::Sync {
-                resend_from: 1,
-                last: 0,
-            },
-        )
-        .expect("sync");
-    let stream = h.stream(req.endpoint, Some(&req.discovery_key)).await;
-    let mut raw = hostile::Raw::new(session, stream);
-    raw.handshake()
-        .await
-        .expect("admitted: the request is pending");
+    // Admitted: the request is pending.
+    let mut raw = h
+        .dial_endpoint(req.endpoint, their_static, &req.discovery_key)
+        .await;
     assert_eq!(
         raw.closed(PATIENCE).await,
         Some(CloseCause::Peer(CloseReason::ProtocolViolation))
@@ -932,28 +907,12 @@ async fn s8_an_accepted_contact_cannot_move_its_endpoint() {
 /// SYNC as its early message), established.
 async fn second_session(h: &Hostile) -> hostile::Raw {
     let (endpoint, key) = h.target_endpoint.as_ref().expect("accepted");
-    let mut session = allium_protocol::Session::connect_endpoint(
-        allium_protocol::SessionConfig::default(),
-        &h.local,
+    h.dial_endpoint(
         *endpoint,
         h.target_static.expect("proved at the intake"),
-        std::time::Instant::now(),
-        &mut rand_core::OsRng,
+        key,
     )
-    .expect("session");
-    session
-        .send(
-            std::time::Instant::now(),
-            Message::Sync {
-                resend_from: 1,
-                last: 0,
-            },
-        )
-        .expect("sync");
-    let stream = h.stream(*endpoint, Some(key)).await;
-    let mut raw = hostile::Raw::new(session, stream);
-    raw.handshake().await.expect("admitted");
-    raw
+    .await
 }
 
 /// A stranger whose intake id is below (or above) the engine's.
@@ -994,13 +953,10 @@ async fn s6_8_the_session_dialled_by_the_lower_intake_id_survives() {
             .send_message(h_at_e, "on the survivor")
             .await
             .expect("send");
-        let got = loop {
-            match survivor.next_message(PATIENCE).await {
-                Some(Message::Chat(c)) => break c,
-                Some(_) => continue,
-                None => panic!("h lower: {h_lower}: the survivor carried nothing"),
-            }
-        };
+        let got = survivor
+            .next_chat(PATIENCE)
+            .await
+            .unwrap_or_else(|| panic!("h lower: {h_lower}: the survivor carried nothing"));
         assert_eq!((got.id, got.text.as_str()), (id, "on the survivor"));
     }
 }

@@ -17,7 +17,7 @@ use allium_protocol::{IdentityProof, OnionId};
 use blake2::{Blake2s256, Digest};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
-use common::vector_file::{check, pinned};
+use common::vector_file::{check, pinned, transcript_frames as frames, unhex};
 use curve25519_dalek::montgomery::MontgomeryPoint;
 use serde_json::{Value, json};
 
@@ -143,31 +143,8 @@ impl Symmetric {
     }
 }
 
-fn unhex(v: &Value) -> Vec<u8> {
-    hex::decode(v.as_str().expect("hex string")).expect("hex")
-}
-
 fn arr(v: &Value) -> [u8; 32] {
     unhex(v).try_into().expect("32 bytes")
-}
-
-/// The frames of a transcript of one type, in order, with their sender.
-fn frames(v: &Value, kind: &str) -> Vec<(bool, Vec<u8>)> {
-    v["wire"]
-        .as_array()
-        .expect("wire")
-        .iter()
-        .flat_map(|t| {
-            let from_init = t["from"] == "initiator";
-            t["frames"]
-                .as_array()
-                .expect("frames")
-                .iter()
-                .filter(|f| f["type"] == kind)
-                .map(|f| (from_init, unhex(&f["body"])))
-                .collect::<Vec<_>>()
-        })
-        .collect()
 }
 
 fn pad(m: &[u8]) -> Vec<u8> {

@@ -20,7 +20,7 @@ use allium_protocol::{
     ContactRequest, DiscoveryKey, Event, IdentityKey, LocalIdentity, Message, ReplayCache, Session,
     SessionConfig, StaticKeypair,
 };
-use common::vector_file::{check, pinned};
+use common::vector_file::{check, pinned, transcript_frames, unhex};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use serde_json::{Value, json};
@@ -231,10 +231,6 @@ impl snow::resolvers::CryptoResolver for PlainResolver {
     }
 }
 
-fn unhex(v: &Value) -> Vec<u8> {
-    hex::decode(v.as_str().expect("string")).expect("hex")
-}
-
 /// Rebuilds every handshake message of a pinned vector from its recorded
 /// inputs and the rules of PROTOCOL.md §4, with `snow`'s own X25519.
 fn reproduce(name: &str) {
@@ -306,19 +302,7 @@ fn reproduce(name: &str) {
     );
     resp.read_message(&buf[..n], &mut payload).expect("read 1");
     // Message 2 (and 3 for XX) from the following HANDSHAKE frames.
-    let handshake_frames: Vec<(bool, Vec<u8>)> = wire
-        .iter()
-        .flat_map(|t| {
-            let from_init = t["from"] == "initiator";
-            t["frames"]
-                .as_array()
-                .expect("frames")
-                .iter()
-                .filter(|f| f["type"] == FrameType::Handshake.name())
-                .map(move |f| (from_init, unhex(&f["body"])))
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let handshake_frames = transcript_frames(&v, FrameType::Handshake.name());
     assert_eq!(handshake_frames.len(), if endpoint { 1 } else { 2 });
     for (from_init, body) in handshake_frames {
         let (writer, reader) = if from_init {

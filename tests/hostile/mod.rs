@@ -179,10 +179,20 @@ impl Hostile {
     pub async fn endpoint_hello(&self) -> (Connection, Vec<u8>) {
         let (endpoint, key) = self.target_endpoint.as_ref().expect("accepted");
         let peer_static = self.target_static.expect("proved at the intake");
+        let mut session = self.endpoint_session(*endpoint, peer_static);
+        let hello = session.poll_transmit().expect("a hello");
+        let mut stream = self.stream(*endpoint, Some(key)).await;
+        stream.write_all(&hello).await.expect("write");
+        (stream, hello)
+    }
+
+    /// A session that dials `endpoint` (IK, expecting `peer_static`), its
+    /// SYNC queued as the early message, as a contact's first message.
+    fn endpoint_session(&self, endpoint: OnionId, peer_static: StaticPublicKey) -> Session {
         let mut session = Session::connect_endpoint(
             SessionConfig::default(),
             &self.local,
-            *endpoint,
+            endpoint,
             peer_static,
             Instant::now(),
             &mut OsRng,
@@ -197,10 +207,22 @@ impl Hostile {
                 },
             )
             .expect("sync");
-        let hello = session.poll_transmit().expect("a hello");
-        let mut stream = self.stream(*endpoint, Some(key)).await;
-        stream.write_all(&hello).await.expect("write");
-        (stream, hello)
+        session
+    }
+
+    /// An endpoint session to `endpoint` (IK, expecting `peer_static`),
+    /// with a SYNC as its early message, as a contact opens one; the
+    /// handshake driven to its end.
+    pub async fn dial_endpoint(
+        &self,
+        endpoint: OnionId,
+        peer_static: StaticPublicKey,
+        key: &DiscoveryKey,
+    ) -> Raw {
+        let session = self.endpoint_session(endpoint, peer_static);
+        let mut raw = Raw::new(session, self.stream(endpoint, Some(key)).await);
+        raw.handshake().await.expect("admitted");
+        raw
     }
 
     /// Publishes our intake, so that an engine can send us a request.
@@ -392,6 +414,20 @@ impl Raw {
             if left.is_zero() || !self.read_once(left).await {
                 self.take_events();
                 return self.inbox.pop_front();
+            }
+        }
+    }
+
+    /// The next CHAT from the peer within `within`, passing over anything
+    /// else; `None` if none came.
+    pub async fn next_chat(&mut self, within: Duration) -> Option<allium_protocol::Chat> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next_message(left).await {
+                Some(Message::Chat(c)) => return Some(c),
+                Some(_) if !left.is_zero() => continue,
+                _ => return None,
             }
         }
     }

@@ -24,3 +24,29 @@ pub fn check(name: &str, v: &Value) {
 pub fn pinned(name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path(name)).expect("read")).expect("json")
 }
+
+/// A hex string of a vector file as bytes.
+pub fn unhex(v: &Value) -> Vec<u8> {
+    hex::decode(v.as_str().expect("a hex string")).expect("hex")
+}
+
+/// The frames of a handshake transcript (`intake-handshake.json`,
+/// `endpoint-handshake.json`) whose type is `kind` (`HELLO`, `HANDSHAKE`,
+/// `TRANSPORT`), in order, each with whether the initiator sent it.
+pub fn transcript_frames(v: &Value, kind: &str) -> Vec<(bool, Vec<u8>)> {
+    v["wire"]
+        .as_array()
+        .expect("wire")
+        .iter()
+        .flat_map(|t| {
+            let from_init = t["from"] == "initiator";
+            t["frames"]
+                .as_array()
+                .expect("frames")
+                .iter()
+                .filter(|f| f["type"] == kind)
+                .map(move |f| (from_init, unhex(&f["body"])))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
