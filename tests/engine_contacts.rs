@@ -63,7 +63,12 @@ async fn adding_checks_the_address() {
         .add_contact("allium:nonsense", "", "")
         .await
         .unwrap_err();
-    assert!(matches!(err, EngineError::BadAddress(_)), "{err:?}");
+    // Typed: a caller can tell which check failed ("nonsense" is 8
+    // characters, not 56).
+    assert_eq!(
+        err,
+        EngineError::BadAddress(allium_protocol::AddressError::WrongLength(8))
+    );
     let err = a.h().add_contact(&a.address(), "", "").await.unwrap_err();
     assert_eq!(err, EngineError::OwnAddress);
     let b = Peer::start(&net);
@@ -75,7 +80,13 @@ async fn adding_checks_the_address() {
         .add_contact(&Peer::start(&net).address(), "bad\u{202e}name", "")
         .await
         .unwrap_err();
-    assert!(matches!(err, EngineError::InvalidText(_)), "{err:?}");
+    assert_eq!(
+        err,
+        EngineError::InvalidText(allium_protocol::DecodeError::ForbiddenCharacter {
+            field: "nickname",
+            code: 0x202e
+        })
+    );
 }
 
 /// Waits until `p`'s contact list satisfies `f`, polling.
@@ -653,4 +664,20 @@ async fn a_new_contact_gets_a_key_the_endpoint_already_published() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
+}
+
+/// A setting out of range is refused as such, with the range in the words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auto_lock_past_a_day_is_refused() {
+    let net = MemoryNetwork::new();
+    let a = Peer::start(&net);
+    let err = a.h().set_auto_lock(24 * 60 + 1).await.unwrap_err();
+    assert_eq!(
+        err,
+        EngineError::InvalidSetting("lock after at most a day (1,440 minutes)")
+    );
+    a.h()
+        .set_auto_lock(24 * 60)
+        .await
+        .expect("a day is allowed");
 }

@@ -245,7 +245,7 @@ fn client_key(secret: &Secret32) -> ClientKey {
 }
 
 fn text_error(e: allium_protocol::DecodeError) -> EngineError {
-    EngineError::InvalidText(e.to_string())
+    EngineError::InvalidText(e)
 }
 
 pub(super) fn spawn<T: Transport>(
@@ -845,7 +845,7 @@ impl<T: Transport> Actor<T> {
             )),
             Command::Unblock(address) => {
                 let target = OnionId::parse(&normalize_address(&address))
-                    .map_err(|e| EngineError::BadAddress(e.to_string()))?;
+                    .map_err(EngineError::BadAddress)?;
                 let intake = Public32(*target.as_bytes());
                 if !self.profile.blocked.contains(&intake) {
                     return Err(EngineError::NotBlocked);
@@ -925,8 +925,8 @@ impl<T: Transport> Actor<T> {
             }
             Command::SetAutoLock(minutes) => {
                 if minutes > 24 * 60 {
-                    return Err(EngineError::InvalidText(
-                        "lock after at most a day (1,440 minutes)".into(),
+                    return Err(EngineError::InvalidSetting(
+                        "lock after at most a day (1,440 minutes)",
                     ));
                 }
                 if self.profile.settings.auto_lock_minutes != minutes {
@@ -963,8 +963,8 @@ impl<T: Transport> Actor<T> {
         nickname: String,
         greeting: String,
     ) -> Result<ContactId, EngineError> {
-        let target = OnionId::parse(&normalize_address(address))
-            .map_err(|e| EngineError::BadAddress(e.to_string()))?;
+        let target =
+            OnionId::parse(&normalize_address(address)).map_err(EngineError::BadAddress)?;
         if target == self.local.identity.onion_id() || target == self.local.endpoint {
             return Err(EngineError::OwnAddress);
         }

@@ -108,9 +108,10 @@ impl Default for EngineConfig {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum EngineError {
-    /// The address did not parse (the text says what is wrong with it).
+    /// The address did not parse: which check failed (PROTOCOL.md §2.3),
+    /// for a caller to branch on; its text says what is wrong with it.
     #[error("that is not a valid Allium address: {0}")]
-    BadAddress(String),
+    BadAddress(allium_protocol::AddressError),
     /// The address is this profile's own.
     #[error("that is your own address; paste the address of the person you want to reach")]
     OwnAddress,
@@ -129,9 +130,13 @@ pub enum EngineError {
     /// The contact is not in a state that allows this.
     #[error("not possible now: {0}")]
     WrongState(&'static str),
-    /// Text failed validation (too long, control characters, ...).
+    /// Text failed validation (too long, control characters, ...): the
+    /// rule it broke (PROTOCOL.md §6.2).
     #[error("{0}")]
-    InvalidText(String),
+    InvalidText(allium_protocol::DecodeError),
+    /// A setting out of its range; the text names the range.
+    #[error("{0}")]
+    InvalidSetting(&'static str),
     /// The endpoint cannot authorize more contacts.
     #[error("this profile cannot have more than {0} contacts (a Tor limit); remove one first")]
     TooManyContacts(usize),

@@ -350,6 +350,7 @@ pub(crate) fn engine_code(e: &EngineError) -> &'static str {
         EngineError::NotBlocked => "not_blocked",
         EngineError::WrongState(_) => "wrong_state",
         EngineError::InvalidText(_) => "invalid_text",
+        EngineError::InvalidSetting(_) => "invalid_setting",
         EngineError::TooManyContacts(_) => "too_many_contacts",
         EngineError::NoSuchTransfer => "no_such_transfer",
         EngineError::File(_) => "file",
