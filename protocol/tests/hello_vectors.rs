@@ -16,6 +16,7 @@ use allium_protocol::{
     Event, IdentityKey, LocalIdentity, Message, RefuseReason, ReplayCache, Session, SessionConfig,
     StaticKeypair, StaticPublicKey,
 };
+use common::noise::{Symmetric, dh, pad, public};
 use common::vector_file::{check, pinned};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -70,6 +71,38 @@ fn hello_offering(endpoint: bool, seed: u8, versions: &[u8]) -> Vec<u8> {
     s.poll_transmit().expect("a hello")
 }
 
+/// An endpoint hello built by hand with the Noise of `common/noise.rs`,
+/// carrying `static_bytes` as the initiator's static key: the reference
+/// never writes one whose bytes differ from its key's canonical encoding,
+/// so this is how a test gets one. X25519 ignores bit 255, so a key with
+/// that bit set still authenticates; only a byte comparison catches it.
+fn hand_built_endpoint_hello(static_bytes: [u8; 32]) -> Vec<u8> {
+    let (i, r) = (initiator(), responder());
+    let mut header = b"ALLIUM".to_vec();
+    header.extend_from_slice(&[2, 3, 2, 2]);
+    header.extend_from_slice(r.endpoint.as_bytes());
+    header.extend_from_slice(i.identity.onion_id().as_bytes());
+    let mut prologue = allium_protocol::noise::PROLOGUE_DOMAIN.to_vec();
+    prologue.extend_from_slice(&header);
+    let (is, ie) = (*i.static_key.secret(), [0x61u8; 32]);
+    let rs_pub = r.static_key.public().0;
+    let mut n = Symmetric::new(allium_protocol::noise::ENDPOINT_PATTERN, &prologue);
+    n.mix_hash(&rs_pub);
+    let mut msg = public(&ie).to_vec();
+    n.mix_hash(&public(&ie));
+    n.mix_key(&dh(&ie, &rs_pub), "es");
+    msg.extend(n.encrypt_and_hash(&static_bytes, "s"));
+    n.mix_key(&dh(&is, &rs_pub), "ss");
+    let sync = Message::Sync {
+        resend_from: 1,
+        last: 0,
+    };
+    msg.extend(n.encrypt_and_hash(&pad(&sync.encode()), "payload"));
+    let mut frame = Vec::new();
+    allium_protocol::frame::write_frame(&mut frame, FrameType::Hello, &[header, msg].concat());
+    frame
+}
+
 /// Offsets in the frame: 2 length bytes and the type come first.
 const MAGIC: usize = 3;
 const N: usize = 9;
@@ -102,6 +135,9 @@ enum Policy {
     ContactWithAnotherKey,
     /// At the endpoint: not a contact.
     NotAContact,
+    /// At the endpoint: a contact whose key on file is the initiator's, in
+    /// its canonical bytes (whatever the hello carries).
+    ContactCanonical,
 }
 
 fn policy_named(s: &str) -> Policy {
@@ -110,6 +146,7 @@ fn policy_named(s: &str) -> Policy {
         "a contact with this static key" => Policy::Contact,
         "a contact with another static key" => Policy::ContactWithAnotherKey,
         "not a contact" => Policy::NotAContact,
+        "a contact whose key on file is the initiator's canonical one" => Policy::ContactCanonical,
         other => panic!("unknown policy {other}"),
     }
 }
@@ -120,6 +157,7 @@ fn policy_name(p: Policy) -> &'static str {
         Policy::Contact => "a contact with this static key",
         Policy::ContactWithAnotherKey => "a contact with another static key",
         Policy::NotAContact => "not a contact",
+        Policy::ContactCanonical => "a contact whose key on file is the initiator's canonical one",
     }
 }
 
@@ -155,6 +193,9 @@ fn respond(service: &str, frame: &[u8], policy: Policy, replay: &mut ReplayCache
                         s.refuse(Some(RefuseReason::NotAuthorized));
                         Ok(())
                     }
+                    Policy::ContactCanonical => {
+                        s.admit_contact(now, replay, initiator().static_key.public())
+                    }
                 };
             }
             Event::Closed(c) => closed = json!(format!("{c:?}")),
@@ -180,7 +221,7 @@ type Case = (&'static str, &'static str, Vec<u8>, Policy);
 type Step = (&'static str, Vec<u8>, Policy);
 
 fn single_cases() -> Vec<Case> {
-    use Policy::{Contact, ContactWithAnotherKey, NotAContact, Stranger};
+    use Policy::{Contact, ContactCanonical, ContactWithAnotherKey, NotAContact, Stranger};
     let xx = hello(false, 1);
     let ik = hello(true, 2);
     let r = responder();
@@ -199,6 +240,9 @@ fn single_cases() -> Vec<Case> {
     let mut ik_tampered = ik.clone();
     ik_tampered[NOISE + 40] ^= 1; // inside the encrypted static key
     let truncated = with_len(xx[..NOISE + 31].to_vec());
+    let canonical = initiator().static_key.public().0;
+    let mut high_bit = canonical;
+    high_bit[31] |= 0x80;
     vec![
         ("a valid intake hello", "intake", xx.clone(), Stranger),
         (
@@ -334,6 +378,18 @@ fn single_cases() -> Vec<Case> {
             Stranger,
         ),
         ("#11 not a contact", "endpoint", ik.clone(), NotAContact),
+        (
+            "a hand-built hello with the initiator's key as it is: admitted",
+            "endpoint",
+            hand_built_endpoint_hello(canonical),
+            ContactCanonical,
+        ),
+        (
+            "#11 the same key with bit 255 set: it authenticates, but its bytes are not the ones on file",
+            "endpoint",
+            hand_built_endpoint_hello(high_bit),
+            ContactCanonical,
+        ),
         (
             "#11 a contact whose key on file differs",
             "endpoint",

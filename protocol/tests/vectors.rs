@@ -20,6 +20,7 @@ use allium_protocol::{
     ContactRequest, DiscoveryKey, Event, IdentityKey, LocalIdentity, Message, ReplayCache, Session,
     SessionConfig, StaticKeypair,
 };
+use common::noise::pad;
 use common::vector_file::{check, pinned, transcript_frames, unhex};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -350,17 +351,6 @@ fn reproduce(name: &str) {
     }
     expected.push(pad(&unhex(&v["reply_message"])));
     assert_eq!(plaintexts, expected, "{name}: transport plaintexts");
-}
-
-fn pad(m: &[u8]) -> Vec<u8> {
-    let bucket = [256usize, 1024, 4096, 16384, 65504]
-        .into_iter()
-        .find(|b| *b >= m.len() + 2)
-        .expect("fits");
-    let mut out = (m.len() as u16).to_be_bytes().to_vec();
-    out.extend_from_slice(m);
-    out.resize(bucket, 0);
-    out
 }
 
 #[test]

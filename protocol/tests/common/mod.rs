@@ -3,6 +3,7 @@
 //! admission policy for the responder.
 #![allow(dead_code)]
 
+pub mod noise;
 pub mod vector_file;
 
 use std::time::{Duration, Instant};
