@@ -16,7 +16,7 @@ use allium_protocol::{
     Event, IdentityKey, LocalIdentity, Message, RefuseReason, ReplayCache, Session, SessionConfig,
     StaticKeypair, StaticPublicKey,
 };
-use common::noise::{Symmetric, dh, pad, public};
+use common::noise::{Symmetric, dh, ephemeral_for, pad, public};
 use common::vector_file::{check, pinned};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -202,6 +202,11 @@ fn respond(service: &str, frame: &[u8], policy: Policy, replay: &mut ReplayCache
             _ => {}
         }
     }
+    json!({"closed": closed, "sent": sent_frames(&mut s)})
+}
+
+/// The frames a session has to write, by type (a REFUSE with its body).
+fn sent_frames(s: &mut Session) -> Vec<Value> {
     let mut sent = Vec::new();
     let mut dec = FrameDecoder::default();
     while let Some(bytes) = s.poll_transmit() {
@@ -213,7 +218,7 @@ fn respond(service: &str, frame: &[u8], policy: Policy, replay: &mut ReplayCache
             });
         }
     }
-    json!({"closed": closed, "sent": sent})
+    sent
 }
 
 type Case = (&'static str, &'static str, Vec<u8>, Policy);
@@ -668,5 +673,146 @@ fn frame_verdicts() {
             c["then_end_of_stream"].as_bool().expect("flag"),
         );
         assert_eq!(got["closed"], c["closed"], "{}", c["case"]);
+    }
+}
+
+const REPLY_SEED: [u8; 32] = [0x44; 32];
+
+/// The intake initiator of these cases and its hello.
+fn waiting_initiator() -> (Session, Vec<u8>) {
+    let mut s = Session::connect_intake(
+        SessionConfig::default(),
+        &initiator(),
+        responder().identity.onion_id(),
+        Instant::now(),
+        &mut ChaCha20Rng::from_seed(REPLY_SEED),
+    )
+    .expect("session");
+    let hello = s.poll_transmit().expect("hello");
+    (s, hello)
+}
+
+/// A HANDSHAKE frame carrying XX message 2 built by hand for the hello of
+/// [`waiting_initiator`]: the responder's static key `s_pub` and the
+/// payload `proof`, whatever they are.
+fn hand_built_message_2(hello: &[u8], s_pub: [u8; 32], proof: &[u8]) -> Vec<u8> {
+    let header = &hello[3..NOISE];
+    let mut prologue = allium_protocol::noise::PROLOGUE_DOMAIN.to_vec();
+    prologue.extend_from_slice(header);
+    let ie = ephemeral_for(REPLY_SEED);
+    let ie_pub = public(&ie);
+    assert_eq!(&hello[NOISE..NOISE + 32], &ie_pub, "the derived ephemeral");
+    let re = [0x62u8; 32];
+    let mut n = Symmetric::new(allium_protocol::noise::INTAKE_PATTERN, &prologue);
+    n.mix_hash(&ie_pub);
+    n.encrypt_and_hash(&[], "payload (empty)");
+    let mut msg = public(&re).to_vec();
+    n.mix_hash(&public(&re));
+    n.mix_key(&dh(&re, &ie_pub), "ee");
+    msg.extend(n.encrypt_and_hash(&s_pub, "s"));
+    // es from the initiator's side: DH(e, s), which needs no secret of s.
+    n.mix_key(&dh(&ie, &s_pub), "es");
+    msg.extend(n.encrypt_and_hash(proof, "payload"));
+    let mut frame = Vec::new();
+    allium_protocol::frame::write_frame(&mut frame, FrameType::Handshake, &msg);
+    frame
+}
+
+fn initiator_reads(frame: &[u8]) -> Value {
+    let (mut s, _) = waiting_initiator();
+    let _ = s.handle_bytes(Instant::now(), frame);
+    let mut closed = Value::Null;
+    let mut established = false;
+    while let Some(ev) = s.poll_event() {
+        match ev {
+            Event::Closed(c) => closed = json!(format!("{c:?}")),
+            Event::Established { .. } => established = true,
+            _ => {}
+        }
+    }
+    json!({"closed": closed, "established": established, "sent": sent_frames(&mut s)})
+}
+
+/// PROTOCOL.md §4.5 and §4.4 from the initiator's side: XX message 2 built
+/// by hand, with the responder's static key and proof chosen to break one
+/// check each, and what the initiator must do.
+#[test]
+fn message_2_verdicts() {
+    let (_, hello) = waiting_initiator();
+    let r = responder();
+    let i = initiator();
+    let r_static = r.static_key.public();
+    let proof = |by: &IdentityKey, key: &StaticPublicKey| by.prove(key).to_bytes().to_vec();
+    let stranger = IdentityKey::from_seed(&[0x70; 32]);
+    let other_key = StaticKeypair::from_secret(&[0x71; 32]).public();
+    let mut small = [0u8; 32];
+    small[0] = 1;
+    let cases: Vec<(&str, [u8; 32], Vec<u8>)> = vec![
+        (
+            "the responder's key and its proof for the id dialled: established",
+            r_static.0,
+            proof(&r.identity, &r_static),
+        ),
+        (
+            "the initiator's own static key (Reflected)",
+            i.static_key.public().0,
+            proof(&r.identity, &i.static_key.public()),
+        ),
+        (
+            "a static key of small order",
+            small,
+            proof(&r.identity, &r_static),
+        ),
+        (
+            "a proof by another identity than the one dialled",
+            r_static.0,
+            proof(&stranger, &r_static),
+        ),
+        (
+            "a proof for another static key",
+            r_static.0,
+            proof(&r.identity, &other_key),
+        ),
+        ("no proof", r_static.0, vec![]),
+        (
+            "a proof a byte short",
+            r_static.0,
+            proof(&r.identity, &r_static)[..95].to_vec(),
+        ),
+    ];
+    let list: Vec<Value> = cases
+        .into_iter()
+        .map(|(what, s_pub, payload)| {
+            let frame = hand_built_message_2(&hello, s_pub, &payload);
+            let mut v = initiator_reads(&frame);
+            v["case"] = json!(what);
+            v["message_2"] = json!(hex::encode(&frame));
+            v
+        })
+        .collect();
+    let doc = json!({
+        "description": "PROTOCOL.md §4.5: an intake initiator (the keys of `local(0x10)` in \
+                        tests/hello_vectors.rs, dialling the responder of hello-verdicts.json) \
+                        sent `hello`; each case is the HANDSHAKE frame it then reads, built by \
+                        hand, and what it must do: `closed` (null: it goes on), whether it is \
+                        `established`, and the frames it writes (message 3)",
+        "initiator": {
+            "intake_seed": hex::encode(i.identity.seed()),
+            "static_secret": hex::encode(i.static_key.secret()),
+            "ephemeral_secret": hex::encode(ephemeral_for(REPLY_SEED)),
+        },
+        "hello": hex::encode(&hello),
+        "cases": list,
+    });
+    check("message-2-verdicts", &doc);
+    for c in pinned("message-2-verdicts")["cases"]
+        .as_array()
+        .expect("cases")
+    {
+        let frame = hex::decode(c["message_2"].as_str().expect("frame")).expect("hex");
+        let got = initiator_reads(&frame);
+        assert_eq!(got["closed"], c["closed"], "{}", c["case"]);
+        assert_eq!(got["established"], c["established"], "{}", c["case"]);
+        assert_eq!(got["sent"], c["sent"], "{}", c["case"]);
     }
 }

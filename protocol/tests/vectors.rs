@@ -20,10 +20,10 @@ use allium_protocol::{
     ContactRequest, DiscoveryKey, Event, IdentityKey, LocalIdentity, Message, ReplayCache, Session,
     SessionConfig, StaticKeypair,
 };
-use common::noise::pad;
+use common::noise::{ephemeral_for, pad};
 use common::vector_file::{check, pinned, transcript_frames, unhex};
 use rand_chacha::ChaCha20Rng;
-use rand_core::{RngCore, SeedableRng};
+use rand_core::SeedableRng;
 use serde_json::{Value, json};
 
 struct Party {
@@ -60,19 +60,6 @@ impl Party {
             "static_public": hex::encode(l.static_key.public().0),
         })
     }
-}
-
-/// The ephemeral secret a session built with `ChaCha20Rng::from_seed(seed)`
-/// uses: the session draws a 32-byte Noise RNG seed, and Noise draws the
-/// ephemeral key as its first 32 bytes.
-fn ephemeral_for(seed: [u8; 32]) -> [u8; 32] {
-    let mut outer = ChaCha20Rng::from_seed(seed);
-    let mut inner_seed = [0u8; 32];
-    outer.fill_bytes(&mut inner_seed);
-    let mut inner = ChaCha20Rng::from_seed(inner_seed);
-    let mut e = [0u8; 32];
-    inner.fill_bytes(&mut e);
-    e
 }
 
 fn frames(bytes: &[u8]) -> Vec<Value> {

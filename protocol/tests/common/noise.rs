@@ -147,3 +147,18 @@ pub fn pad(m: &[u8]) -> Vec<u8> {
     out.resize(bucket, 0);
     out
 }
+
+/// The Noise ephemeral secret of a session of this crate built with
+/// `ChaCha20Rng::from_seed(seed)`: the session draws a 32-byte seed for
+/// its Noise RNG, and Noise draws the ephemeral key as that RNG's first 32
+/// bytes.
+pub fn ephemeral_for(seed: [u8; 32]) -> [u8; 32] {
+    use rand_core::{RngCore, SeedableRng};
+    let mut outer = rand_chacha::ChaCha20Rng::from_seed(seed);
+    let mut inner_seed = [0u8; 32];
+    outer.fill_bytes(&mut inner_seed);
+    let mut inner = rand_chacha::ChaCha20Rng::from_seed(inner_seed);
+    let mut e = [0u8; 32];
+    inner.fill_bytes(&mut e);
+    e
+}
