@@ -718,6 +718,55 @@ fn hand_built_message_2(hello: &[u8], s_pub: [u8; 32], proof: &[u8]) -> Vec<u8> 
     frame
 }
 
+/// The static key and identity proof one side of an XX handshake sends
+/// (`sender`, to `receiver`), each case breaking one check of §4.5 or §4.4
+/// (`claimed`: what the proof must be for, in words).
+fn static_and_proof_cases(
+    sender: &LocalIdentity,
+    receiver: &LocalIdentity,
+    claimed: &str,
+    stranger_seed: u8,
+) -> Vec<(String, [u8; 32], Vec<u8>)> {
+    let own = sender.static_key.public();
+    let proof = |by: &IdentityKey, key: &StaticPublicKey| by.prove(key).to_bytes().to_vec();
+    let good = proof(&sender.identity, &own);
+    let stranger = IdentityKey::from_seed(&[stranger_seed; 32]);
+    let other_key = StaticKeypair::from_secret(&[stranger_seed + 1; 32]).public();
+    let mut small = [0u8; 32];
+    small[0] = 1;
+    let theirs = receiver.static_key.public();
+    vec![
+        (
+            format!("the sender's key and its proof for {claimed}: established"),
+            own.0,
+            good.clone(),
+        ),
+        (
+            "the receiver's own static key (Reflected)".into(),
+            theirs.0,
+            proof(&sender.identity, &theirs),
+        ),
+        ("a static key of small order".into(), small, good.clone()),
+        (
+            format!("a proof by another identity than {claimed}"),
+            own.0,
+            proof(&stranger, &own),
+        ),
+        (
+            "a proof for another static key".into(),
+            own.0,
+            proof(&sender.identity, &other_key),
+        ),
+        ("no proof".into(), own.0, vec![]),
+        ("a proof a byte short".into(), own.0, good[..95].to_vec()),
+        (
+            "a proof a byte long".into(),
+            own.0,
+            [good.clone(), vec![0]].concat(),
+        ),
+    ]
+}
+
 fn initiator_reads(frame: &[u8]) -> Value {
     let (mut s, _) = waiting_initiator();
     let _ = s.handle_bytes(Instant::now(), frame);
@@ -739,47 +788,7 @@ fn initiator_reads(frame: &[u8]) -> Value {
 #[test]
 fn message_2_verdicts() {
     let (_, hello) = waiting_initiator();
-    let r = responder();
-    let i = initiator();
-    let r_static = r.static_key.public();
-    let proof = |by: &IdentityKey, key: &StaticPublicKey| by.prove(key).to_bytes().to_vec();
-    let stranger = IdentityKey::from_seed(&[0x70; 32]);
-    let other_key = StaticKeypair::from_secret(&[0x71; 32]).public();
-    let mut small = [0u8; 32];
-    small[0] = 1;
-    let cases: Vec<(&str, [u8; 32], Vec<u8>)> = vec![
-        (
-            "the responder's key and its proof for the id dialled: established",
-            r_static.0,
-            proof(&r.identity, &r_static),
-        ),
-        (
-            "the initiator's own static key (Reflected)",
-            i.static_key.public().0,
-            proof(&r.identity, &i.static_key.public()),
-        ),
-        (
-            "a static key of small order",
-            small,
-            proof(&r.identity, &r_static),
-        ),
-        (
-            "a proof by another identity than the one dialled",
-            r_static.0,
-            proof(&stranger, &r_static),
-        ),
-        (
-            "a proof for another static key",
-            r_static.0,
-            proof(&r.identity, &other_key),
-        ),
-        ("no proof", r_static.0, vec![]),
-        (
-            "a proof a byte short",
-            r_static.0,
-            proof(&r.identity, &r_static)[..95].to_vec(),
-        ),
-    ];
+    let cases = static_and_proof_cases(&responder(), &initiator(), "the id dialled", 0x70);
     let list: Vec<Value> = cases
         .into_iter()
         .map(|(what, s_pub, payload)| {
@@ -797,8 +806,8 @@ fn message_2_verdicts() {
                         hand, and what it must do: `closed` (null: it goes on), whether it is \
                         `established`, and the frames it writes (message 3)",
         "initiator": {
-            "intake_seed": hex::encode(i.identity.seed()),
-            "static_secret": hex::encode(i.static_key.secret()),
+            "intake_seed": hex::encode(initiator().identity.seed()),
+            "static_secret": hex::encode(initiator().static_key.secret()),
             "ephemeral_secret": hex::encode(ephemeral_for(REPLY_SEED)),
         },
         "hello": hex::encode(&hello),
@@ -811,6 +820,127 @@ fn message_2_verdicts() {
     {
         let frame = hex::decode(c["message_2"].as_str().expect("frame")).expect("hex");
         let got = initiator_reads(&frame);
+        assert_eq!(got["closed"], c["closed"], "{}", c["case"]);
+        assert_eq!(got["established"], c["established"], "{}", c["case"]);
+        assert_eq!(got["sent"], c["sent"], "{}", c["case"]);
+    }
+}
+
+const RESPONDER_SEED: [u8; 32] = [0x45; 32];
+
+/// An intake responder that read the hello of [`waiting_initiator`],
+/// admitted it and wrote message 2; and that message 2.
+fn responder_after_message_2(replay: &mut ReplayCache) -> (Session, Vec<u8>) {
+    let (_, hello) = waiting_initiator();
+    let now = Instant::now();
+    let mut s = Session::accept_intake(
+        SessionConfig::default(),
+        &responder(),
+        now,
+        &mut ChaCha20Rng::from_seed(RESPONDER_SEED),
+    );
+    s.handle_bytes(now, &hello).expect("hello");
+    while let Some(ev) = s.poll_event() {
+        if let Event::Admission(_) = ev {
+            s.admit_stranger(now, replay).expect("admitted");
+        }
+    }
+    let message_2 = s.poll_transmit().expect("message 2");
+    (s, message_2)
+}
+
+/// A HANDSHAKE frame carrying XX message 3 built by hand: the initiator's
+/// static key `s_pub` and payload `proof`, whatever they are. Checks on
+/// the way that the hand-built state reproduces the responder's message 2.
+fn hand_built_message_3(hello: &[u8], message_2: &[u8], s_pub: [u8; 32], proof: &[u8]) -> Vec<u8> {
+    let r = responder();
+    let header = &hello[3..NOISE];
+    let mut prologue = allium_protocol::noise::PROLOGUE_DOMAIN.to_vec();
+    prologue.extend_from_slice(header);
+    let ie = ephemeral_for(REPLY_SEED);
+    let re = ephemeral_for(RESPONDER_SEED);
+    let (ie_pub, re_pub) = (public(&ie), public(&re));
+    let rs_pub = r.static_key.public();
+    let mut n = Symmetric::new(allium_protocol::noise::INTAKE_PATTERN, &prologue);
+    n.mix_hash(&ie_pub);
+    n.encrypt_and_hash(&[], "payload (empty)");
+    // Message 2, rebuilt: its proof is deterministic (Ed25519).
+    let mut rebuilt = re_pub.to_vec();
+    n.mix_hash(&re_pub);
+    n.mix_key(&dh(&re, &ie_pub), "ee");
+    rebuilt.extend(n.encrypt_and_hash(&rs_pub.0, "s"));
+    n.mix_key(&dh(&ie, &rs_pub.0), "es");
+    rebuilt.extend(n.encrypt_and_hash(&r.identity.prove(&rs_pub).to_bytes(), "payload"));
+    let mut frame_2 = Vec::new();
+    allium_protocol::frame::write_frame(&mut frame_2, FrameType::Handshake, &rebuilt);
+    assert_eq!(
+        frame_2, message_2,
+        "the hand-built state follows the responder"
+    );
+    // Message 3: s, se, payload; se from the responder's side, DH(e, s).
+    let mut msg = n.encrypt_and_hash(&s_pub, "s");
+    n.mix_key(&dh(&re, &s_pub), "se");
+    msg.extend(n.encrypt_and_hash(proof, "payload"));
+    let mut frame = Vec::new();
+    allium_protocol::frame::write_frame(&mut frame, FrameType::Handshake, &msg);
+    frame
+}
+
+fn responder_reads(frame: &[u8]) -> Value {
+    let (mut s, _) = responder_after_message_2(&mut ReplayCache::default());
+    let _ = s.handle_bytes(Instant::now(), frame);
+    let mut closed = Value::Null;
+    let mut established = false;
+    while let Some(ev) = s.poll_event() {
+        match ev {
+            Event::Closed(c) => closed = json!(format!("{c:?}")),
+            Event::Established { .. } => established = true,
+            _ => {}
+        }
+    }
+    json!({"closed": closed, "established": established, "sent": sent_frames(&mut s)})
+}
+
+/// PROTOCOL.md §4.5 and §4.4 from the responder's side: XX message 3 built
+/// by hand, breaking one check each, and what the intake must do.
+#[test]
+fn message_3_verdicts() {
+    let (_, hello) = waiting_initiator();
+    let (_, message_2) = responder_after_message_2(&mut ReplayCache::default());
+    let cases = static_and_proof_cases(
+        &initiator(),
+        &responder(),
+        "the INITIATOR of the hello",
+        0x72,
+    );
+    let list: Vec<Value> = cases
+        .into_iter()
+        .map(|(what, s_pub, payload)| {
+            let frame = hand_built_message_3(&hello, &message_2, s_pub, &payload);
+            let mut v = responder_reads(&frame);
+            v["case"] = json!(what);
+            v["message_3"] = json!(hex::encode(&frame));
+            v
+        })
+        .collect();
+    let doc = json!({
+        "description": "PROTOCOL.md §4.5: the responder of hello-verdicts.json, at its intake, \
+                        read `hello` (from message-2-verdicts.json's initiator), admitted it and \
+                        wrote `message_2` with the ephemeral secret given; each case is the \
+                        HANDSHAKE frame it then reads, built by hand, and what it must do: \
+                        `closed` (null: established), `established`, and the frames it writes",
+        "responder_ephemeral_secret": hex::encode(ephemeral_for(RESPONDER_SEED)),
+        "hello": hex::encode(&hello),
+        "message_2": hex::encode(&message_2),
+        "cases": list,
+    });
+    check("message-3-verdicts", &doc);
+    for c in pinned("message-3-verdicts")["cases"]
+        .as_array()
+        .expect("cases")
+    {
+        let frame = hex::decode(c["message_3"].as_str().expect("frame")).expect("hex");
+        let got = responder_reads(&frame);
         assert_eq!(got["closed"], c["closed"], "{}", c["case"]);
         assert_eq!(got["established"], c["established"], "{}", c["case"]);
         assert_eq!(got["sent"], c["sent"], "{}", c["case"]);
