@@ -767,8 +767,9 @@ fn static_and_proof_cases(
     ]
 }
 
-fn initiator_reads(frame: &[u8]) -> Value {
-    let (mut s, _) = waiting_initiator();
+/// What session `s` does with the handshake frame `frame`: the error it
+/// closes with (null: none), whether it is established, what it writes.
+fn reads(mut s: Session, frame: &[u8]) -> Value {
     let _ = s.handle_bytes(Instant::now(), frame);
     let mut closed = Value::Null;
     let mut established = false;
@@ -780,6 +781,10 @@ fn initiator_reads(frame: &[u8]) -> Value {
         }
     }
     json!({"closed": closed, "established": established, "sent": sent_frames(&mut s)})
+}
+
+fn initiator_reads(frame: &[u8]) -> Value {
+    reads(waiting_initiator().0, frame)
 }
 
 /// PROTOCOL.md §4.5 and §4.4 from the initiator's side: XX message 2 built
@@ -887,18 +892,7 @@ fn hand_built_message_3(hello: &[u8], message_2: &[u8], s_pub: [u8; 32], proof: 
 }
 
 fn responder_reads(frame: &[u8]) -> Value {
-    let (mut s, _) = responder_after_message_2(&mut ReplayCache::default());
-    let _ = s.handle_bytes(Instant::now(), frame);
-    let mut closed = Value::Null;
-    let mut established = false;
-    while let Some(ev) = s.poll_event() {
-        match ev {
-            Event::Closed(c) => closed = json!(format!("{c:?}")),
-            Event::Established { .. } => established = true,
-            _ => {}
-        }
-    }
-    json!({"closed": closed, "established": established, "sent": sent_frames(&mut s)})
+    reads(responder_after_message_2(&mut ReplayCache::default()).0, frame)
 }
 
 /// PROTOCOL.md §4.5 and §4.4 from the responder's side: XX message 3 built
