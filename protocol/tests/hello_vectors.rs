@@ -892,7 +892,10 @@ fn hand_built_message_3(hello: &[u8], message_2: &[u8], s_pub: [u8; 32], proof: 
 }
 
 fn responder_reads(frame: &[u8]) -> Value {
-    reads(responder_after_message_2(&mut ReplayCache::default()).0, frame)
+    reads(
+        responder_after_message_2(&mut ReplayCache::default()).0,
+        frame,
+    )
 }
 
 /// PROTOCOL.md §4.5 and §4.4 from the responder's side: XX message 3 built
