@@ -122,6 +122,17 @@ pub enum AcceptVerdict {
     Violation,
 }
 
+/// Whether a peer may give us `endpoint` as its own, in a CONTACT_REQUEST
+/// or a CONTACT_ACCEPT (PROTOCOL.md §8 step 3): not one of our ids
+/// (`ours`: intake and endpoint), and not the intake it speaks from.
+pub fn endpoint_is_theirs(
+    endpoint: &OnionId,
+    ours: (&OnionId, &OnionId),
+    their_intake: &OnionId,
+) -> bool {
+    endpoint != ours.0 && endpoint != ours.1 && endpoint != their_intake
+}
+
 /// `on_file`: the contact's endpoint and discovery key once accepted
 /// (`None` while our request is pending); `ours`: our intake and endpoint
 /// ids; `their_intake`: the sender's. Discovery keys are compared as bytes:
@@ -134,7 +145,7 @@ pub fn accept_verdict(
     ours: (&OnionId, &OnionId),
     their_intake: &OnionId,
 ) -> AcceptVerdict {
-    if endpoint == ours.0 || endpoint == ours.1 || endpoint == their_intake {
+    if !endpoint_is_theirs(endpoint, ours, their_intake) {
         return AcceptVerdict::Violation;
     }
     match on_file {

@@ -186,14 +186,8 @@ impl HelloHeader {
             ));
         }
         let versions = r.take(n, "versions").map_err(malformed)?.to_vec();
-        // Strictly decreasing: preference order, no duplicates, one encoding.
-        if versions.contains(&0) {
-            return Err(ProtocolError::MalformedHandshake("version 0 offered"));
-        }
-        if versions.windows(2).any(|w| w[0] <= w[1]) {
-            return Err(ProtocolError::MalformedHandshake(
-                "version list not strictly decreasing",
-            ));
+        if let Some(problem) = version_list_problem(&versions) {
+            return Err(ProtocolError::MalformedHandshake(problem));
         }
         let purpose = match r.u8("purpose").map_err(malformed)? {
             1 => Purpose::Intake,
@@ -216,6 +210,20 @@ impl HelloHeader {
             header_bytes,
             noise,
         ))
+    }
+}
+
+/// What is wrong with a version list (PROTOCOL.md §4.2), as a hello or a
+/// REFUSE 1 carries it, if anything: no zero, and strictly decreasing
+/// (preference order, no duplicates, one encoding). The count is checked
+/// where it is read.
+pub(crate) fn version_list_problem(versions: &[u8]) -> Option<&'static str> {
+    if versions.contains(&0) {
+        Some("version 0 offered")
+    } else if versions.windows(2).any(|w| w[0] <= w[1]) {
+        Some("version list not strictly decreasing")
+    } else {
+        None
     }
 }
 

@@ -264,7 +264,7 @@ impl RefuseReason {
                 let versions = r.take(n, "versions")?.to_vec();
                 // The same rule as a hello's list (§4.2), so the list can
                 // be offered back as it is.
-                if versions.contains(&0) || versions.windows(2).any(|w| w[0] <= w[1]) {
+                if crate::frame::version_list_problem(&versions).is_some() {
                     return Err(DecodeError::InvalidValue("version list"));
                 }
                 RefuseReason::UnsupportedVersion(versions)

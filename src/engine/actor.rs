@@ -233,11 +233,9 @@ pub(super) fn random_secret() -> Secret32 {
     k
 }
 
-/// A discovery secret to hand out, clamped as PROTOCOL.md §6.1 asks.
+/// A discovery secret to hand out (PROTOCOL.md §6.1: random, clamped).
 fn new_discovery_key() -> Secret32 {
-    let mut k = random_secret();
-    DiscoveryKey::clamp(&mut k.0);
-    k
+    Secret32(DiscoveryKey::generate(&mut OsRng).0)
 }
 
 fn client_key(secret: &Secret32) -> ClientKey {
@@ -2074,7 +2072,9 @@ impl<T: Transport> Actor<T> {
             Some(Public32(*req.endpoint.as_bytes())),
             Some(Secret32(req.discovery_key.0)),
         );
-        if !self.valid_peer_endpoint(req.endpoint, intake) {
+        // Review finding L5: the endpoint must be theirs to give.
+        let ours = (&self.local.identity.onion_id(), &self.local.endpoint);
+        if !flow::endpoint_is_theirs(&req.endpoint, ours, &peer) {
             self.close_conn(conn, CloseReason::ProtocolViolation);
             return;
         }
@@ -2237,14 +2237,6 @@ impl<T: Transport> Actor<T> {
     fn take_request_token(&mut self, requester: Public32) -> bool {
         let room = self.pending_requests() < self.config.max_pending_requests;
         self.request_gate.take(Instant::now(), requester, room)
-    }
-
-    /// An endpoint id a peer gives us must be theirs to give: not one of
-    /// ours, and not the intake they spoke from (review finding L5).
-    fn valid_peer_endpoint(&self, endpoint: OnionId, their_intake: Public32) -> bool {
-        endpoint != self.local.identity.onion_id()
-            && endpoint != self.local.endpoint
-            && endpoint.as_bytes() != &their_intake.0
     }
 
     fn pending_requests(&self) -> usize {
@@ -2605,6 +2597,9 @@ impl<T: Transport> Actor<T> {
         let Some(info) = self.conns.remove(&conn) else {
             return;
         };
+        if info.kind == ConnKind::IntakeIn {
+            self.disk.forget_receipt(conn);
+        }
         // An older peer refused our versions: the next dial offers the
         // highest one both speak (PROTOCOL.md §4.3, version negotiation).
         if let CloseCause::Refused(RefuseReason::UnsupportedVersion(theirs)) = &cause

@@ -145,6 +145,13 @@ impl Durability {
         self.receipts.push((conn, change, now));
     }
 
+    /// The connection ended: its receipt has nowhere to go. Keeps the list
+    /// no longer than the connections open, however fast a peer opens and
+    /// drops them.
+    pub(super) fn forget_receipt(&mut self, conn: ConnId) {
+        self.receipts.retain(|&(c, _, _)| c != conn);
+    }
+
     /// The receipts due at `now`: CLOSE 0 once what was decided is on disk
     /// and `delay` has passed (every outcome waits at least that long, so
     /// the wait does not tell a requester what was decided, §7.7); CLOSE 3
@@ -244,6 +251,20 @@ mod tests {
         assert_eq!(
             d.due_receipts(t0 + delay, delay, step),
             vec![(1, CloseReason::Normal)]
+        );
+    }
+
+    #[test]
+    fn a_receipt_goes_with_its_connection() {
+        let (delay, step) = (Duration::from_secs(1), Duration::from_secs(15));
+        let t0 = Instant::now();
+        let mut d = Durability::new(0);
+        d.receipt(3, 0, t0);
+        d.receipt(4, 0, t0);
+        d.forget_receipt(3);
+        assert_eq!(
+            d.due_receipts(t0 + delay, delay, step),
+            vec![(4, CloseReason::Normal)]
         );
     }
 
