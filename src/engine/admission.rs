@@ -14,7 +14,7 @@ use std::time::Duration;
 use allium_vault::Public32;
 // The engine's clock type (it can be paused in tests); a value, never read
 // here.
-use tokio::time::Instant;
+use std::time::Instant;
 
 /// Each proven identity's own burst, then one request a minute.
 pub(super) const REQUESTS_PER_IDENTITY: f64 = 3.0;

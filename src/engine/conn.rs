@@ -82,7 +82,7 @@ impl SendQueue {
     }
 
     /// Takes `n` written bytes off; true if the engine should now resume.
-    fn written(&self, n: usize) -> bool {
+    pub(crate) fn written(&self, n: usize) -> bool {
         let before = self.0.bytes.fetch_sub(n, Ordering::Relaxed);
         before.saturating_sub(n) < SEND_LOW_WATER && self.0.waiting.swap(false, Ordering::Relaxed)
     }
@@ -230,10 +230,8 @@ pub(crate) async fn run(
                 }
             },
             cmd = commands.recv() => match cmd {
-                Some(ToConn::Send(m, counted)) => {
-                    // The encrypted bytes are counted when transmitted; the
-                    // engine's estimate comes off now.
-                    if queue.written(counted) {
+                Some(cmd) => {
+                    if apply(&mut session, now(), cmd, &replay, &queue) {
                         let _ = events
                             .send(FromConn {
                                 conn,
@@ -241,22 +239,6 @@ pub(crate) async fn run(
                             })
                             .await;
                     }
-                    let _ = session.send(now(), m);
-                }
-                Some(ToConn::Close(reason)) => session.close(now(), reason),
-                Some(ToConn::Admit(a)) => {
-                    let mut cache = match replay.lock() {
-                        Ok(c) => c,
-                        Err(p) => p.into_inner(),
-                    };
-                    let _ = match a {
-                        Admission::Stranger => session.admit_stranger(now(), &mut cache),
-                        Admission::Contact(s) => session.admit_contact(now(), &mut cache, s),
-                        Admission::Refuse(r) => {
-                            session.refuse(r);
-                            Ok(())
-                        }
-                    };
                 }
                 // The engine is gone: leave politely.
                 None => session.close(now(), CloseReason::Shutdown),
@@ -284,6 +266,45 @@ pub(crate) async fn run(
         .is_err()
     {
         writer_task.abort();
+    }
+}
+
+/// Carries out the engine's command on `session`; true if the engine held
+/// back and may now resume ([`ConnEvent::Drained`]).
+pub(crate) fn apply(
+    session: &mut Session,
+    now: StdInstant,
+    command: ToConn,
+    replay: &Mutex<ReplayCache>,
+    queue: &SendQueue,
+) -> bool {
+    match command {
+        ToConn::Send(m, counted) => {
+            // The encrypted bytes are counted when transmitted; the
+            // engine's estimate comes off now.
+            let drained = queue.written(counted);
+            let _ = session.send(now, m);
+            drained
+        }
+        ToConn::Close(reason) => {
+            session.close(now, reason);
+            false
+        }
+        ToConn::Admit(a) => {
+            let mut cache = match replay.lock() {
+                Ok(c) => c,
+                Err(p) => p.into_inner(),
+            };
+            let _ = match a {
+                Admission::Stranger => session.admit_stranger(now, &mut cache),
+                Admission::Contact(s) => session.admit_contact(now, &mut cache, s),
+                Admission::Refuse(r) => {
+                    session.refuse(r);
+                    Ok(())
+                }
+            };
+            false
+        }
     }
 }
 

@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use allium_protocol::CloseReason;
-use tokio::time::Instant;
+use std::time::Instant;
 
 use super::conn::ConnId;
 

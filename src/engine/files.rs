@@ -13,23 +13,22 @@
 //! offer we made, chunks go out only while the session's send queue has
 //! room, and refused offers are reported at a bounded rate.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use allium_onion::Transport;
 use allium_protocol::message::MAX_CHUNK;
 use allium_protocol::text::TextField;
 use allium_protocol::{CancelReason, FileChunk, FileOffer, Message, TransferId};
 use allium_vault::{ContactId, ContactState};
-use rand_core::{OsRng, RngCore};
+use rand_core::RngCore;
 use sha2::{Digest, Sha256};
-use tokio::time::Instant;
+use std::time::Instant;
 
-use super::actor::{Actor, Internal};
 use super::conn::ConnId;
+use super::core::{Core, Effect};
 use super::{Cancelled, EngineError, Event, TransferDirection, TransferView};
 
 /// Bytes the sender may have beyond the last acknowledgement.
@@ -39,10 +38,60 @@ const ACK_EVERY: u64 = 256 * 1024;
 /// Progress events at most this often per transfer.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
+/// Work that reads or writes a whole file: the shell runs it on a
+/// blocking thread ([`FileJob::run`]) and hands back its [`FileDone`].
+pub(crate) enum FileJob {
+    /// Hash a file we are about to offer.
+    Hash { transfer: TransferId, path: PathBuf },
+    /// Sync a received file, check what reached the disk and give it its
+    /// final name.
+    Place {
+        transfer: TransferId,
+        contact: ContactId,
+        view: TransferView,
+        file: File,
+        partial: PathBuf,
+        folder: PathBuf,
+        name: String,
+        digest: [u8; 32],
+    },
+}
+
+impl FileJob {
+    /// Does the work (blocking).
+    pub(crate) fn run(self) -> FileDone {
+        match self {
+            FileJob::Hash { transfer, path } => FileDone::Hashed {
+                transfer,
+                result: hash_file(&path),
+            },
+            FileJob::Place {
+                transfer,
+                contact,
+                view,
+                file,
+                partial,
+                folder,
+                name,
+                digest,
+            } => {
+                let result = check_and_place(file, &partial, &folder, &name, digest);
+                if result.is_err() {
+                    let _ = std::fs::remove_file(&partial);
+                }
+                FileDone::Placed {
+                    transfer,
+                    contact,
+                    view,
+                    result,
+                }
+            }
+        }
+    }
+}
+
 /// Results of blocking file work, back to the engine.
 pub(crate) enum FileDone {
-    /// Retry a failed save (not a file matter, but the same channel).
-    RetrySave,
     /// The digest of a file we offer.
     Hashed {
         transfer: TransferId,
@@ -98,16 +147,13 @@ struct Progress {
 }
 
 impl Progress {
-    fn new(bytes: u64) -> Self {
-        Progress {
-            at: Instant::now(),
-            bytes,
-        }
+    fn new(now: Instant, bytes: u64) -> Self {
+        Progress { at: now, bytes }
     }
 
     /// Bytes per second since the last report, if one is due.
-    fn due(&mut self, bytes: u64, force: bool) -> Option<u64> {
-        let elapsed = self.at.elapsed();
+    fn due(&mut self, now: Instant, bytes: u64, force: bool) -> Option<u64> {
+        let elapsed = now.saturating_duration_since(self.at);
         if !force && elapsed < PROGRESS_EVERY {
             return None;
         }
@@ -116,7 +162,7 @@ impl Progress {
         } else {
             (bytes.saturating_sub(self.bytes) as f64 / elapsed.as_secs_f64()) as u64
         };
-        *self = Progress::new(bytes);
+        *self = Progress::new(now, bytes);
         Some(rate)
     }
 }
@@ -124,12 +170,12 @@ impl Progress {
 /// Every transfer of the engine, by id.
 #[derive(Default)]
 pub(crate) struct Transfers {
-    outgoing: HashMap<TransferId, Outgoing>,
-    incoming: HashMap<TransferId, Incoming>,
+    outgoing: BTreeMap<TransferId, Outgoing>,
+    incoming: BTreeMap<TransferId, Incoming>,
     /// Received files being checked and placed on a blocking thread: their
     /// ids stay taken until then, so that an offer reusing one cannot
     /// replace the partial file under the check.
-    placing: std::collections::HashSet<TransferId>,
+    placing: BTreeSet<TransferId>,
 }
 
 fn hex_id(t: &TransferId) -> String {
@@ -267,7 +313,7 @@ fn reason_words(r: CancelReason) -> &'static str {
     }
 }
 
-impl<T: Transport> Actor<T> {
+impl Core {
     fn out_view(&self, t: &TransferId, o: &Outgoing) -> TransferView {
         TransferView {
             id: hex_id(t),
@@ -344,7 +390,7 @@ impl<T: Transport> Actor<T> {
             .validate(&name)
             .map_err(|e| EngineError::File(e.to_string()))?;
         let mut id = [0u8; 16];
-        OsRng.fill_bytes(&mut id);
+        self.rng.fill_bytes(&mut id);
         let transfer = TransferId(id);
         self.files.outgoing.insert(
             transfer,
@@ -362,20 +408,16 @@ impl<T: Transport> Actor<T> {
                 file: None,
                 next: 0,
                 acked: 0,
-                progress: Progress::new(0),
+                progress: Progress::new(self.now, 0),
             },
         );
-        let tx = self.internal_tx.clone();
-        tokio::task::spawn_blocking(move || {
-            let result = hash_file(&path);
-            let _ = tx.send(Internal::File(FileDone::Hashed { transfer, result }));
-        });
+        self.effects
+            .push_back(Effect::File(FileJob::Hash { transfer, path }));
         Ok(hex_id(&transfer))
     }
 
     pub(super) fn on_file_done(&mut self, done: FileDone) {
         match done {
-            FileDone::RetrySave => self.retry_save(),
             FileDone::Hashed { transfer, result } => {
                 let Some(o) = self.files.outgoing.get_mut(&transfer) else {
                     return;
@@ -426,7 +468,7 @@ impl<T: Transport> Actor<T> {
     /// Whether another refused offer from `contact` may be reported this
     /// minute.
     fn count_refusal(&mut self, contact: ContactId) -> bool {
-        let now = Instant::now();
+        let now = self.now;
         let Some(r) = self.links.get_mut(&contact) else {
             return false;
         };
@@ -436,7 +478,7 @@ impl<T: Transport> Actor<T> {
             *count = 0;
         }
         *count += 1;
-        *count <= super::actor::REFUSALS_SHOWN_PER_MINUTE
+        *count <= super::core::REFUSALS_SHOWN_PER_MINUTE
     }
 
     /// Chunks held back for a full send queue go out again.
@@ -551,7 +593,7 @@ impl<T: Transport> Actor<T> {
                 received: 0,
                 acked: 0,
                 hasher: Sha256::new(),
-                progress: Progress::new(0),
+                progress: Progress::new(self.now, 0),
             });
         }
         self.send_to_contact(
@@ -603,7 +645,12 @@ impl<T: Transport> Actor<T> {
         }
     }
 
-    fn tell_cancel(&self, contact: ContactId, transfer: TransferId, tell: Option<CancelReason>) {
+    fn tell_cancel(
+        &mut self,
+        contact: ContactId,
+        transfer: TransferId,
+        tell: Option<CancelReason>,
+    ) {
         if let Some(reason) = tell {
             self.send_to_contact(contact, Message::FileCancel { transfer, reason });
         }
@@ -717,7 +764,7 @@ impl<T: Transport> Actor<T> {
                 }
                 o.acked = received;
                 let force = received == o.offer.size;
-                let rate = o.progress.due(received, force);
+                let rate = o.progress.due(self.now, received, force);
                 if let Some(rate) = rate
                     && let Some(o) = self.files.outgoing.get(&transfer)
                 {
@@ -952,7 +999,7 @@ impl<T: Transport> Actor<T> {
         if ack {
             a.acked = received;
         }
-        let rate = a.progress.due(received, complete);
+        let rate = a.progress.due(self.now, received, complete);
         if ack {
             self.send_to_contact(
                 contact,
@@ -1013,22 +1060,17 @@ impl<T: Transport> Actor<T> {
         }
         // Syncing, reading the file back and placing it touch the disk:
         // not on the engine task.
-        let tx = self.internal_tx.clone();
-        let contact = i.contact;
-        let name = i.name;
         self.files.placing.insert(t);
-        tokio::task::spawn_blocking(move || {
-            let result = check_and_place(a.file, &a.partial, &a.folder, &name, digest);
-            if result.is_err() {
-                let _ = std::fs::remove_file(&a.partial);
-            }
-            let _ = tx.send(Internal::File(FileDone::Placed {
-                transfer: t,
-                contact,
-                view,
-                result,
-            }));
-        });
+        self.effects.push_back(Effect::File(FileJob::Place {
+            transfer: t,
+            contact: i.contact,
+            view,
+            file: a.file,
+            partial: a.partial,
+            folder: a.folder,
+            name: i.name,
+            digest,
+        }));
     }
 }
 

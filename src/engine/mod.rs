@@ -1,27 +1,40 @@
 //! The messenger itself: contacts, sessions, delivery, files.
 //!
-//! One engine runs per unlocked profile, as a tree of tokio tasks. It talks
-//! to the outside (the window, the JSON-RPC interface, tests) only through
-//! [`EngineHandle`] commands in and [`Event`]s out, so that nothing outside
-//! ever waits on Tor or the disk. It owns the [`Profile`] and asks its
-//! [`ProfileStore`] to persist it; it never writes a file itself except
-//! received files, into the folder the person chose.
+//! One engine runs per unlocked profile. It talks to the outside (the
+//! window, the JSON-RPC interface, tests) only through [`EngineHandle`]
+//! commands in and [`Event`]s out, so that nothing outside ever waits on
+//! Tor or the disk. Inside, it is a sans-IO state machine under a thin
+//! shell, in the manner of quinn-proto:
 //!
 //! ```text
-//!  UI / RPC ──EngineHandle──▶ engine task ──▶ connection tasks ──▶ Transport
-//!     ▲                        │  (Profile)        (Session)
-//!     └──────── Event ─────────┘
+//!  UI / RPC ──EngineHandle──▶ shell ──Input──▶ Core ──Effect──▶ shell
+//!     ▲                      (tokio)          (state,         │ dials, publishes,
+//!     └──────── Event ─────────┘               no I/O)        │ saves, file work,
+//!                                                              ▼ connection tasks
 //! ```
 //!
-//! It must never log addresses, nicknames or message text, and never trust
-//! a timestamp from a peer (it puts none on the wire either).
+//! - `core.rs` owns the [`Profile`] and every decision; it is given the
+//!   time with each input and an RNG at its start, and never awaits.
+//! - `shell.rs` is the only place that spawns, sleeps, reads the clock,
+//!   dials, publishes, saves and runs file work (on blocking threads).
+//! - `conn.rs` runs one protocol `Session` per connection as a task.
+//! - `admission.rs`, `durability.rs` and `links.rs` are sub-states the
+//!   core owns, each with its rules as methods tested on their own.
+//! - `files.rs` is the transfers' state; its whole-file work (hashing,
+//!   placing) runs as effects.
+//!
+//! The engine must never log addresses, nicknames or message text, and
+//! never trust a timestamp from a peer (it puts none on the wire either).
+//! It writes no file itself except received files, into the folder the
+//! person chose; the profile is persisted by its [`ProfileStore`].
 
-mod actor;
 mod admission;
 mod conn;
+mod core;
 mod durability;
 mod files;
 mod links;
+mod shell;
 mod store;
 
 use std::path::PathBuf;
@@ -753,9 +766,9 @@ impl Engine {
         notify: Option<Notify>,
     ) -> Engine {
         let (tx, rx) = mpsc::unbounded_channel();
-        let (events_tx, events) = mpsc::channel(actor::EVENT_QUEUE);
+        let (events_tx, events) = mpsc::channel(shell::EVENT_QUEUE);
         let (address, task) =
-            actor::spawn(transport, profile, store, config, rx, events_tx, notify);
+            shell::spawn(transport, profile, store, config, rx, events_tx, notify);
         Engine {
             handle: EngineHandle { tx },
             events,

@@ -1,7 +1,13 @@
-//! The engine task: owns the profile, the services and the bookkeeping of
-//! every connection, and applies commands and session events one at a
-//! time. Nothing here awaits the network or the disk: dials, publishing and
-//! saves run in their own tasks and report back as [`Internal`] messages.
+//! The engine's state machine: owns the profile, the services' state and
+//! the bookkeeping of every connection, and applies commands, session
+//! events and the results of I/O one at a time, in
+//! [`Core::handle`]. It never awaits, spawns, sleeps, reads the clock or
+//! draws from the operating system's RNG: the time comes with each input
+//! and the RNG is passed in, and what it wants done (dial, publish, save,
+//! open a connection, run file work, tell the window) it queues as an
+//! [`Effect`] for the shell (`shell.rs`) to carry out. So the same inputs
+//! in the same order always give the same effects, which is what the
+//! simulator (`tests/simulator.rs`) relies on.
 //!
 //! Two durability rules keep delivery exact across crashes (PROTOCOL.md
 //! §6.3): a new message goes on the wire only once the outbox holding it is
@@ -9,14 +15,14 @@
 //! acknowledged only once the new `last` is saved (or a crash could make us
 //! wait forever for an id the sender already dropped).
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use super::admission::RequestGate;
 use super::durability::{Durability, SaveReport};
 use super::links::Link;
-use allium_onion::{ClientKey, Connection, DialError, ServiceError, ServiceHandle, Transport};
+use allium_onion::{ClientKey, DialError, ServiceError};
 use allium_protocol::flow::{self, Dialler};
 use allium_protocol::text::TextField;
 use allium_protocol::{
@@ -28,15 +34,14 @@ use allium_vault::{
     BlockedName, Contact, ContactId, ContactState, Direction, HistoryEntry, Profile, Public32,
     QueuedMessage, Secret32,
 };
-use rand_core::{OsRng, RngCore};
-use tokio::sync::{Semaphore, mpsc, oneshot};
-use tokio::time::Instant;
+use rand_core::{CryptoRngCore, RngCore};
+use tokio::sync::oneshot;
 
 use super::conn::{self, Admission, ConnEvent, ConnId, FromConn, SendQueue, ToConn};
-use super::files::Transfers;
+use super::files::{FileDone, FileJob, Transfers};
 use super::{
     BlockedView, Command, ContactSummary, DeliveryState, EngineConfig, EngineError, Event,
-    MessageView, Notify, ProfileStore, Reply, Request, ServiceState, Status, normalize_address,
+    MessageView, Reply, Request, ServiceState, Status, normalize_address,
 };
 
 /// Kept history per contact; older lines are dropped.
@@ -50,18 +55,11 @@ const SPARE_KEYS: usize = 2;
 /// How many responder steps (`step_timeout` each) a requester waits on the
 /// intake for its request's receipt (PROTOCOL.md §8 step 2).
 const RECEIPT_STEPS: u32 = 4;
-/// How often the dial schedule is looked at when nothing else happens.
-const TICK: Duration = Duration::from_millis(250);
-/// Events waiting for the window or the JSON-RPC client. When they stop
-/// reading, the engine stops taking input (see `run`): backpressure, so
-/// nothing is dropped and nothing grows.
-pub(super) const EVENT_QUEUE: usize = 4096;
-/// Room the engine wants in the event queue before it handles the next
-/// input (most inputs emit a few events).
-const EVENT_MARGIN: usize = 256;
-/// Events from connection tasks waiting for the engine; a full queue makes
-/// them stop reading their peers.
-const CONN_EVENT_QUEUE: usize = 1024;
+/// How often the dial schedule and the timeouts are looked at when nothing
+/// else happens.
+pub(super) const TICK: Duration = Duration::from_millis(250);
+/// How long a failed save waits before it is tried again.
+const SAVE_RETRY: Duration = Duration::from_secs(2);
 /// Refused file offers reported to the person per contact and minute; more
 /// are still refused, without an event each.
 pub(super) const REFUSALS_SHOWN_PER_MINUTE: u32 = 10;
@@ -73,37 +71,112 @@ const CLEARLY_STALLED: Duration = Duration::from_secs(2);
 /// conversation gets there, and ids near `u64::MAX` would overflow.
 const MAX_SYNC_ID: u64 = 1 << 62;
 
-/// Messages from the engine's own helper tasks.
-pub(super) enum Internal {
+/// The RNG the core draws every secret and every random choice from: the
+/// operating system's in the app, a seeded one in the simulator.
+pub(crate) type Rng = Box<dyn CryptoRngCore + Send>;
+
+/// The time an input arrives: the monotonic clock for every timer, the
+/// wall clock only for the times shown next to messages.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Now {
+    pub(crate) at: Instant,
+    pub(crate) unix: u64,
+}
+
+/// One of the profile's onion services. (Today one intake and one
+/// endpoint; the slots are kept apart by this key so that more endpoints
+/// can be added without touching the rest.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum Service {
+    Intake,
+    Endpoint,
+}
+
+/// A stream the shell holds for the core (dialled, or accepted by a
+/// service) until the core opens a session on it or lets it go.
+pub(crate) type StreamId = u64;
+
+/// What happened, handed to [`Core::handle`].
+pub(crate) enum Input {
+    /// A command from the window or the JSON-RPC interface.
+    Request(Request),
+    /// Nobody can send commands any more (every handle was dropped).
+    RequestsClosed,
+    /// Time passed ([`Core::poll_timeout`] was reached).
+    Tick,
     Dialed {
         contact: ContactId,
         purpose: Purpose,
-        result: Result<Connection, DialError>,
+        result: Result<StreamId, DialError>,
     },
     Published {
-        intake: bool,
+        service: Service,
         generation: u64,
-        result: Result<ServiceHandle, ServiceError>,
+        result: Result<(), ServiceError>,
     },
     ServiceState {
-        intake: bool,
+        service: Service,
         generation: u64,
         state: ServiceState,
     },
     Incoming {
-        intake: bool,
+        service: Service,
         generation: u64,
-        conn: Connection,
+        stream: StreamId,
     },
     Saved {
         generation: u64,
         result: Result<(), String>,
-        store: Box<dyn ProfileStore>,
     },
-    /// A file task finished a step (see files.rs).
-    File(super::files::FileDone),
-    /// Time to try publishing a service again after a failure.
-    Republish { intake: bool, generation: u64 },
+    /// File work finished (`files.rs`).
+    File(FileDone),
+    /// A connection task reported.
+    Conn(FromConn),
+}
+
+/// What the core wants done, taken with [`Core::poll_effect`].
+pub(crate) enum Effect {
+    /// Tell whoever listens (the window, a JSON-RPC client).
+    Event(Event),
+    /// Write this snapshot of the profile; answer with [`Input::Saved`].
+    Save {
+        generation: u64,
+        profile: Box<Profile>,
+    },
+    /// Launch the service under this key (dropping any earlier launch of
+    /// it); answer with [`Input::Published`], then report its streams and
+    /// its state under `generation`.
+    Publish {
+        service: Service,
+        generation: u64,
+        key: IdentityKey,
+        authorized: BTreeSet<ClientKey>,
+    },
+    /// Take the service down.
+    Stop(Service),
+    /// Who may discover the running endpoint, from now on.
+    Authorize(BTreeSet<ClientKey>),
+    /// Open a stream to a contact's service; answer with [`Input::Dialed`].
+    Dial {
+        contact: ContactId,
+        purpose: Purpose,
+        target: OnionId,
+        key: Option<DiscoveryKey>,
+    },
+    /// Run `session` over the stream, reporting as `conn`.
+    Open {
+        conn: ConnId,
+        stream: StreamId,
+        session: Box<Session>,
+        replay: Arc<Mutex<ReplayCache>>,
+        queue: SendQueue,
+    },
+    /// The stream is not wanted: close it.
+    Discard(StreamId),
+    /// Tell a connection task.
+    Conn(ConnId, ToConn),
+    /// Run blocking file work; answer with [`Input::File`].
+    File(FileJob),
 }
 
 /// Which service a connection belongs to, and which way it was opened.
@@ -116,7 +189,6 @@ pub(super) enum ConnKind {
 }
 
 pub(super) struct ConnInfo {
-    pub(super) tx: mpsc::UnboundedSender<ToConn>,
     pub(super) kind: ConnKind,
     /// Known once the peer is identified.
     pub(super) contact: Option<ContactId>,
@@ -156,36 +228,50 @@ impl ConnInfo {
 }
 
 struct Slot {
-    handle: Option<ServiceHandle>,
+    /// Launched and not taken down since.
+    up: bool,
     generation: u64,
     state: ServiceState,
     /// Failed launches in a row (for the retry delay).
     attempts: u32,
+    /// When to launch again after a failure.
+    retry_at: Option<Instant>,
 }
 
-pub(super) struct Actor<T: Transport> {
-    pub(super) transport: T,
+impl Slot {
+    fn off() -> Self {
+        Slot {
+            up: false,
+            generation: 0,
+            state: ServiceState::Off,
+            attempts: 0,
+            retry_at: None,
+        }
+    }
+}
+
+pub(crate) struct Core {
     pub(super) config: EngineConfig,
     pub(super) profile: Profile,
     pub(super) local: LocalIdentity,
     endpoint_key: IdentityKey,
-    events: mpsc::Sender<Event>,
-    /// Events emitted while the queue was full: by the input that filled
-    /// it, by local requests, and by sends resumed when a peer read
-    /// (bounded by the outbox and the transfers), never by further peer
-    /// input, which waits for room.
-    overflow: VecDeque<Event>,
-    notify: Option<Notify>,
-    pub(super) internal_tx: mpsc::UnboundedSender<Internal>,
-    conn_tx: mpsc::Sender<FromConn>,
-    pub(super) conns: HashMap<ConnId, ConnInfo>,
+    /// The time of the input being handled.
+    pub(super) now: Instant,
+    /// The wall clock at that time, in seconds since 1970.
+    unix: u64,
+    pub(super) rng: Rng,
+    /// What the shell is to do, in order.
+    pub(super) effects: VecDeque<Effect>,
+    /// Ordered maps here and in `files.rs`: iterating them gives the same
+    /// order every run, so the same inputs give the same effects (a
+    /// `HashMap`'s order changes from one process to the next).
+    pub(super) conns: BTreeMap<ConnId, ConnInfo>,
     next_conn: ConnId,
-    pub(super) links: HashMap<ContactId, Link>,
+    pub(super) links: BTreeMap<ContactId, Link>,
     /// Separate replay caches, so that strangers flooding the intake
     /// cannot flush the endpoint's entries (review finding L4).
     intake_replay: Arc<Mutex<ReplayCache>>,
     endpoint_replay: Arc<Mutex<ReplayCache>>,
-    dial_limit: Arc<Semaphore>,
     dials_in_flight: usize,
     intake: Slot,
     endpoint: Slot,
@@ -193,243 +279,288 @@ pub(super) struct Actor<T: Transport> {
     request_gate: RequestGate,
     /// When timeouts and stalled queues were last looked at.
     last_sweep: Instant,
-    // Persistence.
-    store: Option<Box<dyn ProfileStore>>,
     /// Nothing saved reaches a disk (`ProfileStore::keeps_nothing`).
     keeps_nothing: bool,
     /// What is on disk, and what waits for it (`durability.rs`).
     disk: Durability,
+    /// When a failed save is tried again.
+    save_retry_at: Option<Instant>,
     pub(super) files: Transfers,
+    /// Commands are no longer taken: the window or client went away.
+    requests_closed: bool,
     shutting_down: Option<oneshot::Sender<Result<Reply, EngineError>>>,
-}
-
-pub(super) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-fn std_now() -> std::time::Instant {
-    Instant::now().into_std()
 }
 
 fn onion(p: &Public32) -> Option<OnionId> {
     OnionId::from_bytes(p.0).ok()
 }
 
-fn jitter(d: Duration) -> Duration {
-    // 50% to 150% of `d`, so that peers who lost each other at the same
-    // moment do not redial in lockstep.
-    let r = OsRng.next_u32() as f64 / u32::MAX as f64;
-    d.mul_f64(0.5 + r)
-}
-
-/// A fresh random secret (discovery keys, placeholders). Filled in place,
-/// so no copy is left behind.
-pub(super) fn random_secret() -> Secret32 {
-    let mut k = Secret32([0u8; 32]);
-    OsRng.fill_bytes(&mut k.0);
-    k
-}
-
-/// A discovery secret to hand out (PROTOCOL.md §6.1: random, clamped).
-fn new_discovery_key() -> Secret32 {
-    Secret32(DiscoveryKey::generate(&mut OsRng).0)
-}
-
 fn client_key(secret: &Secret32) -> ClientKey {
     ClientKey::from_secret(&DiscoveryKey(secret.0))
+}
+
+/// Queues `m` on connection `conn`, counting its bytes at once so that
+/// what is not yet encrypted holds back bulk data too.
+fn queue_send(effects: &mut VecDeque<Effect>, conn: ConnId, queue: &SendQueue, m: Message) {
+    let n = conn::estimate(&m);
+    queue.add(n);
+    effects.push_back(Effect::Conn(conn, ToConn::Send(m, n)));
 }
 
 fn text_error(e: allium_protocol::DecodeError) -> EngineError {
     EngineError::InvalidText(e)
 }
 
-pub(super) fn spawn<T: Transport>(
-    transport: T,
-    profile: Profile,
-    store: Box<dyn ProfileStore>,
-    config: EngineConfig,
-    requests: mpsc::UnboundedReceiver<Request>,
-    events: mpsc::Sender<Event>,
-    notify: Option<Notify>,
-) -> (OnionId, tokio::task::JoinHandle<()>) {
-    let identity = IdentityKey::from_seed(&profile.keys.intake_seed.0);
-    let endpoint_key = IdentityKey::from_seed(&profile.keys.endpoint_seed.0);
-    let local = LocalIdentity {
-        endpoint: endpoint_key.onion_id(),
-        static_key: StaticKeypair::from_secret(&profile.keys.static_secret.0),
-        identity,
-    };
-    let address = local.identity.onion_id();
-    let (internal_tx, internal_rx) = mpsc::unbounded_channel();
-    let (conn_tx, conn_rx) = mpsc::channel(CONN_EVENT_QUEUE);
-    let mut links = HashMap::new();
-    // Where this run's ids start, unless an earlier run since the last
-    // SYNC started lower: that boundary is kept with the contact, so a
-    // restart between a restore and the next SYNC does not move it.
-    let mut profile = profile;
-    let mut boundary_moved = false;
-    for c in &mut profile.contacts {
-        if c.unsynced_from.is_none() {
-            c.unsynced_from = Some(c.next_message_id);
-            boundary_moved = true;
+impl Core {
+    /// The core of one profile's engine, as it starts: nothing published,
+    /// nothing dialled. `keeps_nothing`: what is saved reaches no disk (an
+    /// amnesic session).
+    pub(crate) fn new(
+        profile: Profile,
+        config: EngineConfig,
+        keeps_nothing: bool,
+        now: Now,
+        rng: Rng,
+    ) -> Self {
+        let identity = IdentityKey::from_seed(&profile.keys.intake_seed.0);
+        let endpoint_key = IdentityKey::from_seed(&profile.keys.endpoint_seed.0);
+        let local = LocalIdentity {
+            endpoint: endpoint_key.onion_id(),
+            static_key: StaticKeypair::from_secret(&profile.keys.static_secret.0),
+            identity,
+        };
+        let mut links = BTreeMap::new();
+        // Where this run's ids start, unless an earlier run since the last
+        // SYNC started lower: that boundary is kept with the contact, so a
+        // restart between a restore and the next SYNC does not move it.
+        let mut profile = profile;
+        let mut boundary_moved = false;
+        for c in &mut profile.contacts {
+            if c.unsynced_from.is_none() {
+                c.unsynced_from = Some(c.next_message_id);
+                boundary_moved = true;
+            }
         }
-    }
-    for c in &profile.contacts {
-        let upto = c.next_message_id.saturating_sub(1);
-        links.insert(
-            c.id,
-            Link {
-                durable_upto: upto,
-                first_new: c.unsynced_from.unwrap_or(c.next_message_id),
-                backoff: config.backoff_initial,
-                ..Link::default()
-            },
-        );
-    }
-    let replay = || {
-        Arc::new(Mutex::new(ReplayCache::new(
-            config.replay_keys,
-            REPLAY_WINDOW,
-        )))
-    };
-    let (intake_replay, endpoint_replay) = (replay(), replay());
-    let actor = Actor {
-        transport,
-        dial_limit: Arc::new(Semaphore::new(config.max_concurrent_dials.max(1))),
-        request_gate: RequestGate::new(config.requests_per_minute, Instant::now()),
-        last_sweep: Instant::now(),
-        config,
-        profile,
-        local,
-        endpoint_key,
-        events,
-        overflow: VecDeque::new(),
-        notify,
-        internal_tx,
-        conn_tx,
-        conns: HashMap::new(),
-        next_conn: 1,
-        links,
-        intake_replay,
-        endpoint_replay,
-        dials_in_flight: 0,
-        intake: Slot {
-            handle: None,
-            generation: 0,
-            state: ServiceState::Off,
-            attempts: 0,
-        },
-        endpoint: Slot {
-            handle: None,
-            generation: 0,
-            state: ServiceState::Off,
-            attempts: 0,
-        },
-        keeps_nothing: store.keeps_nothing(),
-        store: Some(store),
-        disk: Durability::new(u64::from(boundary_moved)),
-        files: Transfers::default(),
-        shutting_down: None,
-    };
-    let task = tokio::spawn(actor.run(requests, internal_rx, conn_rx));
-    (address, task)
-}
-
-impl<T: Transport> Actor<T> {
-    async fn run(
-        mut self,
-        mut requests: mpsc::UnboundedReceiver<Request>,
-        mut internal: mpsc::UnboundedReceiver<Internal>,
-        mut conn_events: mpsc::Receiver<FromConn>,
-    ) {
-        self.top_up_spares();
-        self.publish(false);
-        if self.profile.settings.intake_enabled {
-            self.publish(true);
-        }
-        let now = Instant::now();
-        for r in self.links.values_mut() {
-            r.next_dial = Some(now);
-        }
-        let mut requests_open = true;
-        loop {
-            self.drain_overflow();
-            // Backpressure: while whoever reads our events (the window, a
-            // JSON-RPC client) is behind, take no input that would add to
-            // them; connection tasks then stop reading their peers.
-            // Shutting down, every connection must be heard closing, so
-            // the gate opens (what it emits is bounded by the connections).
-            // Requests are never held back: a client that stops reading is
-            // held back by its own output, and `Shutdown` must get through.
-            let room = self.has_event_room() || self.shutting_down.is_some();
-            tokio::select! {
-                req = requests.recv(), if requests_open => match req {
-                    Some(r) => self.on_request(r),
-                    None => {
-                        requests_open = false;
-                        self.begin_shutdown(None);
-                    }
+        for c in &profile.contacts {
+            let upto = c.next_message_id.saturating_sub(1);
+            links.insert(
+                c.id,
+                Link {
+                    durable_upto: upto,
+                    first_new: c.unsynced_from.unwrap_or(c.next_message_id),
+                    backoff: config.backoff_initial,
+                    ..Link::default()
                 },
-                Some(ev) = conn_events.recv(), if room => self.on_conn_event(ev),
-                Some(msg) = internal.recv(), if room => self.on_internal(msg),
-                _ = tokio::time::sleep(self.next_wake()) => {}
+            );
+        }
+        let replay = || {
+            Arc::new(Mutex::new(ReplayCache::new(
+                config.replay_keys,
+                REPLAY_WINDOW,
+            )))
+        };
+        let (intake_replay, endpoint_replay) = (replay(), replay());
+        Core {
+            request_gate: RequestGate::new(config.requests_per_minute, now.at),
+            last_sweep: now.at,
+            now: now.at,
+            unix: now.unix,
+            rng,
+            effects: VecDeque::new(),
+            config,
+            profile,
+            local,
+            endpoint_key,
+            conns: BTreeMap::new(),
+            next_conn: 1,
+            links,
+            intake_replay,
+            endpoint_replay,
+            dials_in_flight: 0,
+            intake: Slot::off(),
+            endpoint: Slot::off(),
+            keeps_nothing,
+            disk: Durability::new(u64::from(boundary_moved)),
+            save_retry_at: None,
+            files: Transfers::default(),
+            requests_closed: false,
+            shutting_down: None,
+        }
+    }
+
+    /// The profile's contact address.
+    pub(crate) fn address(&self) -> OnionId {
+        self.local.identity.onion_id()
+    }
+
+    /// Publishes the services and schedules the first dials.
+    pub(crate) fn start(&mut self, now: Now) {
+        self.set_now(now);
+        self.top_up_spares();
+        self.publish(Service::Endpoint);
+        if self.profile.settings.intake_enabled {
+            self.publish(Service::Intake);
+        }
+        for r in self.links.values_mut() {
+            r.next_dial = Some(now.at);
+        }
+        self.after_input();
+    }
+
+    /// Handles one input. What it leads to is taken with
+    /// [`Core::poll_effect`].
+    pub(crate) fn handle(&mut self, now: Now, input: Input) {
+        self.set_now(now);
+        match input {
+            Input::Request(r) => self.on_request(r),
+            Input::RequestsClosed => {
+                self.requests_closed = true;
+                if self.shutting_down.is_none() {
+                    self.begin_shutdown(None);
+                }
             }
-            if self.last_sweep.elapsed() >= TICK {
-                self.last_sweep = Instant::now();
-                self.expire_unfinished();
-                self.resume_drained();
+            Input::Tick => {}
+            Input::Dialed {
+                contact,
+                purpose,
+                result,
+            } => self.on_dialed(contact, purpose, result),
+            Input::Published {
+                service,
+                generation,
+                result,
+            } => self.on_published(service, generation, result),
+            Input::ServiceState {
+                service,
+                generation,
+                state,
+            } => {
+                let slot = self.slot_mut(service);
+                if slot.generation == generation && slot.state != state {
+                    slot.state = state;
+                    self.emit(Event::Service {
+                        intake: service == Service::Intake,
+                        state,
+                    });
+                }
             }
-            if self.shutting_down.is_none() && requests_open {
-                self.schedule_dials();
-            }
-            self.start_save();
-            if self.finished_shutdown() {
-                break;
+            Input::Incoming {
+                service,
+                generation,
+                stream,
+            } => self.on_incoming(service, generation, stream),
+            Input::Saved { generation, result } => self.on_saved(generation, result),
+            Input::File(done) => self.on_file_done(done),
+            Input::Conn(ev) => self.on_conn_event(ev),
+        }
+        self.after_input();
+    }
+
+    /// The next thing to do, if any.
+    pub(crate) fn poll_effect(&mut self) -> Option<Effect> {
+        self.effects.pop_front()
+    }
+
+    /// When [`Input::Tick`] is next due: the sweep, a save waiting for its
+    /// interval or its retry, a service's relaunch, whichever is first.
+    pub(crate) fn poll_timeout(&self) -> Instant {
+        let mut at = self.last_sweep + TICK;
+        if let Some(d) = self.disk.wake_in(self.now, self.config.min_save_interval) {
+            at = at.min(self.now + d);
+        }
+        for t in [
+            self.save_retry_at,
+            self.intake.retry_at,
+            self.endpoint.retry_at,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            at = at.min(t);
+        }
+        at
+    }
+
+    /// Shut down and every change saved (or saving keeps failing): the
+    /// shell may stop.
+    pub(crate) fn finished(&mut self) -> bool {
+        self.finished_shutdown()
+    }
+
+    /// Shutting down: every connection is being closed.
+    pub(crate) fn shutting_down(&self) -> bool {
+        self.shutting_down.is_some()
+    }
+
+    fn set_now(&mut self, now: Now) {
+        // The monotonic clock never goes back; a shell that reads it late
+        // must not make a timer fire twice.
+        self.now = self.now.max(now.at);
+        self.unix = now.unix;
+    }
+
+    /// What every input ends with: timers that fell due, the dial
+    /// schedule, a save if one is due.
+    fn after_input(&mut self) {
+        if self.now.saturating_duration_since(self.last_sweep) >= TICK {
+            self.last_sweep = self.now;
+            self.expire_unfinished();
+            self.resume_drained();
+        }
+        if self.save_retry_at.is_some_and(|t| t <= self.now) {
+            self.save_retry_at = None;
+            self.disk.retry();
+        }
+        let now = self.now;
+        for service in [Service::Intake, Service::Endpoint] {
+            let slot = self.slot_mut(service);
+            if slot.retry_at.is_some_and(|t| t <= now) {
+                slot.retry_at = None;
+                // Only if nothing happened since (switched off, shut down).
+                if !slot.up && self.shutting_down.is_none() {
+                    self.publish(service);
+                }
             }
         }
+        if self.shutting_down.is_none() && !self.requests_closed {
+            self.schedule_dials();
+        }
+        self.start_save();
+    }
+
+    fn slot_mut(&mut self, service: Service) -> &mut Slot {
+        match service {
+            Service::Intake => &mut self.intake,
+            Service::Endpoint => &mut self.endpoint,
+        }
+    }
+
+    // ----- randomness --------------------------------------------------
+
+    /// A fresh random secret (placeholders). Filled in place, so no copy is
+    /// left behind.
+    pub(super) fn random_secret(&mut self) -> Secret32 {
+        let mut k = Secret32([0u8; 32]);
+        self.rng.fill_bytes(&mut k.0);
+        k
+    }
+
+    /// A discovery secret to hand out (PROTOCOL.md §6.1: random, clamped).
+    fn new_discovery_key(&mut self) -> Secret32 {
+        Secret32(DiscoveryKey::generate(&mut self.rng).0)
+    }
+
+    /// 50% to 150% of `d`, so that peers who lost each other at the same
+    /// moment do not redial in lockstep.
+    fn jitter(&mut self, d: Duration) -> Duration {
+        let r = self.rng.next_u32() as f64 / u32::MAX as f64;
+        d.mul_f64(0.5 + r)
     }
 
     // ----- events out -------------------------------------------------
 
     pub(super) fn emit(&mut self, e: Event) {
-        if !self.overflow.is_empty() {
-            self.overflow.push_back(e);
-        } else if let Err(mpsc::error::TrySendError::Full(e)) = self.events.try_send(e) {
-            self.overflow.push_back(e);
-        }
-        if let Some(n) = &self.notify {
-            n();
-        }
-    }
-
-    /// How long the loop may sleep when nothing happens: the tick, or less
-    /// when a save waits for its interval.
-    fn next_wake(&self) -> Duration {
-        self.disk
-            .wake_in(Instant::now(), self.config.min_save_interval)
-            .map_or(TICK, |d| d.min(TICK))
-    }
-
-    fn drain_overflow(&mut self) {
-        while let Some(e) = self.overflow.pop_front() {
-            match self.events.try_send(e) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(e)) => {
-                    self.overflow.push_front(e);
-                    break;
-                }
-                // Nobody listens any more.
-                Err(mpsc::error::TrySendError::Closed(_)) => self.overflow.clear(),
-            }
-        }
-    }
-
-    fn has_event_room(&self) -> bool {
-        self.events.is_closed()
-            || (self.overflow.is_empty() && self.events.capacity() >= EVENT_MARGIN)
+        self.effects.push_back(Effect::Event(e));
     }
 
     pub(super) fn summary(&self, c: &Contact) -> ContactSummary {
@@ -495,33 +626,16 @@ impl<T: Transport> Actor<T> {
         // Every change rewrites the whole profile (for now): however fast
         // peers make changes, saves start at most once per interval, and
         // whatever arrives meanwhile shares the next one (review finding M4).
-        if self.store.is_none() {
-            return;
-        }
         let Some(generation) = self
             .disk
-            .begin_save(Instant::now(), self.config.min_save_interval)
+            .begin_save(self.now, self.config.min_save_interval)
         else {
             return;
         };
-        let Some(mut store) = self.store.take() else {
-            return;
-        };
-        let snapshot = self.profile.clone();
-        let tx = self.internal_tx.clone();
-        tokio::spawn(async move {
-            let joined = tokio::task::spawn_blocking(move || {
-                let result = store.save(&snapshot);
-                (result, store)
-            })
-            .await;
-            if let Ok((result, store)) = joined {
-                let _ = tx.send(Internal::Saved {
-                    generation,
-                    result,
-                    store,
-                });
-            }
+        let profile = Box::new(self.profile.clone());
+        self.effects.push_back(Effect::Save {
+            generation,
+            profile,
         });
     }
 
@@ -542,17 +656,9 @@ impl<T: Transport> Actor<T> {
                 }
                 // Try again later; nothing that needs the save goes out
                 // meanwhile.
-                let tx = self.internal_tx.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(Duration::from_secs(2)).await;
-                    let _ = tx.send(Internal::File(super::files::FileDone::RetrySave));
-                });
+                self.save_retry_at = Some(self.now + SAVE_RETRY);
             }
         }
-    }
-
-    pub(super) fn retry_save(&mut self) {
-        self.disk.retry();
     }
 
     /// Sends what was waiting for the disk: new messages and acks.
@@ -596,7 +702,8 @@ impl<T: Transport> Actor<T> {
         let want = SPARE_KEYS.min(max.saturating_sub(used));
         let mut added = false;
         while self.profile.spare_discovery_keys.len() < want {
-            self.profile.spare_discovery_keys.push(new_discovery_key());
+            let key = self.new_discovery_key();
+            self.profile.spare_discovery_keys.push(key);
             added = true;
         }
         if self.profile.spare_discovery_keys.len() > want {
@@ -611,123 +718,74 @@ impl<T: Transport> Actor<T> {
     /// A discovery key for a new contact: a spare one (already in the
     /// published descriptor) if there is one, else a fresh one.
     fn take_discovery_key(&mut self) -> Secret32 {
-        self.profile
-            .spare_discovery_keys
-            .pop()
-            .unwrap_or_else(new_discovery_key)
+        match self.profile.spare_discovery_keys.pop() {
+            Some(key) => key,
+            None => self.new_discovery_key(),
+        }
     }
 
-    fn publish(&mut self, intake: bool) {
-        let slot = if intake {
-            &mut self.intake
-        } else {
-            &mut self.endpoint
+    /// Launches `service` (again): a new generation, so that whatever the
+    /// shell still reports about an earlier launch is ignored.
+    fn publish(&mut self, service: Service) {
+        let key = match service {
+            Service::Intake => self.local.identity.clone(),
+            Service::Endpoint => self.endpoint_key.clone(),
         };
+        let authorized = match service {
+            Service::Intake => BTreeSet::new(),
+            Service::Endpoint => self.desired_authorized(),
+        };
+        let slot = self.slot_mut(service);
         slot.generation += 1;
-        slot.handle = None;
+        slot.up = false;
+        slot.retry_at = None;
         slot.state = ServiceState::Starting;
         let generation = slot.generation;
-        let transport = self.transport.clone();
-        let tx = self.internal_tx.clone();
-        let key = if intake {
-            self.local.identity.clone()
-        } else {
-            self.endpoint_key.clone()
-        };
-        let authorized = self.desired_authorized();
         self.emit(Event::Service {
-            intake,
+            intake: service == Service::Intake,
             state: ServiceState::Starting,
         });
-        tokio::spawn(async move {
-            let result = if intake {
-                transport.publish_intake(&key).await
-            } else {
-                transport.publish_endpoint(&key, authorized).await
-            };
-            let _ = tx.send(Internal::Published {
-                intake,
-                generation,
-                result,
-            });
+        self.effects.push_back(Effect::Publish {
+            service,
+            generation,
+            key,
+            authorized,
         });
+    }
+
+    /// Takes `service` down; what it still reports is ignored.
+    fn unpublish(&mut self, service: Service) {
+        let slot = self.slot_mut(service);
+        slot.generation += 1;
+        slot.up = false;
+        slot.retry_at = None;
+        self.effects.push_back(Effect::Stop(service));
     }
 
     fn on_published(
         &mut self,
-        intake: bool,
+        service: Service,
         generation: u64,
-        result: Result<ServiceHandle, ServiceError>,
+        result: Result<(), ServiceError>,
     ) {
-        let slot = if intake {
-            &mut self.intake
-        } else {
-            &mut self.endpoint
-        };
+        let slot = self.slot_mut(service);
         if slot.generation != generation {
-            // Switched off (or republished) meanwhile: drop = stop.
+            // Switched off (or republished) meanwhile; the shell dropped it.
             return;
         }
         match result {
-            Ok(mut handle) => {
-                let tx = self.internal_tx.clone();
-                if let Some(mut incoming) = handle.take_incoming() {
-                    let tx = tx.clone();
-                    tokio::spawn(async move {
-                        while let Some(conn) = incoming.accept().await {
-                            if tx
-                                .send(Internal::Incoming {
-                                    intake,
-                                    generation,
-                                    conn,
-                                })
-                                .is_err()
-                            {
-                                break;
-                            }
-                        }
-                    });
-                }
-                let mut status = handle.status();
-                tokio::spawn(async move {
-                    loop {
-                        let state = ServiceState::from(*status.borrow_and_update());
-                        if tx
-                            .send(Internal::ServiceState {
-                                intake,
-                                generation,
-                                state,
-                            })
-                            .is_err()
-                        {
-                            break;
-                        }
-                        if status.changed().await.is_err() {
-                            break;
-                        }
-                    }
-                });
-                slot.handle = Some(handle);
+            Ok(()) => {
+                slot.up = true;
                 slot.attempts = 0;
-                if !intake && let Err(e) = self.sync_authorized() {
-                    tracing::warn!("could not authorize every contact: {e}");
+                if service == Service::Endpoint {
+                    self.sync_authorized();
                 }
             }
             Err(e) => {
                 slot.state = ServiceState::Broken;
-                self.emit(Event::Service {
-                    intake,
-                    state: ServiceState::Broken,
-                });
-                tracing::warn!("publishing a service failed: {e}");
                 // A launch can fail for passing reasons (Tor still
                 // bootstrapping, a busy network): try again, slower each
                 // time, until it works or the service is switched off.
-                let slot = if intake {
-                    &mut self.intake
-                } else {
-                    &mut self.endpoint
-                };
                 let attempt = slot.attempts;
                 slot.attempts = slot.attempts.saturating_add(1);
                 let wait = self
@@ -735,34 +793,25 @@ impl<T: Transport> Actor<T> {
                     .backoff_initial
                     .saturating_mul(1 << attempt.min(6))
                     .min(self.config.backoff_max);
-                let tx = self.internal_tx.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(jitter(wait)).await;
-                    let _ = tx.send(Internal::Republish { intake, generation });
+                let at = self.now + self.jitter(wait);
+                self.slot_mut(service).retry_at = Some(at);
+                self.emit(Event::Service {
+                    intake: service == Service::Intake,
+                    state: ServiceState::Broken,
                 });
+                tracing::warn!("publishing a service failed: {e}");
             }
         }
     }
 
-    /// Makes the endpoint's authorized set match the contacts.
-    fn sync_authorized(&mut self) -> Result<(), EngineError> {
-        let desired = self.desired_authorized();
-        let Some(handle) = self.endpoint.handle.as_mut() else {
-            return Ok(());
-        };
-        let current = handle.authorized().clone();
-        for gone in current.difference(&desired) {
-            handle
-                .revoke(gone)
-                .map_err(|e| EngineError::Service(e.to_string()))?;
+    /// Makes the running endpoint's authorized set match the contacts.
+    /// (Capacity is checked before a contact is added, so the set always
+    /// fits: [`Core::check_capacity`].)
+    fn sync_authorized(&mut self) {
+        if self.endpoint.up {
+            let desired = self.desired_authorized();
+            self.effects.push_back(Effect::Authorize(desired));
         }
-        for new in desired.difference(&current) {
-            handle.authorize(*new).map_err(|e| match e {
-                ServiceError::TooManyClients(n) => EngineError::TooManyContacts(n),
-                e => EngineError::Service(e.to_string()),
-            })?;
-        }
-        Ok(())
     }
 
     // ----- commands ----------------------------------------------------
@@ -878,10 +927,9 @@ impl<T: Transport> Actor<T> {
                     self.changed();
                 }
                 if on && self.intake.state == ServiceState::Off {
-                    self.publish(true);
+                    self.publish(Service::Intake);
                 } else if !on {
-                    self.intake.generation += 1;
-                    self.intake.handle = None;
+                    self.unpublish(Service::Intake);
                     self.intake.state = ServiceState::Off;
                     // Connections already open at the intake end too.
                     let open: Vec<ConnId> = self
@@ -1003,7 +1051,7 @@ impl<T: Transport> Actor<T> {
             last_received_id: 0,
             outbox: Vec::new(),
             history: Vec::new(),
-            created_at: unix_now(),
+            created_at: self.unix,
             unsynced_from: Some(1),
             verified: false,
             peer_keeps_history: None,
@@ -1014,17 +1062,14 @@ impl<T: Transport> Actor<T> {
             Link {
                 first_new: 1,
                 backoff: self.config.backoff_initial,
-                next_dial: Some(Instant::now()),
+                next_dial: Some(self.now),
                 ..Link::default()
             },
         );
         // Authorize before the request leaves, so that their answer can
-        // find our endpoint (PROTOCOL.md §8 step 1).
-        if let Err(e) = self.sync_authorized() {
-            self.profile.contacts.retain(|c| c.id != id);
-            self.links.remove(&id);
-            return Err(e);
-        }
+        // find our endpoint (PROTOCOL.md §8 step 1): the shell applies this
+        // before it dials.
+        self.sync_authorized();
         self.changed();
         self.emit_contact(id);
         Ok(id)
@@ -1070,16 +1115,10 @@ impl<T: Transport> Actor<T> {
             }
         }
         self.top_up_spares();
-        if let Err(e) = self.sync_authorized() {
-            if let Some(c) = self.profile.contact_mut(id) {
-                c.state = ContactState::IncomingPending;
-                c.accept_pending = false;
-            }
-            return Err(e);
-        }
+        self.sync_authorized();
         let change = self.changed();
         if let Some(r) = self.links.get_mut(&id) {
-            r.next_dial = Some(Instant::now());
+            r.next_dial = Some(self.now);
             r.backoff = self.config.backoff_initial;
             r.last_change = change;
         }
@@ -1120,7 +1159,7 @@ impl<T: Transport> Actor<T> {
         }
         // Revoke at once: from now on it cannot even find the endpoint.
         self.top_up_spares();
-        let revoked = self.sync_authorized();
+        self.sync_authorized();
         let conns: Vec<ConnId> = self
             .conns
             .iter()
@@ -1134,7 +1173,7 @@ impl<T: Transport> Actor<T> {
         self.cancel_transfers_of(id);
         self.changed();
         self.emit(Event::ContactRemoved { contact: id });
-        revoked
+        Ok(())
     }
 
     /// An accepted contact, or why not: `WrongState(why)` for a request.
@@ -1155,7 +1194,7 @@ impl<T: Transport> Actor<T> {
 
     fn queue_message(&mut self, id: ContactId, text: String) -> Result<u64, EngineError> {
         TextField::ChatText.validate(&text).map_err(text_error)?;
-        let now = unix_now();
+        let now = self.unix;
         let c = self.accepted_mut(id, "messages can be sent once the contact has accepted")?;
         let msg_id = c.next_message_id;
         c.next_message_id += 1;
@@ -1179,7 +1218,7 @@ impl<T: Transport> Actor<T> {
             r.unsaved.push_back((msg_id, change));
             // Something to say: try now rather than at the next backoff.
             if r.active.is_none() && !r.dialing {
-                r.next_dial = Some(Instant::now());
+                r.next_dial = Some(self.now);
             }
         }
         self.emit(Event::MessageState {
@@ -1235,10 +1274,8 @@ impl<T: Transport> Actor<T> {
         for id in ids {
             self.close_conn(id, CloseReason::Shutdown);
         }
-        self.intake.handle = None;
-        self.endpoint.handle = None;
-        self.intake.generation += 1;
-        self.endpoint.generation += 1;
+        self.unpublish(Service::Intake);
+        self.unpublish(Service::Endpoint);
         let (tx, _rx) = oneshot::channel();
         self.shutting_down = Some(reply.unwrap_or(tx));
     }
@@ -1282,7 +1319,7 @@ impl<T: Transport> Actor<T> {
     }
 
     fn schedule_dials(&mut self) {
-        let now = Instant::now();
+        let now = self.now;
         let mut due: Vec<(Instant, ContactId, Purpose)> = Vec::new();
         for c in &self.profile.contacts {
             let Some(purpose) = self.wants_dial(c) else {
@@ -1335,43 +1372,37 @@ impl<T: Transport> Actor<T> {
             r.dialing = true;
             r.next_dial = None;
         }
+        // The one count of dials in flight: `schedule_dials` starts no
+        // more than `max_concurrent_dials`.
         self.dials_in_flight += 1;
-        let transport = self.transport.clone();
-        let limit = self.dial_limit.clone();
-        let tx = self.internal_tx.clone();
-        tokio::spawn(async move {
-            let _permit = limit.acquire_owned().await;
-            let result = transport.dial(target, key.as_ref()).await;
-            drop(key);
-            let _ = tx.send(Internal::Dialed {
-                contact: id,
-                purpose,
-                result,
-            });
+        self.effects.push_back(Effect::Dial {
+            contact: id,
+            purpose,
+            target,
+            key,
         });
     }
 
     fn retry_later(&mut self, id: ContactId, failed: bool) {
         let (initial, max) = (self.config.backoff_initial, self.config.backoff_max);
+        let Some(r) = self.links.get_mut(&id) else {
+            return;
+        };
+        let wait = if failed {
+            let w = r.backoff;
+            r.backoff = (r.backoff * 2).min(max);
+            w
+        } else {
+            r.backoff = initial;
+            initial
+        };
+        let at = self.now + self.jitter(wait);
         if let Some(r) = self.links.get_mut(&id) {
-            let wait = if failed {
-                let w = r.backoff;
-                r.backoff = (r.backoff * 2).min(max);
-                w
-            } else {
-                r.backoff = initial;
-                initial
-            };
-            r.next_dial = Some(Instant::now() + jitter(wait));
+            r.next_dial = Some(at);
         }
     }
 
-    fn on_dialed(
-        &mut self,
-        id: ContactId,
-        purpose: Purpose,
-        result: Result<Connection, DialError>,
-    ) {
+    fn on_dialed(&mut self, id: ContactId, purpose: Purpose, result: Result<StreamId, DialError>) {
         self.dials_in_flight = self.dials_in_flight.saturating_sub(1);
         if let Some(r) = self.links.get_mut(&id) {
             r.dialing = false;
@@ -1384,18 +1415,25 @@ impl<T: Transport> Actor<T> {
                 return;
             }
         };
-        if self.shutting_down.is_some() {
-            return;
+        match self.dialed_session(id, purpose) {
+            Some((session, kind)) => self.open_conn(session, stream, kind, Some(id)),
+            None => self.effects.push_back(Effect::Discard(stream)),
         }
-        let Some(c) = self.profile.contact(id) else {
-            return;
-        };
+    }
+
+    /// The session to run on a stream just dialled to `id`, with what it
+    /// sends first; `None` if it is no longer wanted.
+    fn dialed_session(&mut self, id: ContactId, purpose: Purpose) -> Option<(Session, ConnKind)> {
+        if self.shutting_down.is_some() {
+            return None;
+        }
+        let c = self.profile.contact(id)?;
         if self.wants_dial(c) != Some(purpose) {
-            return;
+            return None;
         }
         if purpose == Purpose::Endpoint && self.links.get(&id).is_some_and(|r| r.active.is_some()) {
             // They dialled us meanwhile.
-            return;
+            return None;
         }
         // After a peer refused our versions, offer the highest common one.
         let mut session_config = self.config.session.clone();
@@ -1408,10 +1446,10 @@ impl<T: Transport> Actor<T> {
                     session_config,
                     &self.local,
                     target,
-                    std_now(),
-                    &mut OsRng,
+                    self.now,
+                    &mut self.rng,
                 ),
-                None => return,
+                None => return None,
             },
             Purpose::Endpoint => {
                 let (Some(target), Some(rs)) = (
@@ -1419,15 +1457,15 @@ impl<T: Transport> Actor<T> {
                     c.their_static
                         .and_then(|s| StaticPublicKey::from_peer(s.0).ok()),
                 ) else {
-                    return;
+                    return None;
                 };
                 Session::connect_endpoint(
                     session_config,
                     &self.local,
                     target,
                     rs,
-                    std_now(),
-                    &mut OsRng,
+                    self.now,
+                    &mut self.rng,
                 )
             }
         };
@@ -1436,12 +1474,10 @@ impl<T: Transport> Actor<T> {
             Err(e) => {
                 tracing::warn!("could not start a session: {e}");
                 self.retry_later(id, true);
-                return;
+                return None;
             }
         };
-        let Some(c) = self.profile.contact(id) else {
-            return;
-        };
+        let c = self.profile.contact(id)?;
         let kind = match purpose {
             Purpose::Intake => {
                 let request = ContactRequest {
@@ -1450,7 +1486,7 @@ impl<T: Transport> Actor<T> {
                     endpoint: self.local.endpoint,
                     discovery_key: DiscoveryKey(c.our_discovery_key.0),
                 };
-                let _ = session.send(std_now(), Message::ContactRequest(request));
+                let _ = session.send(self.now, Message::ContactRequest(request));
                 ConnKind::IntakeOut(id)
             }
             Purpose::Endpoint => {
@@ -1458,13 +1494,13 @@ impl<T: Transport> Actor<T> {
                     // Rides the IK hello as early data (PROTOCOL.md §8).
                     let accept = self.contact_accept(id);
                     if let Some(a) = accept {
-                        let _ = session.send(std_now(), a);
+                        let _ = session.send(self.now, a);
                     }
                 }
                 ConnKind::EndpointOut(id)
             }
         };
-        self.spawn_conn(session, stream, kind, Some(id));
+        Some((session, kind))
     }
 
     fn contact_accept(&self, id: ContactId) -> Option<Message> {
@@ -1475,21 +1511,20 @@ impl<T: Transport> Actor<T> {
         }))
     }
 
-    fn spawn_conn(
+    /// Starts `session` on `stream` as a new connection.
+    fn open_conn(
         &mut self,
         session: Session,
-        stream: Connection,
+        stream: StreamId,
         kind: ConnKind,
         contact: Option<ContactId>,
     ) {
-        let id = self.next_conn;
+        let conn = self.next_conn;
         self.next_conn += 1;
-        let (tx, rx) = mpsc::unbounded_channel();
         let queue = SendQueue::default();
         self.conns.insert(
-            id,
+            conn,
             ConnInfo {
-                tx,
                 kind,
                 contact,
                 established: false,
@@ -1498,7 +1533,7 @@ impl<T: Transport> Actor<T> {
                 request_sent: matches!(kind, ConnKind::IntakeOut(_)),
                 request_received: false,
                 queue: queue.clone(),
-                progress_at: Instant::now(),
+                progress_at: self.now,
                 closing: false,
                 version: 0,
             },
@@ -1507,26 +1542,27 @@ impl<T: Transport> Actor<T> {
             ConnKind::IntakeIn | ConnKind::IntakeOut(_) => self.intake_replay.clone(),
             ConnKind::EndpointIn | ConnKind::EndpointOut(_) => self.endpoint_replay.clone(),
         };
-        tokio::spawn(conn::run(
-            id,
-            session,
+        self.effects.push_back(Effect::Open {
+            conn,
             stream,
-            rx,
-            self.conn_tx.clone(),
+            session: Box::new(session),
             replay,
             queue,
-        ));
+        });
     }
 
-    fn on_incoming(&mut self, intake: bool, generation: u64, stream: Connection) {
-        let slot = if intake { &self.intake } else { &self.endpoint };
+    fn on_incoming(&mut self, service: Service, generation: u64, stream: StreamId) {
+        let slot = match service {
+            Service::Intake => &self.intake,
+            Service::Endpoint => &self.endpoint,
+        };
         if slot.generation != generation || self.shutting_down.is_some() {
+            self.effects.push_back(Effect::Discard(stream));
             return;
         }
-        let kind = if intake {
-            ConnKind::IntakeIn
-        } else {
-            ConnKind::EndpointIn
+        let kind = match service {
+            Service::Intake => ConnKind::IntakeIn,
+            Service::Endpoint => ConnKind::EndpointIn,
         };
         // Full: one connection makes room for the newcomer (review finding
         // H3): one that has clearly stalled, else one at random. Whoever is
@@ -1543,36 +1579,40 @@ impl<T: Transport> Actor<T> {
         if unfinished.len() >= self.config.max_unauthenticated.max(1)
             && let Some(&(at, stalest)) = unfinished.iter().min()
         {
-            let victim = if at.elapsed() >= CLEARLY_STALLED {
+            let victim = if self.now.saturating_duration_since(at) >= CLEARLY_STALLED {
                 stalest
             } else {
-                let pick = OsRng.next_u32() as usize % unfinished.len();
-                unfinished.get(pick).map(|&(_, id)| id).unwrap_or(stalest)
+                // Sorted, so that the pick depends only on the RNG (a
+                // map's order is not the same twice).
+                let mut ids: Vec<ConnId> = unfinished.iter().map(|&(_, id)| id).collect();
+                ids.sort_unstable();
+                let pick = self.rng.next_u32() as usize % ids.len();
+                ids.get(pick).copied().unwrap_or(stalest)
             };
             self.close_conn(victim, CloseReason::Shutdown);
         }
-        let session = if intake {
-            Session::accept_intake(
+        let session = match service {
+            Service::Intake => Session::accept_intake(
                 self.config.session.clone(),
                 &self.local,
-                std_now(),
-                &mut OsRng,
-            )
-        } else {
-            Session::accept_endpoint(
+                self.now,
+                &mut self.rng,
+            ),
+            Service::Endpoint => Session::accept_endpoint(
                 self.config.session.clone(),
                 &self.local,
-                std_now(),
-                &mut OsRng,
-            )
+                self.now,
+                &mut self.rng,
+            ),
         };
-        self.spawn_conn(session, stream, kind, None);
+        self.open_conn(session, stream, kind, None);
     }
 
     pub(super) fn close_conn(&mut self, conn: ConnId, reason: CloseReason) {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.closing = true;
-            let _ = c.tx.send(ToConn::Close(reason));
+            self.effects
+                .push_back(Effect::Conn(conn, ToConn::Close(reason)));
         }
     }
 
@@ -1580,7 +1620,7 @@ impl<T: Transport> Actor<T> {
     /// (hello after opening, handshake after the hello, request after the
     /// handshake): a stranger cannot hold a slot by going quiet.
     fn expire_unfinished(&mut self) {
-        let now = Instant::now();
+        let now = self.now;
         let limit = self.config.step_timeout;
         let stale: Vec<ConnId> = self
             .conns
@@ -1627,15 +1667,13 @@ impl<T: Transport> Actor<T> {
 
     fn step_forward(&mut self, conn: ConnId) {
         if let Some(c) = self.conns.get_mut(&conn) {
-            c.progress_at = Instant::now();
+            c.progress_at = self.now;
         }
     }
 
-    pub(super) fn send_on(&self, conn: ConnId, m: Message) {
+    pub(super) fn send_on(&mut self, conn: ConnId, m: Message) {
         if let Some(c) = self.conns.get(&conn) {
-            let n = conn::estimate(&m);
-            c.queue.add(n);
-            let _ = c.tx.send(ToConn::Send(m, n));
+            queue_send(&mut self.effects, conn, &c.queue, m);
         }
     }
 
@@ -1650,7 +1688,7 @@ impl<T: Transport> Actor<T> {
     }
 
     /// Sends on the contact's established session, if there is one.
-    pub(super) fn send_to_contact(&self, id: ContactId, m: Message) -> bool {
+    pub(super) fn send_to_contact(&mut self, id: ContactId, m: Message) -> bool {
         match self.links.get(&id).and_then(|r| r.active) {
             Some(conn) => {
                 self.send_on(conn, m);
@@ -1681,13 +1719,11 @@ impl<T: Transport> Actor<T> {
             if !queue.has_room() {
                 break;
             }
-            self.send_on(
-                conn,
-                Message::Chat(Chat {
-                    id: q.id,
-                    text: q.text.clone(),
-                }),
-            );
+            let chat = Message::Chat(Chat {
+                id: q.id,
+                text: q.text.clone(),
+            });
+            queue_send(&mut self.effects, conn, &queue, chat);
             last = q.id;
             sent.push(q.id);
         }
@@ -1714,60 +1750,6 @@ impl<T: Transport> Actor<T> {
 
     // ----- session events ----------------------------------------------
 
-    fn on_internal(&mut self, msg: Internal) {
-        match msg {
-            Internal::Dialed {
-                contact,
-                purpose,
-                result,
-            } => self.on_dialed(contact, purpose, result),
-            Internal::Published {
-                intake,
-                generation,
-                result,
-            } => self.on_published(intake, generation, result),
-            Internal::ServiceState {
-                intake,
-                generation,
-                state,
-            } => {
-                let slot = if intake {
-                    &mut self.intake
-                } else {
-                    &mut self.endpoint
-                };
-                if slot.generation == generation && slot.state != state {
-                    slot.state = state;
-                    self.emit(Event::Service { intake, state });
-                }
-            }
-            Internal::Incoming {
-                intake,
-                generation,
-                conn,
-            } => self.on_incoming(intake, generation, conn),
-            Internal::Saved {
-                generation,
-                result,
-                store,
-            } => {
-                self.store = Some(store);
-                self.on_saved(generation, result);
-            }
-            Internal::File(done) => self.on_file_done(done),
-            Internal::Republish { intake, generation } => {
-                let slot = if intake { &self.intake } else { &self.endpoint };
-                // Only if nothing happened since (switched off, shut down).
-                if slot.generation == generation
-                    && slot.handle.is_none()
-                    && self.shutting_down.is_none()
-                {
-                    self.publish(intake);
-                }
-            }
-        }
-    }
-
     fn on_conn_event(&mut self, ev: FromConn) {
         let FromConn { conn, event } = ev;
         if !self.conns.contains_key(&conn) {
@@ -1781,8 +1763,9 @@ impl<T: Transport> Actor<T> {
             SessionEvent::Admission(hello) => {
                 self.step_forward(conn);
                 let decision = self.admission(conn, hello.claimed);
-                if let Some(c) = self.conns.get(&conn) {
-                    let _ = c.tx.send(ToConn::Admit(decision));
+                if self.conns.contains_key(&conn) {
+                    self.effects
+                        .push_back(Effect::Conn(conn, ToConn::Admit(decision)));
                 }
             }
             SessionEvent::Established {
@@ -1839,7 +1822,7 @@ impl<T: Transport> Actor<T> {
             return;
         };
         info.established = true;
-        info.progress_at = Instant::now();
+        info.progress_at = self.now;
         info.peer_static = Some(peer_static);
         info.peer = Some(peer);
         let kind = info.kind;
@@ -2157,7 +2140,7 @@ impl<T: Transport> Actor<T> {
                 if changed {
                     self.changed();
                     if let Some(r) = self.links.get_mut(&id) {
-                        r.next_dial = Some(Instant::now());
+                        r.next_dial = Some(self.now);
                     }
                     if state == ContactState::OutgoingPending {
                         self.emit(Event::RequestAccepted { contact: id });
@@ -2167,6 +2150,9 @@ impl<T: Transport> Actor<T> {
             }
             None => {
                 let id = self.profile.allocate_contact_id();
+                // Replaced by a fresh key on accept; never authorized
+                // while pending.
+                let placeholder = self.random_secret();
                 self.profile.contacts.push(Contact {
                     id,
                     intake,
@@ -2179,15 +2165,13 @@ impl<T: Transport> Actor<T> {
                     their_static: their.0,
                     their_endpoint: their.1,
                     their_discovery_key: their.2,
-                    // Replaced by a fresh key on accept; never authorized
-                    // while pending.
-                    our_discovery_key: random_secret(),
+                    our_discovery_key: placeholder,
                     history_enabled: false,
                     next_message_id: 1,
                     last_received_id: 0,
                     outbox: Vec::new(),
                     history: Vec::new(),
-                    created_at: unix_now(),
+                    created_at: self.unix,
                     unsynced_from: Some(1),
                     verified: false,
                     peer_keeps_history: None,
@@ -2217,13 +2201,13 @@ impl<T: Transport> Actor<T> {
     /// sooner than `receipt_delay`: every outcome waits the same, so the
     /// wait does not tell a requester that it is blocked (§7.7).
     fn receipt(&mut self, conn: ConnId, change: u64) {
-        self.disk.receipt(conn, change, Instant::now());
+        self.disk.receipt(conn, change, self.now);
         self.release_receipts();
     }
 
     fn release_receipts(&mut self) {
         let due = self.disk.due_receipts(
-            Instant::now(),
+            self.now,
             self.config.receipt_delay,
             self.config.step_timeout,
         );
@@ -2236,7 +2220,7 @@ impl<T: Transport> Actor<T> {
     /// has room, and this (proven) requester did not take one lately.
     fn take_request_token(&mut self, requester: Public32) -> bool {
         let room = self.pending_requests() < self.config.max_pending_requests;
-        self.request_gate.take(Instant::now(), requester, room)
+        self.request_gate.take(self.now, requester, room)
     }
 
     fn pending_requests(&self) -> usize {
@@ -2322,7 +2306,7 @@ impl<T: Transport> Actor<T> {
         };
         if let Some(r) = self.links.get_mut(&id) {
             if !repeat {
-                r.next_dial = Some(Instant::now());
+                r.next_dial = Some(self.now);
             }
             // Confirm (PROTOCOL.md §8), once what it confirms is saved.
             r.ack_due = Some((last, change));
@@ -2365,7 +2349,7 @@ impl<T: Transport> Actor<T> {
         let last = c.last_received_id;
         if chat.id == last.saturating_add(1) {
             c.last_received_id = chat.id;
-            let at = unix_now();
+            let at = self.unix;
             if c.history_enabled {
                 c.history.push(HistoryEntry {
                     direction: Direction::Incoming,
