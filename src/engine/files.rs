@@ -13,7 +13,7 @@
 //! offer we made, chunks go out only while the session's send queue has
 //! room, and refused offers are reported at a bounded rate.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -175,8 +175,15 @@ pub(crate) struct Transfers {
     /// Received files being checked and placed on a blocking thread: their
     /// ids stay taken until then, so that an offer reusing one cannot
     /// replace the partial file under the check.
-    placing: BTreeSet<TransferId>,
+    placing: BTreeMap<TransferId, (ContactId, FileOffer)>,
+    /// The last files received, so that an offer repeated because our
+    /// FILE_DONE was lost (the session ended first) is answered with
+    /// FILE_DONE again, not received a second time (PROTOCOL.md §6.4).
+    placed: VecDeque<(TransferId, ContactId, FileOffer)>,
 }
+
+/// How many received files `Transfers::placed` remembers.
+const PLACED_REMEMBERED: usize = 64;
 
 fn hex_id(t: &TransferId) -> String {
     hex::encode(t.0)
@@ -441,9 +448,15 @@ impl Core {
                 view,
                 result,
             } => {
-                self.files.placing.remove(&transfer);
+                let placing = self.files.placing.remove(&transfer);
                 match result {
                     Ok(path) => {
+                        if let Some((contact, offer)) = placing {
+                            if self.files.placed.len() >= PLACED_REMEMBERED {
+                                self.files.placed.pop_front();
+                            }
+                            self.files.placed.push_back((transfer, contact, offer));
+                        }
                         self.send_to_contact(contact, Message::FileDone { transfer });
                         self.emit(Event::FileCompleted {
                             transfer: view,
@@ -877,7 +890,22 @@ impl Core {
             }
             return;
         }
-        if self.files.outgoing.contains_key(&t) || self.files.placing.contains(&t) {
+        let same = |c: &ContactId, o: &FileOffer| *c == contact && *o == offer;
+        if self.files.placing.get(&t).is_some_and(|(c, o)| same(c, o)) {
+            // Being placed: its FILE_DONE follows.
+            return;
+        }
+        if self
+            .files
+            .placed
+            .iter()
+            .any(|(id, c, o)| *id == t && same(c, o))
+        {
+            // Received already; our FILE_DONE was lost with the session.
+            self.send_to_contact(contact, Message::FileDone { transfer: t });
+            return;
+        }
+        if self.files.outgoing.contains_key(&t) || self.files.placing.contains_key(&t) {
             self.send_to_contact(
                 contact,
                 Message::FileCancel {
@@ -1060,7 +1088,7 @@ impl Core {
         }
         // Syncing, reading the file back and placing it touch the disk:
         // not on the engine task.
-        self.files.placing.insert(t);
+        self.files.placing.insert(t, (i.contact, i.offer.clone()));
         self.effects.push_back(Effect::File(FileJob::Place {
             transfer: t,
             contact: i.contact,

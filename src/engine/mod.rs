@@ -35,6 +35,8 @@ mod durability;
 mod files;
 mod links;
 mod shell;
+#[cfg(test)]
+mod sim;
 mod store;
 
 use std::path::PathBuf;
@@ -482,6 +484,7 @@ pub(crate) enum Command {
     Shutdown,
 }
 
+#[derive(Debug)]
 pub(crate) enum Reply {
     Unit,
     Contact(ContactId),

@@ -1,0 +1,188 @@
+//! What the simulated people do: send messages and files, accept
+//! requests and files, and what is checked when something arrives.
+
+use std::time::Duration;
+
+use allium_protocol::OnionId;
+use rand_core::RngCore;
+
+use super::super::core::Service;
+use super::super::{Command, Event, Reply};
+use super::{Ev, World, between, check};
+
+impl World {
+    /// The next message of the workload, from a random pair whose sender
+    /// is up.
+    pub(super) fn send_next(&mut self) {
+        let more = self.ledger.allocated_total() < self.plan.messages;
+        if !more && !self.ledger.any_waiting() {
+            self.workload_on = false;
+            return;
+        }
+        let every = self.plan.message_every;
+        self.at(every, Ev::Workload);
+        // Re-sends after a crash come first, then new messages (up to the
+        // plan) from a random pair whose sender is up.
+        let resend = self
+            .ledger
+            .waiting_pairs()
+            .into_iter()
+            .find(|&(p, _)| self.peers[p].core.is_some());
+        let (p, q) = match resend {
+            Some(pair) => pair,
+            None if more => {
+                let p = (self.rng.next_u32() as usize) % self.peers.len();
+                let peer = &self.peers[p];
+                if peer.core.is_none() || peer.contacts.is_empty() {
+                    return;
+                }
+                let k = (self.rng.next_u32() as usize) % peer.contacts.len();
+                match peer.contacts.values().nth(k) {
+                    Some(&q) => (p, q),
+                    None => return,
+                }
+            }
+            None => return,
+        };
+        let Some((&contact, _)) = self.peers[p].contacts.iter().find(|(_, x)| **x == q) else {
+            return;
+        };
+        let seq = self.ledger.next_for(p, q);
+        let text = check::text(p, q, seq);
+        match self.command(p, Command::SendMessage(contact, text)) {
+            Ok(Reply::MessageId(id)) => self.ledger.taken(p, q, seq, id),
+            other => {
+                self.ledger.put_back(p, q, seq);
+                self.fail(format!("peer {p} could not send to {q}: {other:?}"));
+            }
+        }
+    }
+
+    pub(super) fn offer_next_file(&mut self) {
+        if self.files_left == 0 {
+            return;
+        }
+        let d = between(
+            &mut self.rng,
+            Duration::from_millis(200),
+            Duration::from_secs(2),
+        );
+        self.at(d, Ev::OfferFile);
+        let p = (self.rng.next_u32() as usize) % self.peers.len();
+        if self.peers[p].core.is_none() || self.peers[p].contacts.is_empty() {
+            return;
+        }
+        let k = (self.rng.next_u32() as usize) % self.peers[p].contacts.len();
+        let Some((&contact, _)) = self.peers[p].contacts.iter().nth(k) else {
+            return;
+        };
+        let size = 20 * 1024 + (self.rng.next_u32() as usize) % (180 * 1024);
+        let mut data = vec![0u8; size];
+        self.rng.fill_bytes(&mut data);
+        let path = self.folder.join(format!("out-{}.bin", self.files_left));
+        if let Err(e) = std::fs::write(&path, &data) {
+            self.fail(format!("could not write a file to send: {e}"));
+            return;
+        }
+        match self.command(p, Command::SendFile(contact, path.clone())) {
+            Ok(Reply::Transfer(id)) => {
+                self.files_left -= 1;
+                self.files_open.insert((p, id.clone()));
+                self.file_sources.insert(id, path);
+            }
+            other => self.fail(format!("peer {p} could not offer a file: {other:?}")),
+        }
+    }
+
+    /// What the simulated person does on an event, and what is checked.
+    pub(super) fn observe(&mut self, p: usize, e: Event) {
+        match e {
+            Event::RequestReceived { contact } => {
+                let from = self
+                    .by_id
+                    .iter()
+                    .find(|(id, (_, s))| {
+                        *s == Service::Intake
+                            && OnionId::from_bytes(**id)
+                                .is_ok_and(|o| o.to_address() == contact.address)
+                    })
+                    .map(|(_, (q, _))| *q);
+                let Some(q) = from else {
+                    self.fail(format!("peer {p} got a request from nobody we know"));
+                    return;
+                };
+                self.peers[p].contacts.insert(contact.id, q);
+                let command = Command::Accept {
+                    contact: contact.id,
+                    nickname: None,
+                };
+                if let Err(e) = self.command(p, command) {
+                    self.fail(format!("peer {p} could not accept peer {q}: {e}"));
+                }
+            }
+            Event::MessageReceived { contact, message } => {
+                let Some(&from) = self.peers[p].contacts.get(&contact) else {
+                    self.fail(format!("peer {p} got a message from an unknown contact"));
+                    return;
+                };
+                if let Err(e) = self.ledger.received(p, from, message.id, &message.text) {
+                    self.fail(e);
+                }
+            }
+            Event::MessagesMissing { contact, from, to } => {
+                self.fail(format!(
+                    "peer {p} lost messages {from} to {to} of contact {}",
+                    contact.0
+                ));
+            }
+            Event::MessagesRenumbered { contact, .. } => {
+                self.fail(format!(
+                    "peer {p} renumbered its messages to contact {} (its state went back)",
+                    contact.0
+                ));
+            }
+            Event::FileOffered { transfer } => {
+                let Ok(t) = super::super::parse_transfer(&transfer.id) else {
+                    self.fail(format!("peer {p} was offered a file with a bad id"));
+                    return;
+                };
+                let folder = self.folder.join(format!("in-{p}"));
+                let _ = std::fs::create_dir_all(&folder);
+                let _ = self.command(p, Command::AcceptFile(t, folder));
+            }
+            Event::FileCompleted { transfer, path } => {
+                if let Some(path) = path {
+                    let same = self
+                        .file_sources
+                        .get(&transfer.id)
+                        .is_some_and(|src| std::fs::read(src).ok() == std::fs::read(&path).ok());
+                    if !same {
+                        self.fail(format!(
+                            "peer {p} received a file that differs from the one sent"
+                        ));
+                    }
+                    let life = self.peers[p].life;
+                    match self.files_received.insert(transfer.id, life) {
+                        None => self.report.files_completed += 1,
+                        // Placed, then the receiver crashed before the
+                        // sender heard FILE_DONE: the sender offers it
+                        // again, and it is received again (transfers are
+                        // not saved).
+                        Some(before) if before != life => self.report.files_received_twice += 1,
+                        Some(_) => {
+                            self.fail(format!("peer {p} received a file twice without a crash"))
+                        }
+                    }
+                } else {
+                    self.files_open.remove(&(p, transfer.id));
+                }
+            }
+            Event::FileCancelled { transfer, .. }
+                if transfer.direction == super::super::TransferDirection::Outgoing =>
+            {
+                self.files_open.remove(&(p, transfer.id));
+            }
+            _ => {}
+        }
+    }
+}
