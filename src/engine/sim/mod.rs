@@ -111,6 +111,9 @@ pub(super) struct Report {
     pub(super) cuts: u64,
     pub(super) refused_dials: u64,
     pub(super) failed_saves: u64,
+    /// Sessions closed because another one with the same contact won
+    /// (PROTOCOL.md §6.8), counted at the side that closed them.
+    pub(super) replaced: u64,
 }
 
 enum Ev {
@@ -190,6 +193,8 @@ struct Peer {
     tick_at: Option<Duration>,
     /// Contact id → the peer it is.
     contacts: BTreeMap<ContactId, usize>,
+    /// Saves do not finish until released (a disk that hangs).
+    hold_saves: bool,
 }
 
 struct World {
@@ -285,6 +290,7 @@ impl World {
                 next_stream: 1,
                 tick_at: None,
                 contacts: BTreeMap::new(),
+                hold_saves: false,
             });
         }
         let files_left = plan.files;
@@ -341,10 +347,17 @@ impl World {
     // ----- the run ----------------------------------------------------
 
     pub(super) fn run(&mut self) -> Result<(), String> {
+        self.befriend()?;
+        self.traffic()?;
+        self.quiet()
+    }
+
+    /// Boots every peer and makes the plan's contacts, without faults:
+    /// each peer asks the next ones, each asked one accepts.
+    pub(super) fn befriend(&mut self) -> Result<(), String> {
         for p in 0..self.peers.len() {
             self.boot(p);
         }
-        // Contacts first, without faults: each peer asks the next ones.
         let n = self.peers.len();
         for p in 0..n {
             for k in 1..=self.plan.contacts_each.min(n - 1) {
@@ -352,22 +365,31 @@ impl World {
                 if self.peers[q].contacts.values().any(|&x| x == p) {
                     continue;
                 }
-                let address = self.peers[q].intake.to_address();
-                let command = Command::AddContact {
-                    address,
-                    nickname: format!("peer {q}"),
-                    greeting: format!("hello from {p}"),
-                };
-                match self.command(p, command) {
-                    Ok(Reply::Contact(id)) => {
-                        self.peers[p].contacts.insert(id, q);
-                    }
-                    other => return Err(format!("peer {p} could not add peer {q}: {other:?}")),
-                }
+                self.ask(p, q)?;
             }
         }
-        self.run_until(Duration::from_secs(600), |w| w.all_accepted())?;
-        // Then the traffic, with faults.
+        self.run_until(Duration::from_secs(600), |w| w.all_accepted())
+    }
+
+    /// `p` asks `q` to be its contact.
+    pub(super) fn ask(&mut self, p: usize, q: usize) -> Result<ContactId, String> {
+        let address = self.peers[q].intake.to_address();
+        let command = Command::AddContact {
+            address,
+            nickname: format!("peer {q}"),
+            greeting: format!("hello from {p}"),
+        };
+        match self.command(p, command) {
+            Ok(Reply::Contact(id)) => {
+                self.peers[p].contacts.insert(id, q);
+                Ok(id)
+            }
+            other => Err(format!("peer {p} could not add peer {q}: {other:?}")),
+        }
+    }
+
+    /// The plan's messages and files, with its faults.
+    fn traffic(&mut self) -> Result<(), String> {
         self.faults = true;
         self.workload_on = true;
         self.at(Duration::ZERO, Ev::Workload);
@@ -381,8 +403,12 @@ impl World {
         let sending = self.plan.message_every * self.plan.messages as u32;
         self.run_until(sending + Duration::from_secs(3600), |w| {
             w.ledger.allocated_total() >= w.plan.messages && w.files_left == 0
-        })?;
-        // Then quiet: no more faults, until everything has arrived.
+        })
+    }
+
+    /// No more faults: everything must arrive, every outbox empty, every
+    /// transfer ended.
+    pub(super) fn quiet(&mut self) -> Result<(), String> {
         self.faults = false;
         for p in 0..self.peers.len() {
             if self.peers[p].core.is_none() {
@@ -431,15 +457,43 @@ impl World {
                 ));
             }
             self.t = t;
-            self.report.steps += 1;
-            self.step(ev);
-            self.settle_effects();
-            for p in std::mem::take(&mut self.touched) {
-                if let Some(core) = &self.peers[p].core
-                    && let Err(e) = check::bounds(p, core)
-                {
-                    self.fail(e);
-                }
+            self.advance(ev);
+        }
+    }
+
+    /// Steps through whatever is due in the next `d` of simulated time.
+    pub(super) fn run_for(&mut self, d: Duration) -> Result<(), String> {
+        let end = self.t + d;
+        self.settle_effects();
+        while self
+            .due
+            .first_key_value()
+            .is_some_and(|((t, _), _)| *t <= end)
+        {
+            let Some(((t, _), ev)) = self.due.pop_first() else {
+                break;
+            };
+            self.t = t;
+            self.advance(ev);
+            if let Some(f) = self.failure.take() {
+                return Err(f);
+            }
+        }
+        self.t = end;
+        Ok(())
+    }
+
+    /// One step: the event, the effects it led to, the bounds of every
+    /// core it touched.
+    fn advance(&mut self, ev: Ev) {
+        self.report.steps += 1;
+        self.step(ev);
+        self.settle_effects();
+        for p in std::mem::take(&mut self.touched) {
+            if let Some(core) = &self.peers[p].core
+                && let Err(e) = check::bounds(p, core)
+            {
+                self.fail(e);
             }
         }
     }
@@ -557,6 +611,23 @@ impl World {
         }
     }
 
+    /// Saves of `p` hang (`true`) or finish again (`false`; what hung
+    /// finishes now).
+    pub(super) fn hold_saves(&mut self, p: usize, hold: bool) {
+        self.peers[p].hold_saves = hold;
+        if !hold && let Some((generation, _, _)) = &self.peers[p].saving {
+            let (generation, life) = (*generation, self.peers[p].life);
+            self.at(
+                Duration::ZERO,
+                Ev::Saved {
+                    peer: p,
+                    life,
+                    generation,
+                },
+            );
+        }
+    }
+
     pub(super) fn restart(&mut self, p: usize) {
         if self.peers[p].core.is_none() {
             self.boot(p);
@@ -564,5 +635,7 @@ impl World {
     }
 }
 
+#[cfg(test)]
+mod rules;
 #[cfg(test)]
 mod tests;

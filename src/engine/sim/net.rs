@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use allium_protocol::{Event as SessionEvent, ReplayCache, Session};
+use allium_protocol::{Event as SessionEvent, Message, ReplayCache, Session};
 
 use super::super::conn::{self, ConnId, SEND_HARD_CAP, SendQueue, ToConn};
 
@@ -105,6 +105,14 @@ impl End {
             && s.poll_timeout().is_some_and(|t| t <= now)
         {
             s.handle_timeout(now);
+        }
+    }
+
+    /// Sends `m` on this end's session behind its core's back.
+    pub(super) fn send_raw(&mut self, now: Instant, m: Message) -> Result<(), String> {
+        match &mut self.session {
+            Some(s) => s.send(now, m).map_err(|e| e.to_string()),
+            None => Err("no session on this stream".into()),
         }
     }
 

@@ -44,16 +44,26 @@ impl World {
             }
             None => return,
         };
+        if let Err(e) = self.send_one(p, q) {
+            self.fail(e);
+        }
+    }
+
+    /// `p` sends its next message to its contact `q`.
+    pub(super) fn send_one(&mut self, p: usize, q: usize) -> Result<(), String> {
         let Some((&contact, _)) = self.peers[p].contacts.iter().find(|(_, x)| **x == q) else {
-            return;
+            return Err(format!("peer {q} is not a contact of peer {p}"));
         };
         let seq = self.ledger.next_for(p, q);
         let text = check::text(p, q, seq);
         match self.command(p, Command::SendMessage(contact, text)) {
-            Ok(Reply::MessageId(id)) => self.ledger.taken(p, q, seq, id),
+            Ok(Reply::MessageId(id)) => {
+                self.ledger.taken(p, q, seq, id);
+                Ok(())
+            }
             other => {
                 self.ledger.put_back(p, q, seq);
-                self.fail(format!("peer {p} could not send to {q}: {other:?}"));
+                Err(format!("peer {p} could not send to {q}: {other:?}"))
             }
         }
     }

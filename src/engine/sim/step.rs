@@ -222,6 +222,9 @@ impl World {
                     )
                 };
                 self.peers[p].saving = Some((generation, profile, lands));
+                if self.peers[p].hold_saves {
+                    return;
+                }
                 self.at(
                     d,
                     Ev::Saved {

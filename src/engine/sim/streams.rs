@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use allium_onion::{ClientKey, DialError};
-use allium_protocol::{OnionId, Purpose};
+use allium_protocol::{CloseCause, CloseReason, Event as SessionEvent, Message, OnionId, Purpose};
 use allium_vault::ContactId;
 use rand_core::RngCore;
 
@@ -163,6 +163,12 @@ impl World {
             && let Some(conn) = conn
         {
             for ev in out.events {
+                if matches!(
+                    ev,
+                    SessionEvent::Closed(CloseCause::Local(CloseReason::Replaced))
+                ) {
+                    self.report.replaced += 1;
+                }
                 self.handle(peer, conn_input(conn, ConnEvent::Session(ev)));
             }
         }
@@ -218,6 +224,50 @@ impl World {
             self.seq += 1;
             self.due.insert((at, self.seq), Ev::Eof { pipe, to: from });
         }
+    }
+
+    /// The stream of `p`'s active session with its contact `q`.
+    pub(super) fn session_pipe(&self, p: usize, q: usize) -> Option<(PipeId, Side)> {
+        let peer = &self.peers[p];
+        let (&contact, _) = peer.contacts.iter().find(|(_, x)| **x == q)?;
+        let conn = peer.core.as_ref()?.links.get(&contact)?.active?;
+        peer.conns.get(&conn).copied()
+    }
+
+    /// `q` sends `m` on its active session with `p`, whatever its core
+    /// would say: a hostile or broken contact.
+    pub(super) fn inject(&mut self, q: usize, p: usize, m: Message) -> Result<(), String> {
+        let (pipe, side) = self
+            .session_pipe(q, p)
+            .ok_or_else(|| format!("peer {q} has no session with {p}"))?;
+        let now = self.now().at;
+        let end = self
+            .end_mut(pipe, side)
+            .ok_or_else(|| "the session's stream is gone".to_owned())?;
+        end.send_raw(now, m)?;
+        self.pump(pipe, side);
+        Ok(())
+    }
+
+    /// The stream breaks, both ways, now.
+    pub(super) fn cut_pipe(&mut self, pipe: PipeId) {
+        if let Some(p) = self.pipes.get_mut(&pipe) {
+            p.cut = true;
+        }
+        self.at(Duration::ZERO, Ev::Eof { pipe, to: 0 });
+        self.at(Duration::ZERO, Ev::Eof { pipe, to: 1 });
+    }
+
+    /// `p` dials every contact it wants to reach, now.
+    pub(super) fn redial_now(&mut self, p: usize) {
+        let now = self.now();
+        if let Some(core) = &mut self.peers[p].core {
+            for link in core.links.values_mut() {
+                link.next_dial = Some(now.at);
+            }
+        }
+        self.handle(p, Input::Tick);
+        self.settle_effects();
     }
 }
 
