@@ -13,15 +13,19 @@
 //!                                                              ▼ connection tasks
 //! ```
 //!
-//! - `core.rs` owns the [`Profile`] and every decision; it is given the
-//!   time with each input and an RNG at its start, and never awaits.
+//! - `core/` owns the [`Profile`] and every decision; it is given the
+//!   time with each input and an RNG at its start, and never awaits. Its
+//!   files are its concerns: `services`, `commands`, `dials`, `conns`,
+//!   `contacts` (requests) and `delivery`.
 //! - `shell.rs` is the only place that spawns, sleeps, reads the clock,
 //!   dials, publishes, saves and runs file work (on blocking threads).
 //! - `conn.rs` runs one protocol `Session` per connection as a task.
 //! - `admission.rs`, `durability.rs` and `links.rs` are sub-states the
 //!   core owns, each with its rules as methods tested on their own.
-//! - `files.rs` is the transfers' state; its whole-file work (hashing,
-//!   placing) runs as effects.
+//! - `files/` is the transfers' state machine; every touch of a file is
+//!   a `FileJob` effect the shell runs on a blocking thread.
+//! - `sim/` (tests only) runs many cores on a simulated clock, with
+//!   faults, and checks what must always hold.
 //!
 //! The engine must never log addresses, nicknames or message text, and
 //! never trust a timestamp from a peer (it puts none on the wire either).

@@ -41,6 +41,9 @@ use super::core::{Core, Input, Now, Service, StreamId};
 use super::{Command, EngineConfig, EngineError, Reply, Request};
 use net::{Pipe, PipeId, Side};
 
+/// The answer to a command, when it comes later.
+type Answer = oneshot::Receiver<Result<Reply, EngineError>>;
+
 /// What can go wrong, and how often.
 #[derive(Clone, Debug)]
 pub(super) struct Faults {
@@ -219,6 +222,10 @@ struct World {
     files_open: BTreeSet<(usize, String)>,
     /// Sources of offered files, by transfer id (to compare on arrival).
     file_sources: BTreeMap<String, PathBuf>,
+    /// Why incoming transfers were cancelled, by receiver.
+    incoming_cancels: Vec<(usize, String)>,
+    /// Offers made whose answer has not come yet.
+    offers: Vec<(usize, Answer, PathBuf)>,
     /// Transfers received, by id, with the receiver's life then.
     files_received: BTreeMap<String, u32>,
     failure: Option<String>,
@@ -314,6 +321,8 @@ impl World {
             files_open: BTreeSet::new(),
             file_sources: BTreeMap::new(),
             files_received: BTreeMap::new(),
+            offers: Vec::new(),
+            incoming_cancels: Vec::new(),
             failure: None,
             touched: Vec::new(),
             workload_on: false,
@@ -489,6 +498,9 @@ impl World {
         self.report.steps += 1;
         self.step(ev);
         self.settle_effects();
+        if !self.offers.is_empty() {
+            self.collect_offers();
+        }
         for p in std::mem::take(&mut self.touched) {
             if let Some(core) = &self.peers[p].core
                 && let Err(e) = check::bounds(p, core)
@@ -515,6 +527,7 @@ impl World {
 
     pub(super) fn settled(&self) -> bool {
         self.ledger.behind().is_empty()
+            && self.offers.is_empty()
             && self.files_open.is_empty()
             && self.peers.iter().all(|p| {
                 p.core

@@ -7,7 +7,10 @@ use allium_protocol::OnionId;
 use rand_core::RngCore;
 
 use super::super::core::Service;
-use super::super::{Command, Event, Reply};
+use tokio::sync::oneshot;
+
+use super::super::core::Input;
+use super::super::{Command, Event, Reply, Request};
 use super::{Ev, World, between, check};
 
 impl World {
@@ -94,14 +97,31 @@ impl World {
             self.fail(format!("could not write a file to send: {e}"));
             return;
         }
-        match self.command(p, Command::SendFile(contact, path.clone())) {
-            Ok(Reply::Transfer(id)) => {
-                self.files_left -= 1;
-                self.files_open.insert((p, id.clone()));
-                self.file_sources.insert(id, path);
+        // Answered once the file's size is known: collected after the
+        // step (`collect_offers`).
+        let (reply, rx) = oneshot::channel();
+        let command = Command::SendFile(contact, path.clone());
+        self.handle(p, Input::Request(Request { command, reply }));
+        self.files_left -= 1;
+        self.offers.push((p, rx, path));
+    }
+
+    /// The answers to offers made: each becomes a transfer to watch.
+    pub(super) fn collect_offers(&mut self) {
+        let mut waiting = Vec::new();
+        for (p, mut rx, path) in std::mem::take(&mut self.offers) {
+            match rx.try_recv() {
+                Ok(Ok(Reply::Transfer(id))) => {
+                    self.files_open.insert((p, id.clone()));
+                    self.file_sources.insert(id, path);
+                }
+                Err(oneshot::error::TryRecvError::Empty) => waiting.push((p, rx, path)),
+                // The sender crashed before it answered.
+                Err(oneshot::error::TryRecvError::Closed) => {}
+                Ok(other) => self.fail(format!("peer {p} could not offer a file: {other:?}")),
             }
-            other => self.fail(format!("peer {p} could not offer a file: {other:?}")),
         }
+        self.offers = waiting;
     }
 
     /// What the simulated person does on an event, and what is checked.
@@ -187,10 +207,15 @@ impl World {
                     self.files_open.remove(&(p, transfer.id));
                 }
             }
-            Event::FileCancelled { transfer, .. }
-                if transfer.direction == super::super::TransferDirection::Outgoing =>
-            {
-                self.files_open.remove(&(p, transfer.id));
+            Event::FileCancelled {
+                transfer,
+                cancelled,
+            } => {
+                if transfer.direction == super::super::TransferDirection::Outgoing {
+                    self.files_open.remove(&(p, transfer.id));
+                } else {
+                    self.incoming_cancels.push((p, cancelled.reason));
+                }
             }
             _ => {}
         }

@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use allium_protocol::Message;
+use allium_protocol::message::MAX_CHUNK;
+use allium_protocol::{FileChunk, FileOffer, Message, TransferId};
 
 use super::{Faults, Plan, World};
 
@@ -156,4 +157,43 @@ fn a_flood_of_strangers_is_let_in_at_the_buckets_rate_and_all_get_in() {
     );
     w.run_until(Duration::from_secs(3600), |w| stored(w) == 25)
         .expect("every requester gets in, in time");
+}
+
+#[test]
+fn a_sender_that_ignores_the_window_is_cut_off_not_buffered() {
+    let dir = tempfile::tempdir().expect("folder");
+    let mut w = world(2, 1, dir.path());
+    let transfer = TransferId([7; 16]);
+    let size = 4u64 << 20;
+    let offer = FileOffer {
+        transfer,
+        size,
+        sha256: [0; 32],
+        name: "flood.bin".into(),
+    };
+    // Peer 1 accepts whatever it is offered (`people.rs`).
+    w.inject(0, 1, Message::FileOffer(offer)).expect("offered");
+    w.run_for(SECOND).expect("run");
+    // Then 4 MiB at once, with no acknowledgement waited for: more than
+    // the 1 MiB window, faster than the disk takes it.
+    let mut offset = 0;
+    while offset < size {
+        let len = (size - offset).min(MAX_CHUNK as u64) as usize;
+        let chunk = FileChunk {
+            transfer,
+            offset,
+            data: vec![0x55; len],
+        };
+        w.inject(0, 1, Message::FileChunk(chunk)).expect("chunk");
+        offset += len as u64;
+    }
+    w.run_for(SECOND).expect("run");
+    assert_eq!(
+        w.incoming_cancels,
+        vec![(1, "the other side broke the transfer rules".to_owned())]
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("in-1"))
+        .expect("the folder")
+        .collect();
+    assert!(left.is_empty(), "the partial file was left behind");
 }

@@ -1,0 +1,529 @@
+//! Commands from the window and the JSON-RPC interface: each checks
+//! what it is given, changes the profile, and answers. Commands whose
+//! answer needs file work (sending and accepting files) are answered from
+//! `files/` once it is done; `Shutdown` once everything is saved.
+
+use super::*;
+
+impl Core {
+    pub(in crate::engine) fn on_request(&mut self, req: Request) {
+        if self.shutting_down.is_some() {
+            let _ = req.reply.send(Err(EngineError::Stopped));
+            return;
+        }
+        // These are answered once their I/O is done.
+        match req.command {
+            Command::Shutdown => self.begin_shutdown(Some(req.reply)),
+            Command::SendFile(id, path) => self.offer_file(id, path, req.reply),
+            Command::AcceptFile(t, folder) => self.accept_file(t, folder, req.reply),
+            command => {
+                let result = self.apply(command);
+                let _ = req.reply.send(result);
+            }
+        }
+    }
+
+    pub(in crate::engine) fn apply(&mut self, command: Command) -> Result<Reply, EngineError> {
+        match command {
+            Command::Status => Ok(Reply::Status(self.status())),
+            Command::AddContact {
+                address,
+                nickname,
+                greeting,
+            } => self
+                .add_contact(&address, nickname, greeting)
+                .map(Reply::Contact),
+            Command::Contacts => Ok(Reply::Contacts(
+                self.profile
+                    .contacts
+                    .iter()
+                    .map(|c| self.summary(c))
+                    .collect(),
+            )),
+            Command::Accept { contact, nickname } => {
+                self.accept(contact, nickname).map(|()| Reply::Unit)
+            }
+            Command::Reject(id) => self.drop_contact(id, Removal::Reject).map(|()| Reply::Unit),
+            Command::Block(id) => self.drop_contact(id, Removal::Block).map(|()| Reply::Unit),
+            Command::Remove(id) => self.drop_contact(id, Removal::Remove).map(|()| Reply::Unit),
+            Command::Rename(id, nickname) => {
+                TextField::Nickname
+                    .validate(&nickname)
+                    .map_err(text_error)?;
+                let c = self
+                    .profile
+                    .contact_mut(id)
+                    .ok_or(EngineError::NoSuchContact)?;
+                c.nickname = nickname;
+                self.changed();
+                self.emit_contact(id);
+                Ok(Reply::Unit)
+            }
+            Command::SetVerified(id, on) => {
+                let c = self.accepted_mut(id, "only an accepted contact can be verified")?;
+                if c.verified != on {
+                    c.verified = on;
+                    self.changed();
+                }
+                self.emit_contact(id);
+                Ok(Reply::Unit)
+            }
+            Command::Blocked => Ok(Reply::Blocked(
+                self.profile
+                    .blocked
+                    .iter()
+                    .map(|b| BlockedView {
+                        address: onion(b).map(|o| o.to_address()).unwrap_or_default(),
+                        nickname: self
+                            .profile
+                            .blocked_names
+                            .iter()
+                            .find(|n| n.intake == *b)
+                            .map(|n| n.nickname.clone())
+                            .unwrap_or_default(),
+                    })
+                    .collect(),
+            )),
+            Command::Unblock(address) => {
+                let target = OnionId::parse(&normalize_address(&address))
+                    .map_err(EngineError::BadAddress)?;
+                let intake = Public32(*target.as_bytes());
+                if !self.profile.blocked.contains(&intake) {
+                    return Err(EngineError::NotBlocked);
+                }
+                self.profile.blocked.retain(|b| *b != intake);
+                self.profile.blocked_names.retain(|n| n.intake != intake);
+                self.changed();
+                Ok(Reply::Unit)
+            }
+            Command::SendMessage(id, text) => self.queue_message(id, text).map(Reply::MessageId),
+            Command::Conversation(id) => self.conversation(id).map(Reply::Conversation),
+            Command::SetHistory(id, on) => {
+                let c = self
+                    .profile
+                    .contact_mut(id)
+                    .ok_or(EngineError::NoSuchContact)?;
+                let changed = c.history_enabled != on;
+                c.history_enabled = on;
+                if !on {
+                    c.history.clear();
+                }
+                self.changed();
+                self.emit_contact(id);
+                if changed {
+                    self.tell_history(id);
+                }
+                Ok(Reply::Unit)
+            }
+            Command::SetIntake(on) => {
+                if self.profile.settings.intake_enabled != on {
+                    self.profile.settings.intake_enabled = on;
+                    self.changed();
+                }
+                if on && self.intake.state == ServiceState::Off {
+                    self.publish(Service::Intake);
+                } else if !on {
+                    self.unpublish(Service::Intake);
+                    self.intake.state = ServiceState::Off;
+                    // Connections already open at the intake end too.
+                    let open: Vec<ConnId> = self
+                        .conns
+                        .iter()
+                        .filter(|(_, c)| c.kind == ConnKind::IntakeIn)
+                        .map(|(id, _)| *id)
+                        .collect();
+                    for id in open {
+                        self.close_conn(id, CloseReason::Shutdown);
+                    }
+                    self.emit(Event::Service {
+                        intake: true,
+                        state: ServiceState::Off,
+                    });
+                }
+                Ok(Reply::Unit)
+            }
+            Command::SetDisplayName(name) => {
+                TextField::Nickname.validate(&name).map_err(text_error)?;
+                self.profile.settings.display_name = name;
+                self.changed();
+                Ok(Reply::Unit)
+            }
+            Command::Settings => Ok(Reply::Settings(Box::new(self.profile.settings.clone()))),
+            Command::SetCustomNetwork(file) => {
+                if self.profile.settings.custom_network != file {
+                    self.profile.settings.custom_network = file;
+                    self.changed();
+                }
+                Ok(Reply::Unit)
+            }
+            Command::SetNotificationContent(on) => {
+                if self.profile.settings.notification_content != on {
+                    self.profile.settings.notification_content = on;
+                    self.changed();
+                }
+                Ok(Reply::Unit)
+            }
+            Command::SetAutoLock(minutes) => {
+                if minutes > 24 * 60 {
+                    return Err(EngineError::InvalidSetting(
+                        "lock after at most a day (1,440 minutes)",
+                    ));
+                }
+                if self.profile.settings.auto_lock_minutes != minutes {
+                    self.profile.settings.auto_lock_minutes = minutes;
+                    self.changed();
+                }
+                Ok(Reply::Unit)
+            }
+            // Answered in `on_request`.
+            Command::SendFile(..) | Command::AcceptFile(..) => Err(EngineError::Stopped),
+            Command::CancelFile(t) => self.cancel_file_by_user(t).map(|()| Reply::Unit),
+            Command::Transfers => Ok(Reply::Transfers(self.transfer_views())),
+            Command::Shutdown => Ok(Reply::Unit),
+        }
+    }
+
+    pub(in crate::engine) fn status(&self) -> Status {
+        Status {
+            address: self.local.identity.onion_id().to_address(),
+            intake_enabled: self.profile.settings.intake_enabled,
+            intake: self
+                .profile
+                .settings
+                .intake_enabled
+                .then_some(self.intake.state),
+            endpoint: self.endpoint.state,
+            save_error: self.disk.error().map(str::to_owned),
+        }
+    }
+
+    pub(in crate::engine) fn add_contact(
+        &mut self,
+        address: &str,
+        nickname: String,
+        greeting: String,
+    ) -> Result<ContactId, EngineError> {
+        let target =
+            OnionId::parse(&normalize_address(address)).map_err(EngineError::BadAddress)?;
+        if target == self.local.identity.onion_id() || target == self.local.endpoint {
+            return Err(EngineError::OwnAddress);
+        }
+        TextField::Nickname
+            .validate(&nickname)
+            .map_err(text_error)?;
+        TextField::Greeting
+            .validate(&greeting)
+            .map_err(text_error)?;
+        let intake = Public32(*target.as_bytes());
+        if self.profile.blocked.contains(&intake) {
+            return Err(EngineError::Blocked);
+        }
+        if self.profile.contact_by_intake(&intake).is_some() {
+            return Err(EngineError::AlreadyContact);
+        }
+        self.check_capacity()?;
+        let key = self.take_discovery_key();
+        let id = self.profile.allocate_contact_id();
+        // A rejected requester we now ask ourselves is forgiven.
+        self.profile.rejected.retain(|r| r != &intake);
+        let history = self.profile.settings.history_by_default;
+        self.profile.contacts.push(Contact {
+            id,
+            intake,
+            nickname,
+            state: ContactState::OutgoingPending,
+            greeting,
+            suggested_nickname: String::new(),
+            request_delivered: false,
+            accept_pending: false,
+            their_static: None,
+            their_endpoint: None,
+            their_discovery_key: None,
+            our_discovery_key: key,
+            history_enabled: history,
+            next_message_id: 1,
+            last_received_id: 0,
+            outbox: Vec::new(),
+            history: Vec::new(),
+            created_at: self.unix,
+            unsynced_from: Some(1),
+            verified: false,
+            peer_keeps_history: None,
+        });
+        self.top_up_spares();
+        self.links.insert(
+            id,
+            Link {
+                first_new: 1,
+                backoff: self.config.backoff_initial,
+                next_dial: Some(self.now),
+                ..Link::default()
+            },
+        );
+        // Authorize before the request leaves, so that their answer can
+        // find our endpoint (PROTOCOL.md §8 step 1): the shell applies this
+        // before it dials.
+        self.sync_authorized();
+        self.changed();
+        self.emit_contact(id);
+        Ok(id)
+    }
+
+    pub(in crate::engine) fn check_capacity(&self) -> Result<(), EngineError> {
+        let max = allium_onion::MAX_AUTHORIZED_CLIENTS - 1;
+        // Spare keys make room: only contacts count.
+        let contacts = self
+            .profile
+            .contacts
+            .iter()
+            .filter(|c| c.state != ContactState::IncomingPending)
+            .count();
+        if contacts >= max {
+            return Err(EngineError::TooManyContacts(max));
+        }
+        Ok(())
+    }
+
+    pub(in crate::engine) fn accept(
+        &mut self,
+        id: ContactId,
+        nickname: Option<String>,
+    ) -> Result<(), EngineError> {
+        if let Some(n) = &nickname {
+            TextField::Nickname.validate(n).map_err(text_error)?;
+        }
+        let c = self.profile.contact(id).ok_or(EngineError::NoSuchContact)?;
+        if c.state != ContactState::IncomingPending {
+            return Err(EngineError::WrongState(
+                "only a pending request can be accepted",
+            ));
+        }
+        self.check_capacity()?;
+        let key = self.take_discovery_key();
+        let history = self.profile.settings.history_by_default;
+        if let Some(c) = self.profile.contact_mut(id) {
+            c.state = ContactState::Accepted;
+            c.our_discovery_key = key;
+            c.accept_pending = true;
+            c.history_enabled = history;
+            if let Some(n) = nickname {
+                c.nickname = n;
+            } else if c.nickname.is_empty() {
+                c.nickname = c.suggested_nickname.clone();
+            }
+        }
+        self.top_up_spares();
+        self.sync_authorized();
+        let change = self.changed();
+        if let Some(r) = self.links.get_mut(&id) {
+            r.next_dial = Some(self.now);
+            r.backoff = self.config.backoff_initial;
+            r.last_change = change;
+        }
+        self.emit_contact(id);
+        Ok(())
+    }
+
+    pub(in crate::engine) fn drop_contact(
+        &mut self,
+        id: ContactId,
+        how: Removal,
+    ) -> Result<(), EngineError> {
+        let c = self.profile.contact(id).ok_or(EngineError::NoSuchContact)?;
+        if how == Removal::Reject && c.state != ContactState::IncomingPending {
+            return Err(EngineError::WrongState(
+                "only a pending request can be rejected",
+            ));
+        }
+        let intake = c.intake;
+        let name = if c.nickname.is_empty() {
+            c.suggested_nickname.clone()
+        } else {
+            c.nickname.clone()
+        };
+        self.profile.contacts.retain(|c| c.id != id);
+        match how {
+            Removal::Reject => {
+                if !self.profile.rejected.contains(&intake) {
+                    self.profile.rejected.push(intake);
+                }
+            }
+            Removal::Block => {
+                if !self.profile.blocked.contains(&intake) {
+                    self.profile.blocked.push(intake);
+                    self.profile.blocked_names.push(BlockedName {
+                        intake,
+                        nickname: name,
+                    });
+                }
+            }
+            Removal::Remove => {}
+        }
+        // Revoke at once: from now on it cannot even find the endpoint.
+        self.top_up_spares();
+        self.sync_authorized();
+        let conns: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.contact == Some(id))
+            .map(|(k, _)| *k)
+            .collect();
+        for conn in conns {
+            self.close_conn(conn, CloseReason::NotAContact);
+        }
+        self.links.remove(&id);
+        self.cancel_transfers_of(id);
+        self.changed();
+        self.emit(Event::ContactRemoved { contact: id });
+        Ok(())
+    }
+
+    /// An accepted contact, or why not: `WrongState(why)` for a request.
+    pub(in crate::engine) fn accepted_mut(
+        &mut self,
+        id: ContactId,
+        why: &'static str,
+    ) -> Result<&mut Contact, EngineError> {
+        let c = self
+            .profile
+            .contact_mut(id)
+            .ok_or(EngineError::NoSuchContact)?;
+        if c.state != ContactState::Accepted {
+            return Err(EngineError::WrongState(why));
+        }
+        Ok(c)
+    }
+
+    pub(in crate::engine) fn queue_message(
+        &mut self,
+        id: ContactId,
+        text: String,
+    ) -> Result<u64, EngineError> {
+        TextField::ChatText.validate(&text).map_err(text_error)?;
+        let now = self.unix;
+        let c = self.accepted_mut(id, "messages can be sent once the contact has accepted")?;
+        let msg_id = c.next_message_id;
+        c.next_message_id += 1;
+        if c.history_enabled {
+            c.history.push(HistoryEntry {
+                direction: Direction::Outgoing,
+                id: msg_id,
+                text: text.clone(),
+                at: now,
+                delivered: false,
+            });
+            trim_history(&mut c.history);
+        }
+        c.outbox.push(QueuedMessage {
+            id: msg_id,
+            text,
+            queued_at: now,
+        });
+        let change = self.changed();
+        if let Some(r) = self.links.get_mut(&id) {
+            r.unsaved.push_back((msg_id, change));
+            // Something to say: try now rather than at the next backoff.
+            if r.active.is_none() && !r.dialing {
+                r.next_dial = Some(self.now);
+            }
+        }
+        self.emit(Event::MessageState {
+            contact: id,
+            id: msg_id,
+            state: DeliveryState::Queued,
+        });
+        Ok(msg_id)
+    }
+
+    pub(in crate::engine) fn conversation(
+        &self,
+        id: ContactId,
+    ) -> Result<Vec<MessageView>, EngineError> {
+        let c = self.profile.contact(id).ok_or(EngineError::NoSuchContact)?;
+        let sent_upto = self.links.get(&id).map(|r| r.sent_upto).unwrap_or(0);
+        let state_of = |msg_id: u64, delivered: bool| {
+            Some(if delivered {
+                DeliveryState::Delivered
+            } else if msg_id <= sent_upto {
+                DeliveryState::Sent
+            } else {
+                DeliveryState::Queued
+            })
+        };
+        let mut out: Vec<MessageView> = c
+            .history
+            .iter()
+            .map(|h| MessageView {
+                direction: h.direction,
+                id: h.id,
+                text: h.text.clone(),
+                at: h.at,
+                state: match h.direction {
+                    Direction::Outgoing => state_of(h.id, h.delivered),
+                    Direction::Incoming => None,
+                },
+            })
+            .collect();
+        if !c.history_enabled {
+            out.extend(c.outbox.iter().map(|q| MessageView {
+                direction: Direction::Outgoing,
+                id: q.id,
+                text: q.text.clone(),
+                at: q.queued_at,
+                state: state_of(q.id, false),
+            }));
+        }
+        Ok(out)
+    }
+
+    pub(in crate::engine) fn begin_shutdown(
+        &mut self,
+        reply: Option<oneshot::Sender<Result<Reply, EngineError>>>,
+    ) {
+        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        for id in ids {
+            self.close_conn(id, CloseReason::Shutdown);
+        }
+        self.unpublish(Service::Intake);
+        self.unpublish(Service::Endpoint);
+        let (tx, _rx) = oneshot::channel();
+        self.shutting_down = Some(reply.unwrap_or(tx));
+    }
+
+    pub(in crate::engine) fn finished_shutdown(&mut self) -> bool {
+        if self.shutting_down.is_none() {
+            return false;
+        }
+        // Done once every change is saved (or saving keeps failing: then
+        // the person was told, and waiting longer will not help) and every
+        // connection reported its end.
+        let saved = self.disk.settled();
+        if !saved || !self.conns.is_empty() {
+            return false;
+        }
+        if let Some(reply) = self.shutting_down.take() {
+            let _ = reply.send(match self.disk.error() {
+                None => Ok(Reply::Unit),
+                Some(e) => Err(EngineError::File(format!(
+                    "the latest changes could not be saved: {e}"
+                ))),
+            });
+        }
+        true
+    }
+}
+
+/// How a contact or request ends (named so as not to shadow `Drop`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(in crate::engine) enum Removal {
+    Reject,
+    Block,
+    Remove,
+}
+
+pub(super) fn trim_history(h: &mut Vec<HistoryEntry>) {
+    if h.len() > MAX_HISTORY {
+        let extra = h.len() - MAX_HISTORY;
+        h.drain(..extra);
+    }
+}

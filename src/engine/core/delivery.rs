@@ -1,0 +1,514 @@
+//! Delivery on an endpoint session (PROTOCOL.md §6.3): the session that
+//! wins when both sides dialled, SYNC, CHAT, ACK and the outbox, history,
+//! and putting the sending state right when either side went back in
+//! time. The durability rules are enforced here with `durability.rs`:
+//! nothing goes out before it is saved, no ack before what it confirms is
+//! saved.
+
+use super::*;
+
+impl Core {
+    /// Tells the contact, on its session if one is up and speaks version 3,
+    /// whether we keep a history of this conversation (PROTOCOL.md §6.3).
+    /// A session that comes up later is told after its SYNC.
+    pub(in crate::engine) fn tell_history(&mut self, id: ContactId) {
+        let Some(on) = self.profile.contact(id).map(|c| c.history_enabled) else {
+            return;
+        };
+        // "Kept" means kept on a disk: an amnesic session keeps nothing.
+        let kept = on && !self.keeps_nothing;
+        let Some(conn) = self.links.get(&id).and_then(|r| r.active) else {
+            return;
+        };
+        if self
+            .conns
+            .get(&conn)
+            .is_some_and(|c| c.version >= allium_protocol::HISTORY_VERSION)
+        {
+            self.send_on(conn, Message::History { kept });
+        } else if let Some(c) = self.profile.contact_mut(id)
+            && c.peer_keeps_history.take().is_some()
+        {
+            // A version-2 session says nothing: what the contact said
+            // before (from a newer build) may no longer hold.
+            self.changed();
+            self.emit_contact(id);
+        }
+    }
+
+    /// Writes every saved, unsent outbox message to the active session.
+    pub(in crate::engine) fn flush_outbox(&mut self, id: ContactId) {
+        let Some(r) = self.links.get(&id) else { return };
+        let Some(conn) = r.active else { return };
+        if !r.peer_synced || r.sync_change.is_some() {
+            return;
+        }
+        let (from, upto) = (r.sent_upto, r.durable_upto);
+        let Some(c) = self.profile.contact(id) else {
+            return;
+        };
+        let Some(queue) = self.conns.get(&conn).map(|c| c.queue.clone()) else {
+            return;
+        };
+        let mut last = from;
+        let mut sent = Vec::new();
+        for q in c.outbox.iter().filter(|q| q.id > from && q.id <= upto) {
+            // A large outbox goes out as the peer reads it, not all at once.
+            if !queue.has_room() {
+                break;
+            }
+            let chat = Message::Chat(Chat {
+                id: q.id,
+                text: q.text.clone(),
+            });
+            queue_send(&mut self.effects, conn, &queue, chat);
+            last = q.id;
+            sent.push(q.id);
+        }
+        let mut claimed_beyond = false;
+        if let Some(r) = self.links.get_mut(&id) {
+            let before = r.written_upto;
+            r.sent_upto = r.sent_upto.max(last).max(from);
+            r.written_upto = r.written_upto.max(last);
+            claimed_beyond = r.ack_claimed > before && r.written_upto > before;
+        }
+        if claimed_beyond {
+            // An acknowledgement that came before we had written this far
+            // covers what we just wrote.
+            self.on_ack(conn, id, 0);
+        }
+        for msg in sent {
+            self.emit(Event::MessageState {
+                contact: id,
+                id: msg,
+                state: DeliveryState::Sent,
+            });
+        }
+    }
+
+    /// An endpoint session with contact `id` is up: make it the one.
+    pub(in crate::engine) fn activate(&mut self, conn: ConnId, id: ContactId, we_initiated: bool) {
+        let Some(c) = self.profile.contact(id) else {
+            self.close_conn(conn, CloseReason::NotAContact);
+            return;
+        };
+        let their_intake = c.intake;
+        let accept_pending = c.accept_pending && c.state == ContactState::Accepted;
+        let previous = self.links.get(&id).and_then(|r| r.active);
+        if let Some(prev) = previous.filter(|p| *p != conn) {
+            // Both sides dialled. Keep the session opened by the side with
+            // the smaller intake id, as the other side computes too; if one
+            // side opened both, the newer one wins (the older is likely
+            // dead).
+            let dialler = |us: bool| if us { Dialler::Us } else { Dialler::Them };
+            let prev_we_initiated = matches!(
+                self.conns.get(&prev).map(|c| c.kind),
+                Some(ConnKind::EndpointOut(_))
+            );
+            let theirs = OnionId::from_bytes(their_intake.0).ok();
+            let new_wins = theirs.is_none_or(|theirs| {
+                flow::survivor(
+                    &self.local.identity.onion_id(),
+                    &theirs,
+                    dialler(prev_we_initiated),
+                    dialler(we_initiated),
+                ) == flow::Survivor::New
+            });
+            if new_wins {
+                self.close_conn(prev, CloseReason::Replaced);
+            } else {
+                self.close_conn(conn, CloseReason::Replaced);
+                return;
+            }
+        }
+        let was_online = previous.is_some();
+        let initial = self.config.backoff_initial;
+        if let Some(r) = self.links.get_mut(&id) {
+            r.active = Some(conn);
+            r.sent_upto = 0;
+            r.ack_sent = None;
+            r.ack_claimed = 0;
+            r.peer_synced = false;
+            r.backoff = initial;
+            r.next_dial = None;
+        }
+        if accept_pending
+            && !we_initiated
+            && let Some(a) = self.contact_accept(id)
+        {
+            self.send_on(conn, a);
+        }
+        // Start the outbox over on this session: the peer drops duplicates.
+        // It goes out once the peer's SYNC has said where it stands.
+        if let Some(c) = self.profile.contact(id) {
+            let first = c.outbox.first().map(|q| q.id).unwrap_or(u64::MAX);
+            let sync = Message::Sync {
+                resend_from: c.outbox.first().map(|q| q.id).unwrap_or(c.next_message_id),
+                last: c.last_received_id,
+            };
+            if let Some(r) = self.links.get_mut(&id) {
+                r.sent_upto = first.saturating_sub(1).min(r.durable_upto);
+            }
+            self.send_on(conn, sync);
+            self.tell_history(id);
+        }
+        self.resume_transfers(id);
+        if !was_online {
+            self.emit(Event::Presence {
+                contact: id,
+                online: true,
+            });
+            self.emit_contact(id);
+        }
+    }
+
+    pub(in crate::engine) fn on_message(&mut self, conn: ConnId, m: Message) {
+        let Some(info) = self.conns.get(&conn) else {
+            return;
+        };
+        let kind = info.kind;
+        let contact = info.contact;
+        // We asked and have no answer yet: the contact's first message is
+        // the answer (PROTOCOL.md §8 step 3).
+        let awaiting_answer = contact
+            .and_then(|id| self.profile.contact(id))
+            .is_some_and(|c| c.state == ContactState::OutgoingPending);
+        let role = match kind {
+            ConnKind::IntakeIn => flow::SessionRole::IntakeResponder,
+            ConnKind::IntakeOut(_) => flow::SessionRole::IntakeRequester,
+            ConnKind::EndpointIn | ConnKind::EndpointOut(_) => flow::SessionRole::Endpoint,
+        };
+        if !flow::allowed(role, info.request_received, awaiting_answer, &m) {
+            self.close_conn(conn, CloseReason::ProtocolViolation);
+            return;
+        }
+        // A session that lost to another (PROTOCOL.md §6.8): only what does
+        // not depend on the session is still handled.
+        let lost = role == flow::SessionRole::Endpoint
+            && contact
+                .and_then(|id| self.links.get(&id))
+                .and_then(|r| r.active)
+                .is_some_and(|active| active != conn);
+        if lost && !flow::kept_from_a_lost_session(&m) {
+            return;
+        }
+        match m {
+            Message::Keepalive | Message::Close(_) => {}
+            Message::ContactRequest(req) => self.on_contact_request(conn, req),
+            Message::ContactAccept(acc) => {
+                let id = match kind {
+                    ConnKind::IntakeOut(id) => Some(id),
+                    _ => contact,
+                };
+                if let Some(id) = id {
+                    self.on_contact_accept(conn, id, acc);
+                }
+            }
+            Message::ContactReject => {
+                let id = match kind {
+                    ConnKind::IntakeOut(id) => Some(id),
+                    _ => contact,
+                };
+                if let Some(id) = id
+                    && self
+                        .profile
+                        .contact(id)
+                        .is_some_and(|c| c.state == ContactState::OutgoingPending)
+                {
+                    let _ = self.drop_contact(id, Removal::Remove);
+                    self.emit(Event::RequestRejected { contact: id });
+                }
+            }
+            Message::Chat(chat) => {
+                if let Some(id) = contact {
+                    self.on_chat(conn, id, chat);
+                }
+            }
+            Message::Ack { id: n } => {
+                if let Some(id) = contact {
+                    self.on_ack(conn, id, n);
+                }
+            }
+            Message::Sync { resend_from, last } => {
+                if let Some(id) = contact {
+                    self.on_sync(conn, id, resend_from, last);
+                }
+            }
+            Message::History { kept } => {
+                if let Some(id) = contact
+                    && let Some(c) = self.profile.contact_mut(id)
+                    && c.peer_keeps_history != Some(kept)
+                {
+                    let before = c.peer_keeps_history;
+                    c.peer_keeps_history = Some(kept);
+                    self.changed();
+                    self.emit_contact(id);
+                    // The first word from a contact is no change to tell.
+                    if before.is_some() {
+                        self.emit(Event::PeerHistoryChanged { contact: id, kept });
+                    }
+                }
+            }
+            other => {
+                if let Some(id) = contact {
+                    self.on_file_message(conn, id, other);
+                }
+            }
+        }
+    }
+
+    pub(in crate::engine) fn on_chat(&mut self, conn: ConnId, id: ContactId, chat: Chat) {
+        let Some(r) = self.links.get(&id) else { return };
+        if r.active != Some(conn) {
+            // Not the session we keep: it is being replaced.
+            return;
+        }
+        if !r.peer_synced {
+            // A CHAT before the SYNC could reuse ids we would take for
+            // duplicates (PROTOCOL.md §6.3).
+            self.close_conn(conn, CloseReason::ProtocolViolation);
+            return;
+        }
+        let Some(c) = self.profile.contact_mut(id) else {
+            return;
+        };
+        if c.state != ContactState::Accepted {
+            return;
+        }
+        let last = c.last_received_id;
+        if chat.id == last.saturating_add(1) {
+            c.last_received_id = chat.id;
+            let at = self.unix;
+            if c.history_enabled {
+                c.history.push(HistoryEntry {
+                    direction: Direction::Incoming,
+                    id: chat.id,
+                    text: chat.text.clone(),
+                    at,
+                    delivered: true,
+                });
+                trim_history(&mut c.history);
+            }
+            let change = self.changed();
+            if let Some(r) = self.links.get_mut(&id) {
+                r.ack_due = Some((chat.id, change));
+                r.last_change = change;
+            }
+            self.emit(Event::MessageReceived {
+                contact: id,
+                message: MessageView {
+                    direction: Direction::Incoming,
+                    id: chat.id,
+                    text: chat.text,
+                    at,
+                    state: None,
+                },
+            });
+        } else if chat.id <= last {
+            // A duplicate: acknowledge again once `last` is safe on disk,
+            // but once per session (the stream is reliable): repeating a
+            // message must not make us repeat an answer (review finding M2).
+            let durable = self.disk.durable();
+            let mut send = false;
+            if let Some(r) = self.links.get_mut(&id) {
+                if r.ack_sent == Some(last) {
+                } else if r.last_change <= durable {
+                    r.ack_sent = Some(last);
+                    send = true;
+                } else {
+                    r.ack_due = Some((last, r.last_change));
+                }
+            }
+            if send {
+                self.send_on(conn, Message::Ack { id: last });
+            }
+        }
+        // A gap: say nothing; the sender starts over from its first
+        // unacknowledged message on the next session.
+    }
+
+    /// The contact's SYNC (PROTOCOL.md §6.3): where it stands. Either of us
+    /// may have gone back in time (a profile restored from an older copy,
+    /// or a contact removed and added again); both directions resume.
+    pub(in crate::engine) fn on_sync(
+        &mut self,
+        conn: ConnId,
+        id: ContactId,
+        resend_from: u64,
+        peer_last: u64,
+    ) {
+        let Some(r) = self.links.get_mut(&id) else {
+            return;
+        };
+        if r.active != Some(conn) {
+            return;
+        }
+        if resend_from > MAX_SYNC_ID || peer_last > MAX_SYNC_ID {
+            self.close_conn(conn, CloseReason::ProtocolViolation);
+            return;
+        }
+        let Some(r) = self.links.get_mut(&id) else {
+            return;
+        };
+        let first = !r.synced;
+        r.synced = true;
+        r.peer_synced = true;
+        let first_new = r.first_new;
+        // They dropped messages we acknowledged, but our `last` no longer
+        // covers them: we lost them. Say so, and take what comes next.
+        let gap = self
+            .profile
+            .contact(id)
+            .map(|c| c.last_received_id)
+            .filter(|last| resend_from > last.saturating_add(1));
+        if let Some(last) = gap {
+            if let Some(c) = self.profile.contact_mut(id) {
+                c.last_received_id = resend_from - 1;
+            }
+            let change = self.changed();
+            if let Some(r) = self.links.get_mut(&id) {
+                r.last_change = change;
+            }
+            self.emit(Event::MessagesMissing {
+                contact: id,
+                from: last + 1,
+                to: resend_from - 1,
+            });
+        }
+        // They hold ids we handed out before and forgot: our own state
+        // went back. Checked on the first SYNC of this run, before any of
+        // this run's messages can have reached them.
+        if first && peer_last >= first_new {
+            self.renumber(id, peer_last);
+        }
+        if first
+            && let Some(c) = self.profile.contact_mut(id)
+            && c.unsynced_from.take().is_some()
+        {
+            let change = self.changed();
+            if let Some(r) = self.links.get_mut(&id) {
+                r.sync_change = Some(change);
+            }
+        }
+        self.flush_outbox(id);
+    }
+
+    /// Our sending state went back in time and the contact already has ids
+    /// up to `peer_last`. What was in the restored outbox (ids below
+    /// `first_new`) is what they received under those ids; what this run
+    /// queued gets fresh ids after theirs, so nothing is taken for a
+    /// duplicate and dropped.
+    pub(in crate::engine) fn renumber(&mut self, id: ContactId, peer_last: u64) {
+        let Some(first_new) = self.links.get(&id).map(|r| r.first_new) else {
+            return;
+        };
+        let Some(c) = self.profile.contact_mut(id) else {
+            return;
+        };
+        let mut delivered = Vec::new();
+        c.outbox.retain(|q| {
+            let had = q.id < first_new;
+            if had {
+                delivered.push(q.id);
+            }
+            !had
+        });
+        let mut renumbered = Vec::new();
+        let mut next = peer_last.saturating_add(1);
+        for q in &mut c.outbox {
+            renumbered.push((q.id, next));
+            q.id = next;
+            next += 1;
+        }
+        for h in c
+            .history
+            .iter_mut()
+            .filter(|h| h.direction == Direction::Outgoing)
+        {
+            if let Some(&(_, new)) = renumbered.iter().find(|(old, _)| *old == h.id) {
+                h.id = new;
+            } else if delivered.contains(&h.id) {
+                h.delivered = true;
+            }
+        }
+        c.next_message_id = next;
+        let change = self.changed();
+        if let Some(r) = self.links.get_mut(&id) {
+            // Nothing renumbered is on disk under its new id yet.
+            r.durable_upto = peer_last;
+            r.sent_upto = peer_last;
+            r.first_new = next;
+            r.unsaved = renumbered.iter().map(|&(_, new)| (new, change)).collect();
+        }
+        for msg in delivered {
+            self.emit(Event::MessageState {
+                contact: id,
+                id: msg,
+                state: DeliveryState::Delivered,
+            });
+        }
+        if !renumbered.is_empty() {
+            self.emit(Event::MessagesRenumbered {
+                contact: id,
+                renumbered,
+            });
+        }
+        self.emit_contact(id);
+    }
+
+    pub(in crate::engine) fn on_ack(&mut self, conn: ConnId, id: ContactId, n: u64) {
+        let Some(c) = self.profile.contact_mut(id) else {
+            return;
+        };
+        // The acceptor's confirmation (PROTOCOL.md §8).
+        let mut changed = false;
+        if c.accept_pending {
+            c.accept_pending = false;
+            changed = true;
+        }
+        // Never more than we wrote to a session: a hostile (or confused)
+        // ack cannot drop mail it never received (review finding L5). The
+        // claim is remembered and applied as more is written, since the
+        // peer answers a duplicate only once per session.
+        let n = match self.links.get_mut(&id) {
+            Some(r) => {
+                r.ack_claimed = r.ack_claimed.max(n);
+                r.ack_claimed.min(r.written_upto)
+            }
+            None => 0,
+        };
+        let mut delivered = Vec::new();
+        c.outbox.retain(|q| {
+            if q.id <= n {
+                delivered.push(q.id);
+                false
+            } else {
+                true
+            }
+        });
+        if !delivered.is_empty() {
+            for h in c
+                .history
+                .iter_mut()
+                .filter(|h| h.direction == Direction::Outgoing && h.id <= n)
+            {
+                h.delivered = true;
+            }
+            changed = true;
+        }
+        if changed {
+            self.changed();
+        }
+        let _ = conn;
+        for msg in &delivered {
+            self.emit(Event::MessageState {
+                contact: id,
+                id: *msg,
+                state: DeliveryState::Delivered,
+            });
+        }
+        if !delivered.is_empty() {
+            self.emit_contact(id);
+        }
+    }
+}

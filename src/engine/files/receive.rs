@@ -1,0 +1,443 @@
+//! The receiver's side of a transfer: the offer, the person's accept
+//! (answered once the partial file exists), chunks written in order, and
+//! the check and placing of the finished file.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::path::PathBuf;
+
+use allium_protocol::{CancelReason, FileChunk, FileOffer, Message, TransferId};
+use allium_vault::ContactId;
+use sha2::{Digest, Sha256};
+
+use super::super::core::Core;
+use super::super::{Cancelled, EngineError, Event, Reply, TransferDirection, TransferView};
+use super::{
+    Accepted, Answer, Cancel, FileJob, Incoming, PLACED_REMEMBERED, Progress, Writer, hex_id,
+    reason_words, sanitize_file_name,
+};
+
+use super::send::WINDOW;
+use allium_protocol::message::MAX_CHUNK;
+
+/// The receiver acknowledges at least this often.
+const ACK_EVERY: u64 = 256 * 1024;
+
+impl Core {
+    /// The person accepts an offered file into `folder`. Answered once the
+    /// partial file is created there (`FileDone::Created`), or at once if
+    /// it cannot be accepted.
+    pub(in super::super) fn accept_file(
+        &mut self,
+        transfer: TransferId,
+        folder: PathBuf,
+        answer: Answer,
+    ) {
+        let Some(i) = self.files.incoming.get_mut(&transfer) else {
+            let _ = answer.send(Err(EngineError::NoSuchTransfer));
+            return;
+        };
+        if i.accepted.is_some() || i.accepting.is_some() {
+            let _ = answer.send(Err(EngineError::WrongState(
+                "this file was already accepted",
+            )));
+            return;
+        }
+        i.accepting = Some(answer);
+        self.file_job(FileJob::Create { transfer, folder });
+    }
+
+    pub(super) fn on_created(
+        &mut self,
+        transfer: TransferId,
+        folder: PathBuf,
+        result: Result<(PathBuf, File), String>,
+    ) {
+        let io = self.files.next_io();
+        let now = self.now;
+        let Some(i) = self.files.incoming.get_mut(&transfer) else {
+            // Cancelled meanwhile (and answered then).
+            if let Ok((partial, _)) = result {
+                self.file_job(FileJob::Remove {
+                    path: partial,
+                    then: None,
+                });
+            }
+            return;
+        };
+        let Some(answer) = i.accepting.take() else {
+            return;
+        };
+        let (partial, file) = match result {
+            Ok(created) => created,
+            Err(e) => {
+                // Still on offer: the person can choose another folder.
+                let _ = answer.send(Err(EngineError::File(e)));
+                return;
+            }
+        };
+        i.accepted = Some(Accepted {
+            folder,
+            partial,
+            writer: Writer::Ready(file),
+            io,
+            pending: VecDeque::new(),
+            received: 0,
+            written: 0,
+            acked: 0,
+            hasher: Sha256::new(),
+            progress: Progress::new(now, 0),
+        });
+        let contact = i.contact;
+        self.send_to_contact(
+            contact,
+            Message::FileAccept {
+                transfer,
+                offset: 0,
+            },
+        );
+        let _ = answer.send(Ok(Reply::Unit));
+    }
+
+    pub(super) fn on_offer(&mut self, contact: ContactId, offer: FileOffer) {
+        let t = offer.transfer;
+        if let Some(i) = self.files.incoming.get(&t) {
+            if i.contact != contact || i.offer != offer {
+                // Same id, different file: refuse this one, keep ours.
+                self.send_to_contact(
+                    contact,
+                    Message::FileCancel {
+                        transfer: t,
+                        reason: CancelReason::Protocol,
+                    },
+                );
+                return;
+            }
+            // A resume: tell them what we hold (what is still to be
+            // written is held too: its write is on its way).
+            if let Some(a) = &i.accepted {
+                let offset = a.received;
+                if let Some(i) = self.files.incoming.get_mut(&t)
+                    && let Some(a) = i.accepted.as_mut()
+                {
+                    a.acked = offset;
+                }
+                self.send_to_contact(
+                    contact,
+                    Message::FileAccept {
+                        transfer: t,
+                        offset,
+                    },
+                );
+            }
+            return;
+        }
+        let same = |c: &ContactId, o: &FileOffer| *c == contact && *o == offer;
+        if self.files.placing.get(&t).is_some_and(|(c, o)| same(c, o)) {
+            // Being placed: its FILE_DONE follows.
+            return;
+        }
+        if self
+            .files
+            .placed
+            .iter()
+            .any(|(id, c, o)| *id == t && same(c, o))
+        {
+            // Received already; our FILE_DONE was lost with the session.
+            self.send_to_contact(contact, Message::FileDone { transfer: t });
+            return;
+        }
+        if self.files.outgoing.contains_key(&t) || self.files.placing.contains_key(&t) {
+            self.send_to_contact(
+                contact,
+                Message::FileCancel {
+                    transfer: t,
+                    reason: CancelReason::Protocol,
+                },
+            );
+            return;
+        }
+        let cap = self.profile.settings.max_incoming_file;
+        let name = sanitize_file_name(&offer.name);
+        let waiting = self
+            .files
+            .incoming
+            .values()
+            .filter(|i| i.contact == contact && i.accepted.is_none())
+            .count();
+        let refuse = if offer.size > cap {
+            Some(CancelReason::TooLarge)
+        } else if offer.size == 0 || waiting >= self.config.max_pending_offers {
+            Some(CancelReason::Protocol)
+        } else {
+            None
+        };
+        if let Some(reason) = refuse {
+            self.send_to_contact(
+                contact,
+                Message::FileCancel {
+                    transfer: t,
+                    reason,
+                },
+            );
+            if !self.count_refusal(contact) {
+                // Still refused, but a contact repeating offers does not
+                // get to fill the window with notices (review finding M2).
+                return;
+            }
+            let transfer = TransferView {
+                id: hex_id(&t),
+                contact,
+                direction: TransferDirection::Incoming,
+                name,
+                size: offer.size,
+                done: 0,
+                accepted: false,
+            };
+            self.emit(Event::FileCancelled {
+                transfer,
+                cancelled: Cancelled {
+                    by_peer: false,
+                    reason: match reason {
+                        CancelReason::TooLarge => format!(
+                            "refused a file of {} bytes: larger than your limit of {cap} bytes",
+                            offer.size
+                        ),
+                        _ => {
+                            "refused a file offer: too many offers waiting, or an empty file".into()
+                        }
+                    },
+                },
+            });
+            return;
+        }
+        let i = Incoming {
+            contact,
+            offer,
+            name,
+            accepted: None,
+            accepting: None,
+        };
+        let view = self.in_view(&t, &i);
+        self.files.incoming.insert(t, i);
+        self.emit(Event::FileOffered { transfer: view });
+    }
+
+    pub(super) fn on_chunk(&mut self, contact: ContactId, chunk: FileChunk) {
+        let t = chunk.transfer;
+        let Some(i) = self.files.incoming.get_mut(&t) else {
+            return;
+        };
+        if i.contact != contact {
+            return;
+        }
+        let size = i.offer.size;
+        let Some(a) = i.accepted.as_mut() else {
+            // Chunks before our accept break the rules.
+            self.end_incoming(
+                t,
+                true,
+                reason_words(CancelReason::Protocol).into(),
+                Some(CancelReason::Protocol),
+            );
+            return;
+        };
+        let len = chunk.data.len() as u64;
+        if chunk.offset != a.received || a.received.saturating_add(len) > size {
+            self.end_incoming(
+                t,
+                true,
+                reason_words(CancelReason::Protocol).into(),
+                Some(CancelReason::Protocol),
+            );
+            return;
+        }
+        // What waits here is bounded by the sender's window: it may not
+        // send more than that beyond what we acknowledged (and we
+        // acknowledge only what was written), so a sender that does is
+        // breaking the rules, not waiting for a slow disk.
+        if (a.received + len).saturating_sub(a.written) > WINDOW + MAX_CHUNK as u64 {
+            self.end_incoming(
+                t,
+                true,
+                reason_words(CancelReason::Protocol).into(),
+                Some(CancelReason::Protocol),
+            );
+            return;
+        }
+        a.hasher.update(&chunk.data);
+        a.received += len;
+        a.pending.push_back(chunk.data);
+        self.write_pending(t);
+    }
+
+    /// Hands what was received to a write, unless one is out.
+    fn write_pending(&mut self, t: TransferId) {
+        let Some(a) = self
+            .files
+            .incoming
+            .get_mut(&t)
+            .and_then(|i| i.accepted.as_mut())
+        else {
+            return;
+        };
+        if a.pending.is_empty() || !matches!(a.writer, Writer::Ready(_)) {
+            return;
+        }
+        let Writer::Ready(file) = std::mem::replace(&mut a.writer, Writer::Writing) else {
+            return;
+        };
+        let data: Vec<u8> = a.pending.drain(..).flatten().collect();
+        let io = a.io;
+        self.file_job(FileJob::Write {
+            transfer: t,
+            io,
+            file,
+            data,
+        });
+    }
+
+    pub(super) fn on_written(
+        &mut self,
+        t: TransferId,
+        io: u64,
+        len: u64,
+        result: Result<File, String>,
+    ) {
+        let Some(i) = self.files.incoming.get_mut(&t) else {
+            return;
+        };
+        let contact = i.contact;
+        let (size, digest) = (i.offer.size, i.offer.sha256);
+        let Some(a) = i.accepted.as_mut().filter(|a| a.io == io) else {
+            return;
+        };
+        let file = match result {
+            Ok(f) => f,
+            Err(e) => {
+                self.end_incoming(t, false, e, Some(CancelReason::Io));
+                return;
+            }
+        };
+        a.writer = Writer::Ready(file);
+        a.written += len;
+        let written = a.written;
+        let complete = written == size;
+        let ack = complete || written.saturating_sub(a.acked) >= ACK_EVERY;
+        if ack {
+            a.acked = written;
+        }
+        let rate = a.progress.due(self.now, written, complete);
+        if ack {
+            self.send_to_contact(
+                contact,
+                Message::FileAck {
+                    transfer: t,
+                    received: written,
+                },
+            );
+        }
+        if let Some(rate) = rate
+            && let Some(i) = self.files.incoming.get(&t)
+        {
+            let transfer = self.in_view(&t, i);
+            self.emit(Event::FileProgress {
+                transfer,
+                bytes_per_second: rate,
+            });
+        }
+        if complete {
+            self.finish_incoming(t, digest);
+        } else {
+            self.write_pending(t);
+        }
+    }
+
+    fn finish_incoming(&mut self, t: TransferId, digest: [u8; 32]) {
+        let Some(mut i) = self.files.incoming.remove(&t) else {
+            return;
+        };
+        let Some(a) = i.accepted.take() else { return };
+        let Writer::Ready(file) = a.writer else {
+            return;
+        };
+        let view = TransferView {
+            id: hex_id(&t),
+            contact: i.contact,
+            direction: TransferDirection::Incoming,
+            name: i.name.clone(),
+            size: i.offer.size,
+            done: a.written,
+            accepted: true,
+        };
+        let streamed: [u8; 32] = a.hasher.finalize().into();
+        if streamed != digest {
+            drop(file);
+            let reason = CancelReason::DigestMismatch;
+            // The data goes first, then the sender hears (§6.4 step 5).
+            let then = Some(Cancel {
+                contact: i.contact,
+                transfer: t,
+                reason,
+            });
+            self.file_job(FileJob::Remove {
+                path: a.partial,
+                then,
+            });
+            self.emit(Event::FileCancelled {
+                transfer: view,
+                cancelled: Cancelled {
+                    by_peer: false,
+                    reason: reason_words(reason).into(),
+                },
+            });
+            return;
+        }
+        self.files.placing.insert(t, (i.contact, i.offer.clone()));
+        self.file_job(FileJob::Place {
+            transfer: t,
+            contact: i.contact,
+            view,
+            file,
+            partial: a.partial,
+            folder: a.folder,
+            name: i.name,
+            digest,
+        });
+    }
+
+    pub(super) fn on_placed(
+        &mut self,
+        transfer: TransferId,
+        contact: ContactId,
+        view: TransferView,
+        result: Result<PathBuf, (CancelReason, String)>,
+    ) {
+        let placing = self.files.placing.remove(&transfer);
+        match result {
+            Ok(path) => {
+                if let Some((contact, offer)) = placing {
+                    if self.files.placed.len() >= PLACED_REMEMBERED {
+                        self.files.placed.pop_front();
+                    }
+                    self.files.placed.push_back((transfer, contact, offer));
+                }
+                self.send_to_contact(contact, Message::FileDone { transfer });
+                self.emit(Event::FileCompleted {
+                    transfer: view,
+                    path: Some(path),
+                });
+            }
+            Err((reason, words)) => {
+                self.send_to_contact(contact, Message::FileCancel { transfer, reason });
+                self.emit(Event::FileCancelled {
+                    transfer: view,
+                    cancelled: Cancelled {
+                        by_peer: false,
+                        reason: words,
+                    },
+                });
+            }
+        }
+    }
+}
