@@ -117,13 +117,6 @@ pub enum VaultError {
     /// directory); pass a data directory explicitly.
     #[error("Allium cannot find a place to keep profiles on this system; start it with --data-dir")]
     NoDataDir,
-
-    /// The background saver is no longer running (it panicked); the most
-    /// recent changes may not be saved.
-    #[error(
-        "Allium's saving thread stopped unexpectedly; recent changes may not be saved — restart Allium"
-    )]
-    SaverStopped,
 }
 
 impl VaultError {

@@ -5,7 +5,6 @@ pub mod amnesic;
 mod error;
 mod format;
 pub mod profile;
-mod saver;
 mod store;
 mod vault;
 
@@ -19,7 +18,6 @@ pub use profile::{
     BlockedName, Contact, ContactId, ContactState, Direction, HistoryEntry, Profile, ProfileKeys,
     Public32, QueuedMessage, Secret32, Settings,
 };
-pub use saver::{SaveStatus, Saver, StatusCallback};
 pub use store::{
     ProfileLock, ProfileName, ProfilePaths, ProfileStore, UnlockedProfile, default_data_dir,
 };

@@ -23,7 +23,6 @@ use std::path::{Path, PathBuf};
 use crate::error::VaultError;
 use crate::format::KdfParams;
 use crate::profile::Profile;
-use crate::saver::Saver;
 use crate::vault::{self, Vault};
 
 const PROFILES_DIR: &str = "profiles";
@@ -294,7 +293,7 @@ impl ProfileStore {
                 name: name.clone(),
                 paths: paths.clone(),
                 vault,
-                lock,
+                _lock: lock,
             })
         })();
         if made.is_err() {
@@ -326,7 +325,7 @@ impl ProfileStore {
                 name: name.clone(),
                 paths,
                 vault,
-                lock,
+                _lock: lock,
             },
             profile,
         ))
@@ -399,7 +398,8 @@ pub struct UnlockedProfile {
     name: ProfileName,
     paths: ProfilePaths,
     vault: Vault,
-    lock: ProfileLock,
+    /// Held, never read: dropping it lets the next process in.
+    _lock: ProfileLock,
 }
 
 impl UnlockedProfile {
@@ -416,24 +416,6 @@ impl UnlockedProfile {
     /// The vault, for synchronous saves and passphrase changes.
     pub fn vault_mut(&mut self) -> &mut Vault {
         &mut self.vault
-    }
-
-    /// Hands the vault to a background [`Saver`], which keeps the profile
-    /// locked until it is shut down or dropped.
-    pub fn into_saver(self) -> Result<Saver, VaultError> {
-        Saver::spawn_target(Box::new(self.vault), None, Some(Box::new(self.lock)))
-    }
-
-    /// Like [`UnlockedProfile::into_saver`], with a status callback.
-    pub fn into_saver_with_callback(
-        self,
-        on_status: crate::saver::StatusCallback,
-    ) -> Result<Saver, VaultError> {
-        Saver::spawn_target(
-            Box::new(self.vault),
-            Some(on_status),
-            Some(Box::new(self.lock)),
-        )
     }
 }
 

@@ -20,7 +20,8 @@ use crate::profile::Profile;
 /// key is wiped from memory when this is dropped.
 ///
 /// A `Vault` does not hold the profile; the caller does, and hands a
-/// snapshot to [`Vault::save`] (or to a [`crate::Saver`]).
+/// snapshot to [`Vault::save`]. (Saving in the background, coalesced, is the
+/// engine's job: it calls `save` on a blocking thread.)
 pub struct Vault {
     path: PathBuf,
     key: VaultKey,

@@ -225,7 +225,7 @@ fn child_disk_full() {
     let Some((_, dir)) = child_role() else { return };
     assert_small_tmpfs(&dir);
     let store = ProfileStore::new(&dir);
-    let unlocked = store
+    let mut unlocked = store
         .create_with_params(
             &name(),
             PASS,
@@ -246,24 +246,17 @@ fn child_disk_full() {
     assert_eq!(err.kind(), std::io::ErrorKind::StorageFull);
 
     // The save fails with DiskFull, visibly, and leaves the old vault.
-    let saver = unlocked.into_saver().unwrap();
-    saver.request(big_profile());
-    let err = saver.flush().unwrap_err();
+    let err = unlocked.vault_mut().save(&big_profile()).unwrap_err();
     assert!(matches!(err, VaultError::DiskFull), "{err:?}");
     assert!(err.to_string().contains("previous save is intact"));
-    assert!(matches!(
-        saver.status().last_error,
-        Some(VaultError::DiskFull)
-    ));
-    assert!(saver.status().unsaved_changes);
     no_temp_files(&dir.join("profiles"));
     assert_eq!(Vault::open(&vault_path, PASS).unwrap().1, full_profile());
 
-    // Space freed: the next flush writes the waiting snapshot.
+    // Space freed: the next save writes it.
     drop(filler);
     std::fs::remove_file(&filler_path).unwrap();
-    saver.flush().unwrap();
-    saver.shutdown().unwrap();
+    unlocked.vault_mut().save(&big_profile()).unwrap();
+    drop(unlocked);
     assert_eq!(store.unlock(&name(), PASS).unwrap().1, big_profile());
     println!("{DONE}");
 }

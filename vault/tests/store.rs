@@ -185,13 +185,8 @@ fn a_profile_opens_only_once_at_a_time() {
         store.delete(&name("work")),
         Err(VaultError::ProfileInUse)
     ));
-    // Held by a saver, it stays locked until the saver is gone.
-    let saver = held.into_saver().unwrap();
-    assert!(matches!(
-        store.unlock(&name("work"), PASS),
-        Err(VaultError::ProfileInUse)
-    ));
-    saver.shutdown().unwrap();
+    // It stays locked until the unlocked profile is gone.
+    drop(held);
     store.unlock(&name("work"), PASS).unwrap();
 }
 
@@ -242,30 +237,24 @@ fn unlocking_removes_unfinished_saves_left_by_a_crash() {
 }
 
 #[test]
-fn saves_through_the_unlocked_profile_and_its_saver() {
+fn saves_and_passphrase_changes_through_the_unlocked_profile() {
     let (_d, store) = store();
     create(&store, "work", &Profile::new(keys("s")));
     let (mut unlocked, mut profile) = store.unlock(&name("work"), PASS).unwrap();
-    profile.settings.display_name = "sync".into();
-    unlocked.vault_mut().save(&profile).unwrap();
-    let saver = unlocked.into_saver().unwrap();
-    for i in 0..50 {
-        profile.settings.display_name = format!("async {i}");
-        saver.request(profile.clone());
+    for i in 0..5 {
+        profile.settings.display_name = format!("save {i}");
+        unlocked.vault_mut().save(&profile).unwrap();
     }
-    saver.flush().unwrap();
-    let status = saver.status();
-    assert!(status.saves_written >= 1 && status.saves_written <= 50);
-    assert!(!status.unsaved_changes && status.last_error.is_none());
     profile.settings.display_name = "after the new passphrase".into();
-    saver
-        .change_passphrase(PASS, "new pass", profile.clone())
+    unlocked
+        .vault_mut()
+        .change_passphrase(PASS, "new pass", &profile)
         .unwrap();
     assert!(matches!(
-        saver.change_passphrase("wrong", "x", profile.clone()),
+        unlocked.vault_mut().change_passphrase("wrong", "x", &profile),
         Err(VaultError::WrongPassphrase)
     ));
-    saver.shutdown().unwrap();
+    drop(unlocked);
     assert!(matches!(
         store.unlock(&name("work"), PASS),
         Err(VaultError::WrongPassphrase)
@@ -288,12 +277,11 @@ fn nothing_sensitive_is_readable_in_any_file() {
     let (_d, store) = store();
     let profile = full_profile();
     create(&store, "work", &profile);
-    // Saved again, through the background saver too, to cover every path.
-    let (unlocked, mut p) = store.unlock(&name("work"), PASS).unwrap();
+    // Saved again, to cover the path of every later save too.
+    let (mut unlocked, mut p) = store.unlock(&name("work"), PASS).unwrap();
     p.settings.display_name.push_str("-resaved");
-    let saver = unlocked.into_saver().unwrap();
-    saver.request(p.clone());
-    saver.shutdown().unwrap();
+    unlocked.vault_mut().save(&p).unwrap();
+    drop(unlocked);
 
     let mut needles: Vec<(String, Vec<u8>)> = Vec::new();
     let mut add = |what: String, bytes: &[u8]| {
