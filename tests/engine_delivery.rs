@@ -6,7 +6,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use allium::engine::{DeliveryState, Event};
+use allium::engine::{DeliveryState, Event, SaveError};
 use allium_onion::{Fault, MemoryNetwork};
 use allium_vault::ContactId;
 use rand_core::{OsRng, RngCore};
@@ -141,7 +141,7 @@ async fn nothing_goes_out_until_it_is_saved() {
     let mut a = Peer::start(&net);
     let mut b = Peer::start(&net);
     let (b_at_a, _) = befriend(&mut a, &mut b).await;
-    a.store.set_failing(Some("the disk is full"));
+    a.store.set_failing(Some(SaveError::DiskFull));
     a.h().send_message(b_at_a, "not yet").await.expect("queued");
     let ev = a
         .wait("save problem", |e| matches!(e, Event::SaveProblem { .. }))
@@ -149,7 +149,7 @@ async fn nothing_goes_out_until_it_is_saved() {
     assert_eq!(
         ev,
         Event::SaveProblem {
-            message: Some("the disk is full".into())
+            error: Some(SaveError::DiskFull)
         }
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -164,7 +164,7 @@ async fn nothing_goes_out_until_it_is_saved() {
     b.wait("message", |e| matches!(e, Event::MessageReceived { .. }))
         .await;
     a.wait("saved again", |e| {
-        matches!(e, Event::SaveProblem { message: None })
+        matches!(e, Event::SaveProblem { error: None })
     })
     .await;
 }

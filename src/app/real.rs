@@ -19,7 +19,7 @@ use super::memory::{amnesic_profile, fresh_keys};
 use super::{
     AppError, Backend, BoxFuture, NetworkInUse, Passphrase, ProfileControl, Running, TorState,
 };
-use crate::engine::{Engine, EngineConfig, NoStore, ProfileStore};
+use crate::engine::{Engine, EngineConfig, NoStore, ProfileStore, SaveError};
 
 /// How long a dial may take on Tor (descriptor fetch, introduction,
 /// rendezvous: tens of seconds on a slow network).
@@ -119,16 +119,12 @@ struct VaultInner {
 }
 
 impl ProfileStore for VaultStore {
-    fn save(&mut self, profile: &Profile) -> Result<(), String> {
+    fn save(&mut self, profile: &Profile) -> Result<(), SaveError> {
         let mut inner = self
             .inner
             .lock()
-            .map_err(|_| "the vault lock is poisoned")?;
-        inner
-            .unlocked
-            .vault_mut()
-            .save(profile)
-            .map_err(|e| e.to_string())?;
+            .map_err(|_| SaveError::Other("the vault's lock is poisoned".into()))?;
+        inner.unlocked.vault_mut().save(profile)?;
         inner.last = profile.clone();
         Ok(())
     }

@@ -15,6 +15,7 @@ use allium_protocol::CloseReason;
 use std::time::Instant;
 
 use super::conn::ConnId;
+use super::store::SaveError;
 
 /// The result of a finished save, as the person should hear of it.
 #[derive(Debug, PartialEq, Eq)]
@@ -24,7 +25,7 @@ pub(super) enum SaveReport {
     /// Saved after earlier failures: the problem is gone.
     Recovered,
     /// Failed with a message not reported before.
-    NewProblem(String),
+    NewProblem(SaveError),
     /// Failed as the last one did: already reported.
     SameProblem,
 }
@@ -34,7 +35,7 @@ pub(super) struct Durability {
     durable: u64,
     saving: bool,
     last_save_at: Option<Instant>,
-    error: Option<String>,
+    error: Option<SaveError>,
     /// Intake sessions waiting for their receipt: the connection, the
     /// change that holds what was decided, and when the request came.
     receipts: Vec<(ConnId, u64, Instant)>,
@@ -70,8 +71,8 @@ impl Durability {
     }
 
     /// The last save error, while saves fail.
-    pub(super) fn error(&self) -> Option<&str> {
-        self.error.as_deref()
+    pub(super) fn error(&self) -> Option<&SaveError> {
+        self.error.as_ref()
     }
 
     /// Nothing more will reach the disk by waiting: everything is saved,
@@ -100,7 +101,11 @@ impl Durability {
     /// A save that covered `generation` finished. After a failure the save
     /// stays "under way" until [`Durability::retry`], so nothing that needs
     /// the disk goes out meanwhile.
-    pub(super) fn finished(&mut self, generation: u64, result: Result<(), String>) -> SaveReport {
+    pub(super) fn finished(
+        &mut self,
+        generation: u64,
+        result: Result<(), SaveError>,
+    ) -> SaveReport {
         match result {
             Ok(()) => {
                 self.saving = false;
@@ -111,13 +116,13 @@ impl Durability {
                     SaveReport::Saved
                 }
             }
-            Err(message) => {
-                let report = if self.error.as_deref() == Some(message.as_str()) {
+            Err(e) => {
+                let report = if self.error.as_ref() == Some(&e) {
                     SaveReport::SameProblem
                 } else {
-                    SaveReport::NewProblem(message.clone())
+                    SaveReport::NewProblem(e.clone())
                 };
-                self.error = Some(message);
+                self.error = Some(e);
                 report
             }
         }
@@ -210,8 +215,8 @@ mod tests {
         let c = d.changed();
         let g = d.begin_save(t0, INTERVAL).expect("due");
         assert_eq!(
-            d.finished(g, Err("disk full".into())),
-            SaveReport::NewProblem("disk full".into())
+            d.finished(g, Err(SaveError::DiskFull)),
+            SaveReport::NewProblem(SaveError::DiskFull)
         );
         assert_eq!(d.durable(), 0);
         assert!(!d.settled(), "a retry is under way");
@@ -220,7 +225,7 @@ mod tests {
         assert!(d.settled(), "failed, and no save under way");
         let g = d.begin_save(t0 + INTERVAL, INTERVAL).expect("due again");
         assert_eq!(
-            d.finished(g, Err("disk full".into())),
+            d.finished(g, Err(SaveError::DiskFull)),
             SaveReport::SameProblem
         );
         d.retry();

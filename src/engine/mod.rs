@@ -52,7 +52,7 @@ use allium_protocol::{OnionId, SessionConfig, TransferId};
 use allium_vault::{ContactId, ContactState, Direction, Profile, Settings};
 use tokio::sync::{mpsc, oneshot};
 
-pub use store::{MemoryStore, NoStore, ProfileStore};
+pub use store::{MemoryStore, NoStore, ProfileStore, SaveError};
 
 /// Limits and timers. The defaults suit the Tor network; tests shrink the
 /// timers.
@@ -171,6 +171,9 @@ pub enum EngineError {
     /// The engine has stopped.
     #[error("Allium is shutting down")]
     Stopped,
+    /// The latest changes could not be saved (at shutdown): why, typed.
+    #[error("the latest changes could not be saved: {0}")]
+    NotSaved(SaveError),
 }
 
 /// Delivery state of one of our messages.
@@ -290,7 +293,7 @@ pub struct Status {
     /// Whether the endpoint can be reached.
     pub endpoint: ServiceState,
     /// The last save error, if the latest change is not on disk.
-    pub save_error: Option<String>,
+    pub save_error: Option<SaveError>,
 }
 
 /// Reachability of one of our services, in words the UI maps to text.
@@ -442,8 +445,8 @@ pub enum Event {
     },
     /// The latest changes could not be saved (`None`: saved again).
     SaveProblem {
-        /// What went wrong, in words.
-        message: Option<String>,
+        /// What went wrong (`null` in JSON: saved again).
+        error: Option<SaveError>,
     },
 }
 

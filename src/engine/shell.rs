@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use super::conn::{self, ConnEvent, ConnId, FromConn, ToConn};
 use super::core::{Core, Effect, Input, Now, Service, StreamId};
 use super::files::FileDone;
-use super::{EngineConfig, Event, Notify, ProfileStore, Request, ServiceState};
+use super::{EngineConfig, Event, Notify, ProfileStore, Request, SaveError, ServiceState};
 
 /// Events waiting for the window or the JSON-RPC client. When they stop
 /// reading, the engine stops taking input (see `run`): backpressure, so
@@ -59,7 +59,7 @@ enum Done {
     },
     Saved {
         generation: u64,
-        result: Result<(), String>,
+        result: Result<(), SaveError>,
         store: Box<dyn ProfileStore>,
     },
     File(FileDone),

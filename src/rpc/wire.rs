@@ -356,6 +356,7 @@ pub(crate) fn engine_code(e: &EngineError) -> &'static str {
         EngineError::File(_) => "file",
         EngineError::Service(_) => "service",
         EngineError::Stopped => "stopped",
+        EngineError::NotSaved(_) => "not_saved",
     }
 }
 

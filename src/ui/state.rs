@@ -230,7 +230,7 @@ pub(crate) struct MainState {
     /// Something that went wrong, with what to do.
     pub error: Option<String>,
     /// The latest changes are not saved.
-    pub save_problem: Option<String>,
+    pub save_problem: Option<crate::engine::SaveError>,
     pub show_qr: bool,
     pub copied: bool,
     pub settings_form: SettingsForm,
@@ -720,7 +720,7 @@ impl MainState {
                     self.status.endpoint = state;
                 }
             }
-            Event::SaveProblem { message } => self.save_problem = message,
+            Event::SaveProblem { error } => self.save_problem = error,
         }
         None
     }

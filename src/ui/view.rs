@@ -557,12 +557,7 @@ fn alerts(ui: &mut Ui, m: &mut MainState) {
         );
     }
     if let Some(p) = &m.save_problem {
-        error_line(
-            ui,
-            Some(&format!(
-                "Your latest changes are not saved yet: {p}. Allium keeps trying."
-            )),
-        );
+        error_line(ui, Some(&save_problem_words(p)));
     }
     let mut dismiss = false;
     if let Some(e) = &m.error {
@@ -1802,4 +1797,33 @@ fn section(ui: &mut Ui, title: &str) {
     ui.add_space(14.0);
     ui.label(RichText::new(title).strong().size(17.0));
     ui.separator();
+}
+
+/// What the window says while saves fail: what to do depends on why.
+fn save_problem_words(p: &crate::engine::SaveError) -> String {
+    use crate::engine::SaveError;
+    match p {
+        SaveError::DiskFull => "Your latest changes are not saved: the disk is full. \
+            Free some space and Allium saves them; your previous save is intact."
+            .to_owned(),
+        SaveError::NotWritable => "Your latest changes are not saved: the profile's folder \
+            cannot be written (a read-only disk, or no permission). Your previous save is \
+            intact; Allium keeps trying."
+            .to_owned(),
+        other => format!("Your latest changes are not saved yet: {other}. Allium keeps trying."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::save_problem_words;
+    use crate::engine::SaveError;
+
+    #[test]
+    fn a_full_disk_and_a_read_only_folder_get_their_own_advice() {
+        assert!(save_problem_words(&SaveError::DiskFull).contains("Free some space"));
+        assert!(save_problem_words(&SaveError::NotWritable).contains("cannot be written"));
+        let other = save_problem_words(&SaveError::Other("the vault's lock is poisoned".into()));
+        assert!(other.contains("the vault's lock is poisoned"), "{other}");
+    }
 }

@@ -251,7 +251,9 @@ fn saves_and_passphrase_changes_through_the_unlocked_profile() {
         .change_passphrase(PASS, "new pass", &profile)
         .unwrap();
     assert!(matches!(
-        unlocked.vault_mut().change_passphrase("wrong", "x", &profile),
+        unlocked
+            .vault_mut()
+            .change_passphrase("wrong", "x", &profile),
         Err(VaultError::WrongPassphrase)
     ));
     drop(unlocked);

@@ -193,7 +193,7 @@ impl Core {
                 .intake_enabled
                 .then_some(self.intake.state),
             endpoint: self.endpoint.state,
-            save_error: self.disk.error().map(str::to_owned),
+            save_error: self.disk.error().cloned(),
         }
     }
 
@@ -504,9 +504,7 @@ impl Core {
         if let Some(reply) = self.shutting_down.take() {
             let _ = reply.send(match self.disk.error() {
                 None => Ok(Reply::Unit),
-                Some(e) => Err(EngineError::File(format!(
-                    "the latest changes could not be saved: {e}"
-                ))),
+                Some(e) => Err(EngineError::NotSaved(e.clone())),
             });
         }
         true

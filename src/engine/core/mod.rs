@@ -40,6 +40,7 @@ use std::time::{Duration, Instant};
 use super::admission::RequestGate;
 use super::durability::{Durability, SaveReport};
 use super::links::Link;
+use super::store::SaveError;
 use allium_onion::{ClientKey, DialError, ServiceError};
 use allium_protocol::flow::{self, Dialler};
 use allium_protocol::text::TextField;
@@ -144,7 +145,7 @@ pub(crate) enum Input {
     },
     Saved {
         generation: u64,
-        result: Result<(), String>,
+        result: Result<(), SaveError>,
     },
     /// File work finished (`files.rs`).
     File(FileDone),
@@ -544,20 +545,18 @@ impl Core {
         });
     }
 
-    fn on_saved(&mut self, generation: u64, result: Result<(), String>) {
+    fn on_saved(&mut self, generation: u64, result: Result<(), SaveError>) {
         let report = self.disk.finished(generation, result);
         match report {
             SaveReport::Saved | SaveReport::Recovered => {
                 if report == SaveReport::Recovered {
-                    self.emit(Event::SaveProblem { message: None });
+                    self.emit(Event::SaveProblem { error: None });
                 }
                 self.release_durable();
             }
             SaveReport::NewProblem(_) | SaveReport::SameProblem => {
-                if let SaveReport::NewProblem(message) = report {
-                    self.emit(Event::SaveProblem {
-                        message: Some(message),
-                    });
+                if let SaveReport::NewProblem(e) = report {
+                    self.emit(Event::SaveProblem { error: Some(e) });
                 }
                 // Try again later; nothing that needs the save goes out
                 // meanwhile.

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use rand_core::RngCore;
 
-use super::super::ServiceState;
 use super::super::conn::ConnEvent;
 use super::super::core::{Core, Effect, Input, Service};
+use super::super::{SaveError, ServiceState};
 use super::streams::conn_input;
 use super::{Ev, World, between, chance};
 
@@ -117,7 +117,7 @@ impl World {
                     Ok(())
                 } else {
                     self.report.failed_saves += 1;
-                    Err("simulated: the disk is full".to_owned())
+                    Err(SaveError::DiskFull)
                 };
                 self.handle(peer, Input::Saved { generation, result });
             }
