@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use super::{
     AppError, Backend, BoxFuture, NetworkInUse, Passphrase, ProfileControl, Running, TorState,
 };
-use crate::engine::{Engine, EngineConfig, MemoryStore, NoStore, ProfileStore};
+use crate::engine::{Engine, EngineConfig, MemoryStore, NoStore, ProfileSaver};
 
 /// Profiles kept in memory, all on one [`MemoryNetwork`].
 #[derive(Clone)]
@@ -39,7 +39,7 @@ impl MemoryBackend {
         &self.net
     }
 
-    fn run(&self, name: Option<String>, profile: Profile, store: Box<dyn ProfileStore>) -> Running {
+    fn run(&self, name: Option<String>, profile: Profile, store: Box<dyn ProfileSaver>) -> Running {
         let engine = Engine::start(self.net.node(), profile, store, self.config.clone(), None);
         let (_tx, tor) = watch::channel(TorState::Ready);
         Running {

@@ -19,7 +19,7 @@ use super::memory::{amnesic_profile, fresh_keys};
 use super::{
     AppError, Backend, BoxFuture, NetworkInUse, Passphrase, ProfileControl, Running, TorState,
 };
-use crate::engine::{Engine, EngineConfig, NoStore, ProfileStore, SaveError};
+use crate::engine::{Engine, EngineConfig, NoStore, ProfileSaver, SaveError};
 
 /// How long a dial may take on Tor (descriptor fetch, introduction,
 /// rendezvous: tens of seconds on a slow network).
@@ -118,7 +118,7 @@ struct VaultInner {
     last: Profile,
 }
 
-impl ProfileStore for VaultStore {
+impl ProfileSaver for VaultStore {
     fn save(&mut self, profile: &Profile) -> Result<(), SaveError> {
         let mut inner = self
             .inner
@@ -216,7 +216,7 @@ impl RealBackend {
     fn start(
         &self,
         profile: Profile,
-        store: Box<dyn ProfileStore>,
+        store: Box<dyn ProfileSaver>,
         dirs: (PathBuf, PathBuf),
         vault: Option<Arc<Mutex<VaultInner>>>,
         amnesic: Option<AmnesicSession>,

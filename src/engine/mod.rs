@@ -30,7 +30,7 @@
 //! The engine must never log addresses, nicknames or message text, and
 //! never trust a timestamp from a peer (it puts none on the wire either).
 //! It writes no file itself except received files, into the folder the
-//! person chose; the profile is persisted by its [`ProfileStore`].
+//! person chose; the profile is persisted by its [`ProfileSaver`].
 
 mod admission;
 mod conn;
@@ -52,7 +52,7 @@ use allium_protocol::{OnionId, SessionConfig, TransferId};
 use allium_vault::{ContactId, ContactState, Direction, Profile, Settings};
 use tokio::sync::{mpsc, oneshot};
 
-pub use store::{MemoryStore, NoStore, ProfileStore, SaveError};
+pub use store::{MemoryStore, NoStore, ProfileSaver, SaveError};
 
 /// Limits and timers. The defaults suit the Tor network; tests shrink the
 /// timers.
@@ -771,7 +771,7 @@ impl Engine {
     pub fn start<T: Transport>(
         transport: T,
         profile: Profile,
-        store: Box<dyn ProfileStore>,
+        store: Box<dyn ProfileSaver>,
         config: EngineConfig,
         notify: Option<Notify>,
     ) -> Engine {

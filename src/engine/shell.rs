@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use super::conn::{self, ConnEvent, ConnId, FromConn, ToConn};
 use super::core::{Core, Effect, Input, Now, Service, StreamId};
 use super::files::FileDone;
-use super::{EngineConfig, Event, Notify, ProfileStore, Request, SaveError, ServiceState};
+use super::{EngineConfig, Event, Notify, ProfileSaver, Request, SaveError, ServiceState};
 
 /// Events waiting for the window or the JSON-RPC client. When they stop
 /// reading, the engine stops taking input (see `run`): backpressure, so
@@ -60,7 +60,7 @@ enum Done {
     Saved {
         generation: u64,
         result: Result<(), SaveError>,
-        store: Box<dyn ProfileStore>,
+        store: Box<dyn ProfileSaver>,
     },
     File(FileDone),
 }
@@ -87,7 +87,7 @@ struct Shell<T: Transport> {
     /// Running services (dropping a handle takes the service down).
     services: HashMap<Service, ServiceHandle>,
     /// Out while a save runs.
-    store: Option<Box<dyn ProfileStore>>,
+    store: Option<Box<dyn ProfileSaver>>,
     /// A save asked for while one was running.
     pending_save: Option<(u64, Box<Profile>)>,
 }
@@ -106,7 +106,7 @@ fn now() -> Now {
 pub(super) fn spawn<T: Transport>(
     transport: T,
     profile: Profile,
-    store: Box<dyn ProfileStore>,
+    store: Box<dyn ProfileSaver>,
     config: EngineConfig,
     requests: mpsc::UnboundedReceiver<Request>,
     events: mpsc::Sender<Event>,

@@ -5,11 +5,14 @@ use std::sync::{Arc, Mutex};
 
 use allium_vault::{Profile, VaultError};
 
-/// Persists snapshots of the profile. `save` may block (Argon2 is not run
-/// here, but fsync is): the engine calls it on a blocking thread, never on
-/// its own task, and coalesces (only the latest snapshot is written).
-pub trait ProfileStore: Send + 'static {
-    /// Makes `profile` durable, or says in words why not.
+/// Persists snapshots of the profile: the vault in the app, memory in
+/// tests, nothing in an amnesic session. (Not to be confused with
+/// `allium_vault::ProfileStore`, the folder of profiles.) `save` may block
+/// (Argon2 is not run here, but fsync is): the engine calls it on a
+/// blocking thread, never on its own task, and coalesces (only the latest
+/// snapshot is written).
+pub trait ProfileSaver: Send + 'static {
+    /// Makes `profile` durable, or says why not.
     fn save(&mut self, profile: &Profile) -> Result<(), SaveError>;
 
     /// Whether nothing saved reaches a disk (an amnesic session): such a
@@ -23,7 +26,7 @@ pub trait ProfileStore: Send + 'static {
 /// An amnesic session: nothing is kept anywhere.
 pub struct NoStore;
 
-impl ProfileStore for NoStore {
+impl ProfileSaver for NoStore {
     fn save(&mut self, _profile: &Profile) -> Result<(), SaveError> {
         Ok(())
     }
@@ -79,7 +82,7 @@ impl MemoryStore {
     }
 }
 
-impl ProfileStore for MemoryStore {
+impl ProfileSaver for MemoryStore {
     fn save(&mut self, profile: &Profile) -> Result<(), SaveError> {
         let delay = self.delay.lock().map(|d| *d).unwrap_or_default();
         std::thread::sleep(delay);

@@ -49,7 +49,7 @@ where
     W: AsyncWrite + Unpin + Send,
 {
     let (out_tx, out_rx) = mpsc::channel(OUTPUT_QUEUE);
-    let mut session = session::Session::new(backend, out_tx);
+    let mut session = session::Client::new(backend, out_tx);
     let writer = write_lines(output, out_rx);
     tokio::pin!(writer);
     let read_result = {

@@ -37,15 +37,17 @@ struct Open {
     forwarders: Option<(JoinHandle<()>, JoinHandle<()>)>,
 }
 
-pub(crate) struct Session {
+/// One JSON-RPC client (one connection): named so as not to be taken for
+/// a protocol `Session` with a contact.
+pub(crate) struct Client {
     backend: Arc<dyn Backend>,
     out: mpsc::Sender<String>,
     open: Option<Open>,
 }
 
-impl Session {
+impl Client {
     pub fn new(backend: Arc<dyn Backend>, out: mpsc::Sender<String>) -> Self {
-        Session {
+        Client {
             backend,
             out,
             open: None,
@@ -132,7 +134,7 @@ impl Session {
         result
     }
 
-    /// [`Session::close`] when nobody is left to hear how it went.
+    /// [`Client::close`] when nobody is left to hear how it went.
     pub async fn close_quietly(&mut self) {
         if self.close().await.is_err() {
             // The engine reported the save problem as an event already.

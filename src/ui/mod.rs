@@ -100,7 +100,7 @@ struct Opened {
 }
 
 /// The open profile's handles. Dropping it stops forwarding its events.
-struct Session {
+struct OpenProfile {
     generation: u64,
     handle: EngineHandle,
     control: Arc<dyn ProfileControl>,
@@ -188,7 +188,7 @@ pub struct App {
     sender: UiSender,
     rx: mpsc::UnboundedReceiver<Msg>,
     state: UiState,
-    session: Option<Session>,
+    session: Option<OpenProfile>,
     /// Counts opened sessions; messages from older ones are dropped.
     generation: u64,
     /// The screen to go back to if opening a profile fails.
@@ -395,7 +395,7 @@ impl App {
                 self.state.unlock.error = None;
                 self.state.unlock.notice = None;
                 self.state.notice = None;
-                self.session = Some(Session {
+                self.session = Some(OpenProfile {
                     generation: o.generation,
                     handle: o.handle,
                     control: o.control,

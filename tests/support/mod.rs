@@ -72,7 +72,7 @@ impl Peer {
         profile: Profile,
         config: EngineConfig,
         store: MemoryStore,
-        saves: Box<dyn allium::engine::ProfileStore>,
+        saves: Box<dyn allium::engine::ProfileSaver>,
     ) -> Peer {
         let transport = net.node();
         let mut engine = Engine::start(transport.clone(), profile, saves, config.clone(), None);

@@ -365,7 +365,7 @@ impl Core {
         let conns: Vec<ConnId> = self
             .conns
             .iter()
-            .filter(|(_, c)| c.contact == Some(id))
+            .filter(|(_, c)| c.contact() == Some(id))
             .map(|(k, _)| *k)
             .collect();
         for conn in conns {

@@ -12,7 +12,6 @@ impl Core {
         session: Session,
         stream: StreamId,
         kind: ConnKind,
-        contact: Option<ContactId>,
     ) {
         let conn = self.next_conn;
         self.next_conn += 1;
@@ -21,11 +20,10 @@ impl Core {
             conn,
             ConnInfo {
                 kind,
-                contact,
+                identified: None,
                 established: false,
                 peer_static: None,
                 peer: None,
-                request_sent: matches!(kind, ConnKind::IntakeOut(_)),
                 request_received: false,
                 queue: queue.clone(),
                 progress_at: self.now,
@@ -105,7 +103,7 @@ impl Core {
                 &mut self.rng,
             ),
         };
-        self.open_conn(session, stream, kind, None);
+        self.open_conn(session, stream, kind);
     }
 
     pub(in crate::engine) fn close_conn(&mut self, conn: ConnId, reason: CloseReason) {
@@ -287,7 +285,7 @@ impl Core {
                     .contact_by_intake(&Public32(*peer.as_bytes()))
                     .map(|c| c.id);
                 if let Some(info) = self.conns.get_mut(&conn) {
-                    info.contact = id;
+                    info.identified = id;
                 }
             }
             ConnKind::IntakeOut(id) => {
@@ -311,7 +309,7 @@ impl Core {
                     return;
                 };
                 if let Some(info) = self.conns.get_mut(&conn) {
-                    info.contact = Some(id);
+                    info.identified = Some(id);
                 }
                 self.activate(conn, id, false);
             }
@@ -330,11 +328,7 @@ impl Core {
         let Some(info) = self.conns.get(&conn) else {
             return;
         };
-        let id = match info.kind {
-            ConnKind::EndpointOut(id) => Some(id),
-            _ => info.contact,
-        };
-        let Some(id) = id else { return };
+        let Some(id) = info.contact() else { return };
         if self.links.get(&id).and_then(|r| r.active) == Some(conn) {
             self.flush_outbox(id);
             self.pump_transfers_of(id);
@@ -366,8 +360,10 @@ impl Core {
         }
         match info.kind {
             ConnKind::IntakeOut(id) => {
-                let delivered = info.established
-                    && flow::receipt(info.request_sent, &cause) == flow::Receipt::Received;
+                // Our request went out as the session opened
+                // (`dialed_session`), so it was sent on every one.
+                let delivered =
+                    info.established && flow::receipt(true, &cause) == flow::Receipt::Received;
                 let pending = self
                     .profile
                     .contact(id)
@@ -384,11 +380,7 @@ impl Core {
                 }
             }
             ConnKind::EndpointIn | ConnKind::EndpointOut(_) => {
-                let id = match info.kind {
-                    ConnKind::EndpointOut(id) => Some(id),
-                    _ => info.contact,
-                };
-                let Some(id) = id else { return };
+                let Some(id) = info.contact() else { return };
                 let was_active = self.links.get(&id).and_then(|r| r.active) == Some(conn);
                 if was_active {
                     let mut sent_upto = 0;
@@ -448,14 +440,13 @@ pub(in crate::engine) enum ConnKind {
 
 pub(in crate::engine) struct ConnInfo {
     pub(in crate::engine) kind: ConnKind,
-    /// Known once the peer is identified.
-    pub(in crate::engine) contact: Option<ContactId>,
+    /// Which contact an incoming connection turned out to be, once its
+    /// handshake proved who it is (an outgoing one says in its kind).
+    identified: Option<ContactId>,
     pub(in crate::engine) established: bool,
     pub(in crate::engine) peer_static: Option<StaticPublicKey>,
     /// The peer's proven contact identity (intake id), once established.
     pub(in crate::engine) peer: Option<OnionId>,
-    /// Outgoing request: sent on this connection.
-    pub(in crate::engine) request_sent: bool,
     /// Incoming request: received on this connection.
     pub(in crate::engine) request_received: bool,
     /// Bytes waiting to be written.
@@ -470,6 +461,14 @@ pub(in crate::engine) struct ConnInfo {
 }
 
 impl ConnInfo {
+    /// The contact at the other end, if known.
+    pub(in crate::engine) fn contact(&self) -> Option<ContactId> {
+        match self.kind {
+            ConnKind::IntakeOut(id) | ConnKind::EndpointOut(id) => Some(id),
+            ConnKind::IntakeIn | ConnKind::EndpointIn => self.identified,
+        }
+    }
+
     /// Still costing us a slot before it has proven anything useful: an
     /// incoming connection before its handshake, or at the intake before
     /// its request.

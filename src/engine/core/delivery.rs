@@ -167,7 +167,7 @@ impl Core {
             return;
         };
         let kind = info.kind;
-        let contact = info.contact;
+        let contact = info.contact();
         // We asked and have no answer yet: the contact's first message is
         // the answer (PROTOCOL.md §8 step 3).
         let awaiting_answer = contact
@@ -196,20 +196,12 @@ impl Core {
             Message::Keepalive | Message::Close(_) => {}
             Message::ContactRequest(req) => self.on_contact_request(conn, req),
             Message::ContactAccept(acc) => {
-                let id = match kind {
-                    ConnKind::IntakeOut(id) => Some(id),
-                    _ => contact,
-                };
-                if let Some(id) = id {
+                if let Some(id) = contact {
                     self.on_contact_accept(conn, id, acc);
                 }
             }
             Message::ContactReject => {
-                let id = match kind {
-                    ConnKind::IntakeOut(id) => Some(id),
-                    _ => contact,
-                };
-                if let Some(id) = id
+                if let Some(id) = contact
                     && self
                         .profile
                         .contact(id)

@@ -46,19 +46,24 @@ impl Core {
                 _ => {}
             }
         }
-        // Longest-waiting first, within the dial budget.
+        // Longest-waiting first, within the dial budget. Dials in flight
+        // are counted one way only: the links that are dialling.
         due.sort_by_key(|(at, id, _)| (*at, *id));
+        let mut in_flight = self.links.values().filter(|l| l.dialing).count();
         for (_, id, purpose) in due {
-            if self.dials_in_flight >= self.config.max_concurrent_dials.max(1) {
+            if in_flight >= self.config.max_concurrent_dials.max(1) {
                 break;
             }
-            self.dial(id, purpose);
+            if self.dial(id, purpose) {
+                in_flight += 1;
+            }
         }
     }
 
-    pub(in crate::engine) fn dial(&mut self, id: ContactId, purpose: Purpose) {
+    /// Starts a dial to `id`; false if there is nothing to dial.
+    pub(in crate::engine) fn dial(&mut self, id: ContactId, purpose: Purpose) -> bool {
         let Some(c) = self.profile.contact(id) else {
-            return;
+            return false;
         };
         let (target, key) = match purpose {
             Purpose::Intake => (onion(&c.intake), None),
@@ -68,21 +73,20 @@ impl Core {
             ),
         };
         let Some(target) = target else {
-            return;
+            return false;
         };
-        if let Some(r) = self.links.get_mut(&id) {
-            r.dialing = true;
-            r.next_dial = None;
-        }
-        // The one count of dials in flight: `schedule_dials` starts no
-        // more than `max_concurrent_dials`.
-        self.dials_in_flight += 1;
+        let Some(r) = self.links.get_mut(&id) else {
+            return false;
+        };
+        r.dialing = true;
+        r.next_dial = None;
         self.effects.push_back(Effect::Dial {
             contact: id,
             purpose,
             target,
             key,
         });
+        true
     }
 
     pub(in crate::engine) fn retry_later(&mut self, id: ContactId, failed: bool) {
@@ -110,7 +114,6 @@ impl Core {
         purpose: Purpose,
         result: Result<StreamId, DialError>,
     ) {
-        self.dials_in_flight = self.dials_in_flight.saturating_sub(1);
         if let Some(r) = self.links.get_mut(&id) {
             r.dialing = false;
         }
@@ -123,7 +126,7 @@ impl Core {
             }
         };
         match self.dialed_session(id, purpose) {
-            Some((session, kind)) => self.open_conn(session, stream, kind, Some(id)),
+            Some((session, kind)) => self.open_conn(session, stream, kind),
             None => self.effects.push_back(Effect::Discard(stream)),
         }
     }

@@ -220,14 +220,13 @@ pub(crate) struct Core {
     /// cannot flush the endpoint's entries (review finding L4).
     intake_replay: Arc<Mutex<ReplayCache>>,
     endpoint_replay: Arc<Mutex<ReplayCache>>,
-    dials_in_flight: usize,
     intake: Slot,
     endpoint: Slot,
     /// Who may put a request into the profile (`admission.rs`).
     request_gate: RequestGate,
     /// When timeouts and stalled queues were last looked at.
     last_sweep: Instant,
-    /// Nothing saved reaches a disk (`ProfileStore::keeps_nothing`).
+    /// Nothing saved reaches a disk (`ProfileSaver::keeps_nothing`).
     keeps_nothing: bool,
     /// What is on disk, and what waits for it (`durability.rs`).
     disk: Durability,
@@ -316,7 +315,6 @@ impl Core {
             links,
             intake_replay,
             endpoint_replay,
-            dials_in_flight: 0,
             intake: Slot::off(),
             endpoint: Slot::off(),
             keeps_nothing,
