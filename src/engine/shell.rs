@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use super::conn::{self, ConnEvent, ConnId, FromConn, ToConn};
 use super::core::{Core, Effect, Input, Now, Service, StreamId};
 use super::files::FileDone;
-use super::{EngineConfig, Event, Notify, ProfileSaver, Request, SaveError, ServiceState};
+use super::{Command, EngineConfig, Event, Notify, ProfileSaver, SaveError, ServiceState};
 
 /// Events waiting for the window or the JSON-RPC client. When they stop
 /// reading, the engine stops taking input (see `run`): backpressure, so
@@ -108,7 +108,7 @@ pub(super) fn spawn<T: Transport>(
     profile: Profile,
     store: Box<dyn ProfileSaver>,
     config: EngineConfig,
-    requests: mpsc::UnboundedReceiver<Request>,
+    requests: mpsc::UnboundedReceiver<Command>,
     events: mpsc::Sender<Event>,
     notify: Option<Notify>,
 ) -> (allium_protocol::OnionId, tokio::task::JoinHandle<()>) {
@@ -144,7 +144,7 @@ pub(super) fn spawn<T: Transport>(
 impl<T: Transport> Shell<T> {
     async fn run(
         mut self,
-        mut requests: mpsc::UnboundedReceiver<Request>,
+        mut requests: mpsc::UnboundedReceiver<Command>,
         mut done: mpsc::UnboundedReceiver<Done>,
         mut conn_events: mpsc::Receiver<FromConn>,
     ) {
@@ -166,7 +166,7 @@ impl<T: Transport> Shell<T> {
             let wake = tokio::time::Instant::from_std(self.core.poll_timeout());
             let input = tokio::select! {
                 req = requests.recv(), if requests_open => match req {
-                    Some(r) => Input::Request(r),
+                    Some(c) => Input::Command(c),
                     None => {
                         requests_open = false;
                         Input::RequestsClosed

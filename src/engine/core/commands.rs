@@ -5,182 +5,194 @@
 
 use super::*;
 
+fn answer<T>(to: Answer<T>, result: Result<T, EngineError>) {
+    // Whoever asked may have gone: nothing to do then.
+    let _ = to.send(result);
+}
+
 impl Core {
-    pub(in crate::engine) fn on_request(&mut self, req: Request) {
+    /// Applies a command and answers it (or, for the few that wait for
+    /// I/O, hands its answer on).
+    pub(in crate::engine) fn on_command(&mut self, command: Command) {
         if self.shutting_down.is_some() {
-            let _ = req.reply.send(Err(EngineError::Stopped));
+            command.refuse(EngineError::Stopped);
             return;
         }
-        // These are answered once their I/O is done.
-        match req.command {
-            Command::Shutdown => self.begin_shutdown(Some(req.reply)),
-            Command::SendFile(id, path) => self.offer_file(id, path, req.reply),
-            Command::AcceptFile(t, folder) => self.accept_file(t, folder, req.reply),
-            command => {
-                let result = self.apply(command);
-                let _ = req.reply.send(result);
-            }
-        }
-    }
-
-    pub(in crate::engine) fn apply(&mut self, command: Command) -> Result<Reply, EngineError> {
         match command {
-            Command::Status => Ok(Reply::Status(self.status())),
+            Command::Status(a) => answer(a, Ok(self.status())),
             Command::AddContact {
                 address,
                 nickname,
                 greeting,
-            } => self
-                .add_contact(&address, nickname, greeting)
-                .map(Reply::Contact),
-            Command::Contacts => Ok(Reply::Contacts(
-                self.profile
-                    .contacts
-                    .iter()
-                    .map(|c| self.summary(c))
-                    .collect(),
-            )),
-            Command::Accept { contact, nickname } => {
-                self.accept(contact, nickname).map(|()| Reply::Unit)
+                answer: a,
+            } => answer(a, self.add_contact(&address, nickname, greeting)),
+            Command::Contacts(a) => answer(a, Ok(self.contact_list())),
+            Command::Accept {
+                contact,
+                nickname,
+                answer: a,
+            } => answer(a, self.accept(contact, nickname)),
+            Command::Reject(id, a) => answer(a, self.drop_contact(id, Removal::Reject)),
+            Command::Block(id, a) => answer(a, self.drop_contact(id, Removal::Block)),
+            Command::Remove(id, a) => answer(a, self.drop_contact(id, Removal::Remove)),
+            Command::Rename(id, nickname, a) => answer(a, self.rename(id, nickname)),
+            Command::SetVerified(id, on, a) => answer(a, self.set_verified(id, on)),
+            Command::Blocked(a) => answer(a, Ok(self.blocked_list())),
+            Command::Unblock(address, a) => answer(a, self.unblock(&address)),
+            Command::SendMessage(id, text, a) => answer(a, self.queue_message(id, text)),
+            Command::Conversation(id, a) => answer(a, self.conversation(id)),
+            Command::SetHistory(id, on, a) => answer(a, self.set_history(id, on)),
+            Command::SetIntake(on, a) => {
+                self.set_intake(on);
+                answer(a, Ok(()));
             }
-            Command::Reject(id) => self.drop_contact(id, Removal::Reject).map(|()| Reply::Unit),
-            Command::Block(id) => self.drop_contact(id, Removal::Block).map(|()| Reply::Unit),
-            Command::Remove(id) => self.drop_contact(id, Removal::Remove).map(|()| Reply::Unit),
-            Command::Rename(id, nickname) => {
-                TextField::Nickname
-                    .validate(&nickname)
-                    .map_err(text_error)?;
-                let c = self
-                    .profile
-                    .contact_mut(id)
-                    .ok_or(EngineError::NoSuchContact)?;
-                c.nickname = nickname;
-                self.changed();
-                self.emit_contact(id);
-                Ok(Reply::Unit)
+            Command::SetDisplayName(name, a) => answer(a, self.set_display_name(name)),
+            Command::Settings(a) => answer(a, Ok(self.profile.settings.clone())),
+            Command::SetCustomNetwork(file, a) => {
+                self.set_setting(file, |s| &mut s.custom_network);
+                answer(a, Ok(()));
             }
-            Command::SetVerified(id, on) => {
-                let c = self.accepted_mut(id, "only an accepted contact can be verified")?;
-                if c.verified != on {
-                    c.verified = on;
-                    self.changed();
-                }
-                self.emit_contact(id);
-                Ok(Reply::Unit)
+            Command::SetNotificationContent(on, a) => {
+                self.set_setting(on, |s| &mut s.notification_content);
+                answer(a, Ok(()));
             }
-            Command::Blocked => Ok(Reply::Blocked(
-                self.profile
-                    .blocked
-                    .iter()
-                    .map(|b| BlockedView {
-                        address: onion(b).map(|o| o.to_address()).unwrap_or_default(),
-                        nickname: self
-                            .profile
-                            .blocked_names
-                            .iter()
-                            .find(|n| n.intake == *b)
-                            .map(|n| n.nickname.clone())
-                            .unwrap_or_default(),
-                    })
-                    .collect(),
-            )),
-            Command::Unblock(address) => {
-                let target = OnionId::parse(&normalize_address(&address))
-                    .map_err(EngineError::BadAddress)?;
-                let intake = Public32(*target.as_bytes());
-                if !self.profile.blocked.contains(&intake) {
-                    return Err(EngineError::NotBlocked);
-                }
-                self.profile.blocked.retain(|b| *b != intake);
-                self.profile.blocked_names.retain(|n| n.intake != intake);
-                self.changed();
-                Ok(Reply::Unit)
-            }
-            Command::SendMessage(id, text) => self.queue_message(id, text).map(Reply::MessageId),
-            Command::Conversation(id) => self.conversation(id).map(Reply::Conversation),
-            Command::SetHistory(id, on) => {
-                let c = self
-                    .profile
-                    .contact_mut(id)
-                    .ok_or(EngineError::NoSuchContact)?;
-                let changed = c.history_enabled != on;
-                c.history_enabled = on;
-                if !on {
-                    c.history.clear();
-                }
-                self.changed();
-                self.emit_contact(id);
-                if changed {
-                    self.tell_history(id);
-                }
-                Ok(Reply::Unit)
-            }
-            Command::SetIntake(on) => {
-                if self.profile.settings.intake_enabled != on {
-                    self.profile.settings.intake_enabled = on;
-                    self.changed();
-                }
-                if on && self.intake.state == ServiceState::Off {
-                    self.publish(Service::Intake);
-                } else if !on {
-                    self.unpublish(Service::Intake);
-                    self.intake.state = ServiceState::Off;
-                    // Connections already open at the intake end too.
-                    let open: Vec<ConnId> = self
-                        .conns
-                        .iter()
-                        .filter(|(_, c)| c.kind == ConnKind::IntakeIn)
-                        .map(|(id, _)| *id)
-                        .collect();
-                    for id in open {
-                        self.close_conn(id, CloseReason::Shutdown);
-                    }
-                    self.emit(Event::Service {
-                        intake: true,
-                        state: ServiceState::Off,
-                    });
-                }
-                Ok(Reply::Unit)
-            }
-            Command::SetDisplayName(name) => {
-                TextField::Nickname.validate(&name).map_err(text_error)?;
-                self.profile.settings.display_name = name;
-                self.changed();
-                Ok(Reply::Unit)
-            }
-            Command::Settings => Ok(Reply::Settings(Box::new(self.profile.settings.clone()))),
-            Command::SetCustomNetwork(file) => {
-                if self.profile.settings.custom_network != file {
-                    self.profile.settings.custom_network = file;
-                    self.changed();
-                }
-                Ok(Reply::Unit)
-            }
-            Command::SetNotificationContent(on) => {
-                if self.profile.settings.notification_content != on {
-                    self.profile.settings.notification_content = on;
-                    self.changed();
-                }
-                Ok(Reply::Unit)
-            }
-            Command::SetAutoLock(minutes) => {
-                if minutes > 24 * 60 {
-                    return Err(EngineError::InvalidSetting(
-                        "lock after at most a day (1,440 minutes)",
-                    ));
-                }
-                if self.profile.settings.auto_lock_minutes != minutes {
-                    self.profile.settings.auto_lock_minutes = minutes;
-                    self.changed();
-                }
-                Ok(Reply::Unit)
-            }
-            // Answered in `on_request`.
-            Command::SendFile(..) | Command::AcceptFile(..) => Err(EngineError::Stopped),
-            Command::CancelFile(t) => self.cancel_file_by_user(t).map(|()| Reply::Unit),
-            Command::Transfers => Ok(Reply::Transfers(self.transfer_views())),
-            Command::Shutdown => Ok(Reply::Unit),
+            Command::SetAutoLock(minutes, a) => answer(a, self.set_auto_lock(minutes)),
+            Command::SendFile(id, path, a) => self.offer_file(id, path, a),
+            Command::AcceptFile(t, folder, a) => self.accept_file(t, folder, a),
+            Command::CancelFile(t, a) => answer(a, self.cancel_file_by_user(t)),
+            Command::Transfers(a) => answer(a, Ok(self.transfer_views())),
+            Command::Shutdown(a) => self.begin_shutdown(Some(a)),
         }
+    }
+
+    /// Sets one of the person's choices, saving only a change.
+    fn set_setting<T: PartialEq>(&mut self, value: T, field: impl FnOnce(&mut Settings) -> &mut T) {
+        let f = field(&mut self.profile.settings);
+        if *f != value {
+            *f = value;
+            self.changed();
+        }
+    }
+
+    fn contact_list(&self) -> Vec<ContactSummary> {
+        self.profile
+            .contacts
+            .iter()
+            .map(|c| self.summary(c))
+            .collect()
+    }
+
+    fn rename(&mut self, id: ContactId, nickname: String) -> Result<(), EngineError> {
+        TextField::Nickname
+            .validate(&nickname)
+            .map_err(text_error)?;
+        let c = self
+            .profile
+            .contact_mut(id)
+            .ok_or(EngineError::NoSuchContact)?;
+        c.nickname = nickname;
+        self.changed();
+        self.emit_contact(id);
+        Ok(())
+    }
+
+    fn set_verified(&mut self, id: ContactId, on: bool) -> Result<(), EngineError> {
+        let c = self.accepted_mut(id, "only an accepted contact can be verified")?;
+        if c.verified != on {
+            c.verified = on;
+            self.changed();
+        }
+        self.emit_contact(id);
+        Ok(())
+    }
+
+    fn blocked_list(&self) -> Vec<BlockedView> {
+        self.profile
+            .blocked
+            .iter()
+            .map(|b| BlockedView {
+                address: onion(b).map(|o| o.to_address()).unwrap_or_default(),
+                nickname: self
+                    .profile
+                    .blocked_names
+                    .iter()
+                    .find(|n| n.intake == *b)
+                    .map(|n| n.nickname.clone())
+                    .unwrap_or_default(),
+            })
+            .collect()
+    }
+
+    fn unblock(&mut self, address: &str) -> Result<(), EngineError> {
+        let target =
+            OnionId::parse(&normalize_address(address)).map_err(EngineError::BadAddress)?;
+        let intake = Public32(*target.as_bytes());
+        if !self.profile.blocked.contains(&intake) {
+            return Err(EngineError::NotBlocked);
+        }
+        self.profile.blocked.retain(|b| *b != intake);
+        self.profile.blocked_names.retain(|n| n.intake != intake);
+        self.changed();
+        Ok(())
+    }
+
+    fn set_history(&mut self, id: ContactId, on: bool) -> Result<(), EngineError> {
+        let c = self
+            .profile
+            .contact_mut(id)
+            .ok_or(EngineError::NoSuchContact)?;
+        let changed = c.history_enabled != on;
+        c.history_enabled = on;
+        if !on {
+            c.history.clear();
+        }
+        self.changed();
+        self.emit_contact(id);
+        if changed {
+            self.tell_history(id);
+        }
+        Ok(())
+    }
+
+    fn set_intake(&mut self, on: bool) {
+        self.set_setting(on, |s| &mut s.intake_enabled);
+        if on && self.intake.state == ServiceState::Off {
+            self.publish(Service::Intake);
+        } else if !on {
+            self.unpublish(Service::Intake);
+            self.intake.state = ServiceState::Off;
+            // Connections already open at the intake end too.
+            let open: Vec<ConnId> = self
+                .conns
+                .iter()
+                .filter(|(_, c)| c.kind == ConnKind::IntakeIn)
+                .map(|(id, _)| *id)
+                .collect();
+            for id in open {
+                self.close_conn(id, CloseReason::Shutdown);
+            }
+            self.emit(Event::Service {
+                intake: true,
+                state: ServiceState::Off,
+            });
+        }
+    }
+
+    fn set_display_name(&mut self, name: String) -> Result<(), EngineError> {
+        TextField::Nickname.validate(&name).map_err(text_error)?;
+        self.profile.settings.display_name = name;
+        self.changed();
+        Ok(())
+    }
+
+    fn set_auto_lock(&mut self, minutes: u32) -> Result<(), EngineError> {
+        if minutes > 24 * 60 {
+            return Err(EngineError::InvalidSetting(
+                "lock after at most a day (1,440 minutes)",
+            ));
+        }
+        self.set_setting(minutes, |s| &mut s.auto_lock_minutes);
+        Ok(())
     }
 
     pub(in crate::engine) fn status(&self) -> Status {
@@ -476,10 +488,7 @@ impl Core {
         Ok(out)
     }
 
-    pub(in crate::engine) fn begin_shutdown(
-        &mut self,
-        reply: Option<oneshot::Sender<Result<Reply, EngineError>>>,
-    ) {
+    pub(in crate::engine) fn begin_shutdown(&mut self, reply: Option<Answer<()>>) {
         let ids: Vec<ConnId> = self.conns.keys().copied().collect();
         for id in ids {
             self.close_conn(id, CloseReason::Shutdown);
@@ -503,7 +512,7 @@ impl Core {
         }
         if let Some(reply) = self.shutting_down.take() {
             let _ = reply.send(match self.disk.error() {
-                None => Ok(Reply::Unit),
+                None => Ok(()),
                 Some(e) => Err(EngineError::NotSaved(e.clone())),
             });
         }

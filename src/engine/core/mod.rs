@@ -59,8 +59,8 @@ use tokio::sync::oneshot;
 use super::conn::{self, Admission, ConnEvent, ConnId, FromConn, SendQueue, ToConn};
 use super::files::{FileDone, FileJob, Transfers};
 use super::{
-    BlockedView, Command, ContactSummary, DeliveryState, EngineConfig, EngineError, Event,
-    MessageView, Reply, Request, ServiceState, Status, normalize_address,
+    Answer, BlockedView, Command, ContactSummary, DeliveryState, EngineConfig, EngineError, Event,
+    MessageView, ServiceState, Settings, Status, normalize_address,
 };
 
 /// Kept history per contact; older lines are dropped.
@@ -118,7 +118,7 @@ pub(crate) type StreamId = u64;
 /// What happened, handed to [`Core::handle`].
 pub(crate) enum Input {
     /// A command from the window or the JSON-RPC interface.
-    Request(Request),
+    Command(Command),
     /// Nobody can send commands any more (every handle was dropped).
     RequestsClosed,
     /// Time passed ([`Core::poll_timeout`] was reached).
@@ -235,7 +235,7 @@ pub(crate) struct Core {
     pub(super) files: Transfers,
     /// Commands are no longer taken: the window or client went away.
     requests_closed: bool,
-    shutting_down: Option<oneshot::Sender<Result<Reply, EngineError>>>,
+    shutting_down: Option<Answer<()>>,
 }
 
 fn onion(p: &Public32) -> Option<OnionId> {
@@ -350,7 +350,7 @@ impl Core {
     pub(crate) fn handle(&mut self, now: Now, input: Input) {
         self.set_now(now);
         match input {
-            Input::Request(r) => self.on_request(r),
+            Input::Command(c) => self.on_command(c),
             Input::RequestsClosed => {
                 self.requests_closed = true;
                 if self.shutting_down.is_none() {

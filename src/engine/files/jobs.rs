@@ -12,7 +12,7 @@ use allium_protocol::{CancelReason, TransferId};
 use allium_vault::ContactId;
 use sha2::{Digest, Sha256};
 
-use super::super::TransferView;
+use super::super::{Event, TransferView};
 use super::hex_id;
 
 /// File work for the shell to run on a blocking thread.
@@ -59,9 +59,14 @@ pub(crate) enum FileJob {
         name: String,
         digest: [u8; 32],
     },
-    /// Remove a partial file that will not be finished, then (if given)
-    /// tell the sender: the data is gone before the cancel says so.
-    Remove { path: PathBuf, then: Option<Cancel> },
+    /// Remove a partial file that will not be finished, then tell the
+    /// sender and the person (if given): the data is gone before anyone
+    /// hears that the transfer ended.
+    Remove {
+        path: PathBuf,
+        then: Option<Cancel>,
+        event: Option<Box<Event>>,
+    },
 }
 
 /// What file work found, back to the core. `io` ties a result to the
@@ -105,6 +110,7 @@ pub(crate) enum FileDone {
     },
     Removed {
         then: Option<Cancel>,
+        event: Option<Box<Event>>,
     },
 }
 
@@ -200,9 +206,9 @@ impl FileJob {
                     result,
                 }
             }
-            FileJob::Remove { path, then } => {
+            FileJob::Remove { path, then, event } => {
                 let _ = std::fs::remove_file(&path);
-                FileDone::Removed { then }
+                FileDone::Removed { then, event }
             }
         }
     }

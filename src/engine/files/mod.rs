@@ -34,21 +34,18 @@ use allium_protocol::{CancelReason, FileOffer, Message, TransferId};
 use allium_vault::{ContactId, ContactState};
 use rand_core::RngCore;
 use sha2::Sha256;
-use tokio::sync::oneshot;
 
 pub(crate) use jobs::{Cancel, FileDone, FileJob};
 use jobs::{reason_words, sanitize_file_name};
 
 use super::conn::ConnId;
 use super::core::{Core, Effect};
-use super::{Cancelled, EngineError, Event, Reply, TransferDirection, TransferView};
+use super::{Answer, Cancelled, EngineError, Event, TransferDirection, TransferView};
 
 /// Progress events at most this often per transfer.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 /// How many received files `Transfers::placed` remembers.
 const PLACED_REMEMBERED: usize = 64;
-
-type Answer = oneshot::Sender<Result<Reply, EngineError>>;
 
 /// Where a file we send stands on disk.
 enum Reader {
@@ -87,7 +84,7 @@ struct Incoming {
     name: String,
     accepted: Option<Accepted>,
     /// Its partial file is being created; the person's answer waits.
-    accepting: Option<Answer>,
+    accepting: Option<Answer<()>>,
 }
 
 /// Where a file we receive stands on disk.
@@ -145,7 +142,7 @@ struct Inspecting {
     contact: ContactId,
     path: PathBuf,
     name: String,
-    answer: Answer,
+    answer: Answer<String>,
 }
 
 /// Every transfer of the engine, by id.
@@ -220,7 +217,7 @@ impl Core {
 
     /// The person offers the file at `path` to `contact`. Answered once the
     /// file's size is known (`FileDone::Inspected`).
-    pub(super) fn offer_file(&mut self, contact: ContactId, path: PathBuf, answer: Answer) {
+    pub(super) fn offer_file(&mut self, contact: ContactId, path: PathBuf, answer: Answer<String>) {
         let checked = self.check_offer(contact, &path);
         let name = match checked {
             Ok(name) => name,
@@ -320,7 +317,7 @@ impl Core {
             transfer,
             path: ins.path,
         });
-        let _ = ins.answer.send(Ok(Reply::Transfer(hex_id(&transfer))));
+        let _ = ins.answer.send(Ok(hex_id(&transfer)));
     }
 
     pub(super) fn on_file_done(&mut self, done: FileDone) {
@@ -354,13 +351,16 @@ impl Core {
                 view,
                 result,
             } => self.on_placed(transfer, contact, view, result),
-            FileDone::Removed { then } => {
+            FileDone::Removed { then, event } => {
                 if let Some(c) = then {
                     let m = Message::FileCancel {
                         transfer: c.transfer,
                         reason: c.reason,
                     };
                     self.send_to_contact(c.contact, m);
+                }
+                if let Some(e) = event {
+                    self.emit(*e);
                 }
             }
         }
@@ -481,10 +481,14 @@ impl Core {
             if let Some(answer) = i.accepting {
                 let _ = answer.send(Err(EngineError::NoSuchTransfer));
             }
+            let event = Event::FileCancelled {
+                transfer,
+                cancelled: Cancelled { by_peer, reason },
+            };
             match i.accepted {
                 // A write still out finds its transfer gone and closes the
                 // file; removing the name does not wait for it. The sender
-                // hears of it once the data is gone.
+                // and the person hear of it once the data is gone.
                 Some(a) => {
                     let then = tell.map(|reason| Cancel {
                         contact: i.contact,
@@ -494,14 +498,14 @@ impl Core {
                     self.file_job(FileJob::Remove {
                         path: a.partial,
                         then,
+                        event: Some(Box::new(event)),
                     });
                 }
-                None => self.tell_cancel(i.contact, t, tell),
+                None => {
+                    self.tell_cancel(i.contact, t, tell);
+                    self.emit(event);
+                }
             }
-            self.emit(Event::FileCancelled {
-                transfer,
-                cancelled: Cancelled { by_peer, reason },
-            });
         }
     }
 

@@ -11,10 +11,10 @@ use allium_vault::ContactId;
 use sha2::{Digest, Sha256};
 
 use super::super::core::Core;
-use super::super::{Cancelled, EngineError, Event, Reply, TransferDirection, TransferView};
+use super::super::{Answer, Cancelled, EngineError, Event, TransferDirection, TransferView};
 use super::{
-    Accepted, Answer, Cancel, FileJob, Incoming, PLACED_REMEMBERED, Progress, Writer, hex_id,
-    reason_words, sanitize_file_name,
+    Accepted, Cancel, FileJob, Incoming, PLACED_REMEMBERED, Progress, Writer, hex_id, reason_words,
+    sanitize_file_name,
 };
 
 use super::send::WINDOW;
@@ -31,7 +31,7 @@ impl Core {
         &mut self,
         transfer: TransferId,
         folder: PathBuf,
-        answer: Answer,
+        answer: Answer<()>,
     ) {
         let Some(i) = self.files.incoming.get_mut(&transfer) else {
             let _ = answer.send(Err(EngineError::NoSuchTransfer));
@@ -61,6 +61,7 @@ impl Core {
                 self.file_job(FileJob::Remove {
                     path: partial,
                     then: None,
+                    event: None,
                 });
             }
             return;
@@ -96,7 +97,7 @@ impl Core {
                 offset: 0,
             },
         );
-        let _ = answer.send(Ok(Reply::Unit));
+        let _ = answer.send(Ok(()));
     }
 
     pub(super) fn on_offer(&mut self, contact: ContactId, offer: FileOffer) {
@@ -380,16 +381,17 @@ impl Core {
                 transfer: t,
                 reason,
             });
-            self.file_job(FileJob::Remove {
-                path: a.partial,
-                then,
-            });
-            self.emit(Event::FileCancelled {
+            let event = Event::FileCancelled {
                 transfer: view,
                 cancelled: Cancelled {
                     by_peer: false,
                     reason: reason_words(reason).into(),
                 },
+            };
+            self.file_job(FileJob::Remove {
+                path: a.partial,
+                then,
+                event: Some(Box::new(event)),
             });
             return;
         }

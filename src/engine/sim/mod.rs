@@ -38,11 +38,11 @@ use tokio::sync::oneshot;
 
 use super::conn::ConnId;
 use super::core::{Core, Input, Now, Service, StreamId};
-use super::{Command, EngineConfig, EngineError, Reply, Request};
+use super::{Command, EngineConfig, EngineError};
 use net::{Pipe, PipeId, Side};
 
 /// The answer to a command, when it comes later.
-type Answer = oneshot::Receiver<Result<Reply, EngineError>>;
+type Answer<T> = oneshot::Receiver<Result<T, EngineError>>;
 
 /// What can go wrong, and how often.
 #[derive(Clone, Debug)]
@@ -225,7 +225,7 @@ struct World {
     /// Why incoming transfers were cancelled, by receiver.
     incoming_cancels: Vec<(usize, String)>,
     /// Offers made whose answer has not come yet.
-    offers: Vec<(usize, Answer, PathBuf)>,
+    offers: Vec<(usize, Answer<String>, PathBuf)>,
     /// Transfers received, by id, with the receiver's life then.
     files_received: BTreeMap<String, u32>,
     failure: Option<String>,
@@ -383,17 +383,18 @@ impl World {
     /// `p` asks `q` to be its contact.
     pub(super) fn ask(&mut self, p: usize, q: usize) -> Result<ContactId, String> {
         let address = self.peers[q].intake.to_address();
-        let command = Command::AddContact {
+        let asked = self.command(p, |answer| Command::AddContact {
             address,
             nickname: format!("peer {q}"),
             greeting: format!("hello from {p}"),
-        };
-        match self.command(p, command) {
-            Ok(Reply::Contact(id)) => {
+            answer,
+        });
+        match asked {
+            Ok(id) => {
                 self.peers[p].contacts.insert(id, q);
                 Ok(id)
             }
-            other => Err(format!("peer {p} could not add peer {q}: {other:?}")),
+            Err(e) => Err(format!("peer {p} could not add peer {q}: {e}")),
         }
     }
 
@@ -564,12 +565,27 @@ impl World {
         }
     }
 
-    pub(super) fn command(&mut self, p: usize, command: Command) -> Result<Reply, EngineError> {
-        let (reply, mut rx) = oneshot::channel();
-        // Every command but Shutdown answers while it is handled; its
-        // effects are carried out with the rest of the step's.
-        self.handle(p, Input::Request(Request { command, reply }));
+    /// Gives `p` a command and takes its answer, which comes while it is
+    /// handled for all but those that wait for I/O (see `later`); its
+    /// effects are carried out with the rest of the step's.
+    pub(super) fn command<T>(
+        &mut self,
+        p: usize,
+        ask: impl FnOnce(super::Answer<T>) -> Command,
+    ) -> Result<T, EngineError> {
+        let mut rx = self.later(p, ask);
         rx.try_recv().unwrap_or(Err(EngineError::Stopped))
+    }
+
+    /// Gives `p` a command whose answer comes later.
+    pub(super) fn later<T>(
+        &mut self,
+        p: usize,
+        ask: impl FnOnce(super::Answer<T>) -> Command,
+    ) -> Answer<T> {
+        let (answer, rx) = oneshot::channel();
+        self.handle(p, Input::Command(ask(answer)));
+        rx
     }
 
     pub(super) fn crash(&mut self, p: usize) {

@@ -9,8 +9,7 @@ use rand_core::RngCore;
 use super::super::core::Service;
 use tokio::sync::oneshot;
 
-use super::super::core::Input;
-use super::super::{Command, Event, Reply, Request};
+use super::super::{Command, Event};
 use super::{Ev, World, between, check};
 
 impl World {
@@ -59,14 +58,14 @@ impl World {
         };
         let seq = self.ledger.next_for(p, q);
         let text = check::text(p, q, seq);
-        match self.command(p, Command::SendMessage(contact, text)) {
-            Ok(Reply::MessageId(id)) => {
+        match self.command(p, |a| Command::SendMessage(contact, text, a)) {
+            Ok(id) => {
                 self.ledger.taken(p, q, seq, id);
                 Ok(())
             }
-            other => {
+            Err(e) => {
                 self.ledger.put_back(p, q, seq);
-                Err(format!("peer {p} could not send to {q}: {other:?}"))
+                Err(format!("peer {p} could not send to {q}: {e}"))
             }
         }
     }
@@ -99,9 +98,8 @@ impl World {
         }
         // Answered once the file's size is known: collected after the
         // step (`collect_offers`).
-        let (reply, rx) = oneshot::channel();
-        let command = Command::SendFile(contact, path.clone());
-        self.handle(p, Input::Request(Request { command, reply }));
+        let sent = path.clone();
+        let rx = self.later(p, |a| Command::SendFile(contact, sent, a));
         self.files_left -= 1;
         self.offers.push((p, rx, path));
     }
@@ -111,7 +109,7 @@ impl World {
         let mut waiting = Vec::new();
         for (p, mut rx, path) in std::mem::take(&mut self.offers) {
             match rx.try_recv() {
-                Ok(Ok(Reply::Transfer(id))) => {
+                Ok(Ok(id)) => {
                     self.files_open.insert((p, id.clone()));
                     self.file_sources.insert(id, path);
                 }
@@ -142,11 +140,12 @@ impl World {
                     return;
                 };
                 self.peers[p].contacts.insert(contact.id, q);
-                let command = Command::Accept {
+                let accepted = self.command(p, |answer| Command::Accept {
                     contact: contact.id,
                     nickname: None,
-                };
-                if let Err(e) = self.command(p, command) {
+                    answer,
+                });
+                if let Err(e) = accepted {
                     self.fail(format!("peer {p} could not accept peer {q}: {e}"));
                 }
             }
@@ -178,7 +177,8 @@ impl World {
                 };
                 let folder = self.folder.join(format!("in-{p}"));
                 let _ = std::fs::create_dir_all(&folder);
-                let _ = self.command(p, Command::AcceptFile(t, folder));
+                // Answered once the partial file exists; nothing to check.
+                drop(self.later(p, |a| Command::AcceptFile(t, folder, a)));
             }
             Event::FileCompleted { transfer, path } => {
                 if let Some(path) = path {
