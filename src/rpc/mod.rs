@@ -20,6 +20,7 @@
 //! passphrase, an address, a nickname or message text, and never panic on
 //! input.
 
+mod methods;
 mod passphrase;
 mod session;
 mod wire;

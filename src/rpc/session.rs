@@ -11,6 +11,7 @@ use tokio::io::AsyncBufRead;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use super::methods;
 use super::passphrase;
 use super::wire::{self, ErrorCode, Line, MAX_LINE, Params, RpcError, echo};
 use crate::app::{Backend, ProfileControl, Running, TorState, check_new_passphrase};
@@ -25,12 +26,12 @@ const ENGINE_STOP: Duration = Duration::from_secs(20);
 const EVENTS_DRAIN: Duration = Duration::from_secs(5);
 
 /// The open profile.
-struct Open {
-    handle: EngineHandle,
+pub(super) struct Open {
+    pub(super) handle: EngineHandle,
     task: JoinHandle<()>,
-    tor: watch::Receiver<TorState>,
-    name: Option<String>,
-    control: Box<dyn ProfileControl>,
+    pub(super) tor: watch::Receiver<TorState>,
+    pub(super) name: Option<String>,
+    pub(super) control: Box<dyn ProfileControl>,
     /// Taken when the forwarders start, after the response that opened
     /// the profile is queued (so that no event precedes it).
     events: Option<mpsc::Receiver<Event>>,
@@ -196,163 +197,20 @@ impl Client {
                 }
                 Ok(self.opened(running))
             }
-            _ => self.engine_call(method, p).await,
+            _ => match methods::find(method) {
+                Some(call) => call(self, p).await,
+                None => Err(RpcError::new(
+                    ErrorCode::NoSuchMethod,
+                    format!(
+                        "there is no method \"{}\"; docs/json-rpc.md lists them",
+                        echo(method)
+                    ),
+                )),
+            },
         }
     }
 
-    async fn engine_call(&mut self, method: &str, mut p: Params) -> Result<Value, RpcError> {
-        match method {
-            "status" => {
-                p.finish()?;
-                let open = self.profile()?;
-                let s = open.handle.status().await?;
-                let tor = tor_json(&open.tor.borrow());
-                Ok(json!({
-                    "profile": open.name,
-                    "amnesic": open.name.is_none(),
-                    "address": s.address,
-                    "intake_enabled": s.intake_enabled,
-                    "intake": s.intake,
-                    "endpoint": s.endpoint,
-                    "save_error": s.save_error,
-                    "tor": tor,
-                }))
-            }
-            "tor.retry" => {
-                p.finish()?;
-                self.profile()?.control.retry_tor();
-                Ok(Value::Null)
-            }
-            "display_name.set" => {
-                let name = p.string("name")?;
-                p.finish()?;
-                self.profile()?.handle.set_display_name(&name).await?;
-                Ok(Value::Null)
-            }
-            "intake.set" => {
-                let enabled = p.bool("enabled")?;
-                p.finish()?;
-                self.profile()?.handle.set_intake(enabled).await?;
-                Ok(Value::Null)
-            }
-            "contacts.list" => {
-                p.finish()?;
-                let contacts = self.profile()?.handle.contacts().await?;
-                Ok(json!({"contacts": to_json(&contacts)?}))
-            }
-            "contacts.add" => {
-                let address = p.string("address")?;
-                let nickname = p.opt_string("nickname")?.unwrap_or_default();
-                let greeting = p.opt_string("greeting")?.unwrap_or_default();
-                p.finish()?;
-                let h = &self.profile()?.handle;
-                let id = h.add_contact(&address, &nickname, &greeting).await?;
-                Ok(json!({"contact": id}))
-            }
-            "contacts.accept" => {
-                let contact = p.contact("contact")?;
-                let nickname = p.opt_string("nickname")?;
-                p.finish()?;
-                let h = &self.profile()?.handle;
-                h.accept(contact, nickname.as_deref()).await?;
-                Ok(Value::Null)
-            }
-            "contacts.reject" | "contacts.block" | "contacts.remove" => {
-                let contact = p.contact("contact")?;
-                p.finish()?;
-                let h = &self.profile()?.handle;
-                match method {
-                    "contacts.reject" => h.reject(contact).await?,
-                    "contacts.block" => h.block(contact).await?,
-                    _ => h.remove(contact).await?,
-                }
-                Ok(Value::Null)
-            }
-            "contacts.rename" => {
-                let contact = p.contact("contact")?;
-                let nickname = p.string("nickname")?;
-                p.finish()?;
-                self.profile()?.handle.rename(contact, &nickname).await?;
-                Ok(Value::Null)
-            }
-            "contacts.verify" => {
-                let contact = p.contact("contact")?;
-                let verified = p.bool("verified")?;
-                p.finish()?;
-                let h = &self.profile()?.handle;
-                h.set_verified(contact, verified).await?;
-                Ok(Value::Null)
-            }
-            "contacts.blocked" => {
-                p.finish()?;
-                let blocked = self.profile()?.handle.blocked().await?;
-                Ok(json!({"blocked": to_json(&blocked)?}))
-            }
-            "contacts.unblock" => {
-                let address = p.string("address")?;
-                p.finish()?;
-                self.profile()?.handle.unblock(&address).await?;
-                Ok(Value::Null)
-            }
-            "messages.send" => {
-                let contact = p.contact("contact")?;
-                let text = p.string("text")?;
-                p.finish()?;
-                let id = self.profile()?.handle.send_message(contact, &text).await?;
-                Ok(json!({"id": id}))
-            }
-            "history.get" => {
-                let contact = p.contact("contact")?;
-                p.finish()?;
-                let messages = self.profile()?.handle.conversation(contact).await?;
-                Ok(json!({"messages": to_json(&messages)?}))
-            }
-            "history.set" => {
-                let contact = p.contact("contact")?;
-                let enabled = p.bool("enabled")?;
-                p.finish()?;
-                self.profile()?.handle.set_history(contact, enabled).await?;
-                Ok(Value::Null)
-            }
-            "files.send" => {
-                let contact = p.contact("contact")?;
-                let path = p.string("path")?;
-                p.finish()?;
-                let transfer = self.profile()?.handle.send_file(contact, path).await?;
-                Ok(json!({"transfer": transfer}))
-            }
-            "files.accept" => {
-                let transfer = p.string("transfer")?;
-                let folder = p.string("folder")?;
-                p.finish()?;
-                self.profile()?
-                    .handle
-                    .accept_file(&transfer, folder)
-                    .await?;
-                Ok(Value::Null)
-            }
-            "files.cancel" => {
-                let transfer = p.string("transfer")?;
-                p.finish()?;
-                self.profile()?.handle.cancel_file(&transfer).await?;
-                Ok(Value::Null)
-            }
-            "files.list" => {
-                p.finish()?;
-                let transfers = self.profile()?.handle.transfers().await?;
-                Ok(json!({"transfers": to_json(&transfers)?}))
-            }
-            _ => Err(RpcError::new(
-                ErrorCode::NoSuchMethod,
-                format!(
-                    "there is no method \"{}\"; docs/json-rpc.md lists them",
-                    echo(method)
-                ),
-            )),
-        }
-    }
-
-    fn profile(&self) -> Result<&Open, RpcError> {
+    pub(super) fn profile(&self) -> Result<&Open, RpcError> {
         self.open.as_ref().ok_or_else(|| {
             RpcError::new(
                 ErrorCode::NotOpen,
@@ -415,7 +273,7 @@ impl Client {
     }
 }
 
-fn to_json<T: Serialize>(value: &T) -> Result<Value, RpcError> {
+pub(super) fn to_json<T: Serialize>(value: &T) -> Result<Value, RpcError> {
     serde_json::to_value(value).map_err(|_| {
         RpcError::new(
             ErrorCode::Internal,
@@ -425,7 +283,7 @@ fn to_json<T: Serialize>(value: &T) -> Result<Value, RpcError> {
 }
 
 /// The Tor connection as JSON: always the same four members.
-fn tor_json(state: &TorState) -> Value {
+pub(super) fn tor_json(state: &TorState) -> Value {
     match state {
         TorState::Connecting { fraction, phase } => json!({
             "state": "connecting", "fraction": fraction, "phase": phase, "message": null,
