@@ -681,3 +681,44 @@ async fn an_auto_lock_past_a_day_is_refused() {
         .await
         .expect("a day is allowed");
 }
+
+/// The folder for received files is kept with the profile; a path too
+/// long for any file system is refused as such, and spaces alone mean
+/// "ask each time".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_download_folder_is_kept_and_bounded() {
+    let net = MemoryNetwork::new();
+    let a = Peer::start(&net);
+    let long = format!("/{}", "d".repeat(4096));
+    assert_eq!(
+        a.h().set_download_folder(Some(&long)).await,
+        Err(EngineError::InvalidSetting(
+            "a folder's path of at most 4,096 bytes"
+        ))
+    );
+    a.h()
+        .set_download_folder(Some("  /home/me/Downloads "))
+        .await
+        .expect("a folder");
+    let settings = a.h().settings().await.expect("settings");
+    assert_eq!(
+        settings.download_folder.as_deref(),
+        Some("/home/me/Downloads")
+    );
+    let deadline = tokio::time::Instant::now() + support::PATIENCE;
+    while a
+        .store
+        .saved()
+        .and_then(|p| p.settings.download_folder)
+        .as_deref()
+        != Some("/home/me/Downloads")
+    {
+        assert!(tokio::time::Instant::now() < deadline, "never saved");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    a.h().set_download_folder(Some("   ")).await.expect("none");
+    assert_eq!(
+        a.h().settings().await.expect("settings").download_folder,
+        None
+    );
+}

@@ -691,6 +691,34 @@ fn a_file_offer_is_accepted_into_the_chosen_folder() {
     assert_file_only(downloads.path(), "report.bin");
 }
 
+/// The folder for received files is the profile's, not the form's: it is
+/// there again after the profile is locked and unlocked.
+#[test]
+fn the_folder_for_received_files_is_kept_with_the_profile() {
+    let w = World::new();
+    let mut h = w.window();
+    create_profile(&mut h);
+    let downloads = tempfile::tempdir().expect("tempdir");
+    let folder = downloads.path().display().to_string();
+    click(&mut h, "Settings");
+    fill(&mut h, "Save received files in", &folder);
+    click(&mut h, "Keep this folder");
+    step_until(&mut h, "the folder kept", |h| {
+        shows_part(h, "Kept: received files go to")
+    });
+    click(&mut h, "Back");
+    click(&mut h, "Lock");
+    step_until(&mut h, "the unlock screen", |h| {
+        shows(h, "Unlock your profile")
+    });
+    fill(&mut h, "Passphrase", STRONG);
+    click(&mut h, "Unlock");
+    step_until(&mut h, "the main window", |h| shows(h, "My address"));
+    click(&mut h, "Settings");
+    let shown = h.get_by_label("Save received files in").value();
+    assert_eq!(shown.as_deref(), Some(folder.as_str()));
+}
+
 fn assert_file_only(dir: &Path, name: &str) {
     let names: Vec<String> = std::fs::read_dir(dir)
         .expect("read dir")

@@ -486,6 +486,7 @@ pub(crate) enum Command {
     SetCustomNetwork(Option<String>, Answer<()>),
     SetNotificationContent(bool, Answer<()>),
     SetAutoLock(u32, Answer<()>),
+    SetDownloadFolder(Option<String>, Answer<()>),
     /// Answered once the file's size is known (`files/`).
     SendFile(ContactId, PathBuf, Answer<String>),
     /// Answered once the partial file exists (`files/`).
@@ -520,6 +521,7 @@ impl Command {
             | Command::SetCustomNetwork(_, a)
             | Command::SetNotificationContent(_, a)
             | Command::SetAutoLock(_, a)
+            | Command::SetDownloadFolder(_, a)
             | Command::AcceptFile(_, _, a)
             | Command::CancelFile(_, a)
             | Command::Shutdown(a) => refuse(a, e),
@@ -679,6 +681,16 @@ impl EngineHandle {
     /// at most a day). The engine only keeps the choice; the window locks.
     pub async fn set_auto_lock(&self, minutes: u32) -> Result<(), EngineError> {
         self.ask(|a| Command::SetAutoLock(minutes, a)).await
+    }
+
+    /// Where accepted files go without asking (`None`, or only spaces:
+    /// ask each time). Kept with the profile; the window uses it.
+    pub async fn set_download_folder(&self, folder: Option<&str>) -> Result<(), EngineError> {
+        let folder = folder
+            .map(str::trim)
+            .filter(|f| !f.is_empty())
+            .map(str::to_owned);
+        self.ask(|a| Command::SetDownloadFolder(folder, a)).await
     }
 
     /// Offers a file to a contact; returns the transfer id (hex).

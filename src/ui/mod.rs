@@ -25,6 +25,7 @@ mod state;
 mod view;
 mod words;
 
+use std::future::{Future, Ready, ready};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,7 +37,7 @@ use tokio::sync::{mpsc, oneshot};
 use zeroize::Zeroizing;
 
 use crate::app::{AppError, Backend, Passphrase, ProfileControl, Running, TorState};
-use crate::engine::{Engine, EngineHandle};
+use crate::engine::{Engine, EngineError, EngineHandle};
 
 pub use notice::{Notice, Notifier};
 use state::{MainState, Screen, SessionMsg, Snapshot, UiState};
@@ -179,6 +180,8 @@ pub(crate) enum Action {
     SetNotificationContent(bool),
     SetDisplayName(String),
     SetAutoLock(u32),
+    /// Where accepted files go without asking (empty: ask each time).
+    SetDownloadFolder(String),
 }
 
 /// The Allium window.
@@ -567,299 +570,130 @@ impl App {
     fn lock(&mut self) {
         self.generation += 1;
         self.state.main = None;
-        if let Some(s) = self.session.take() {
-            let handle = s.handle;
-            self.runtime.spawn(async move {
-                let _ = handle.shutdown().await;
-            });
-        }
         self.state.unlock = Default::default();
-        self.list_profiles();
-    }
-
-    fn dispatch_session(&mut self, action: Action) {
-        let Some(session) = &self.session else {
+        let Some(s) = self.session.take() else {
+            self.list_profiles();
             return;
         };
-        let h = session.handle.clone();
-        let g = session.generation;
-        let tx = self.sender.clone();
-        let fail = move |tx: &UiSender, e: &dyn std::fmt::Display| {
-            tx.session(g, SessionMsg::Failed(e.to_string()));
-        };
-        match action {
-            Action::RetryTor => {
-                let control = session.control.clone();
-                if let Some(main) = &mut self.state.main {
-                    main.tor = TorState::Connecting {
-                        fraction: 0.0,
-                        phase: "starting again".into(),
-                    };
-                }
-                self.runtime.spawn_blocking(move || control.retry_tor());
+        // The unlock screen comes once the profile is saved and closed:
+        // unlocking it sooner would find it still open (or, in memory,
+        // miss its last changes).
+        self.state.screen = Screen::Opening("Locking your profile…");
+        let (backend, sender) = (self.backend.clone(), self.sender.clone());
+        // Its events stop reaching the window now (dropping `s`).
+        let handle = s.handle.clone();
+        drop(s);
+        self.runtime.spawn(async move {
+            let _ = handle.shutdown().await;
+            let listed = tokio::task::spawn_blocking(move || {
+                backend.profiles().map(|p| (p, backend.names_hidden()))
+            })
+            .await;
+            if let Ok(listed) = listed {
+                sender.send(Msg::Profiles(listed));
             }
+        });
+    }
+
+    /// What the person asked of the open profile: mostly one engine call
+    /// each, whose outcome goes back to the window (`engine_call`).
+    fn dispatch_session(&mut self, action: Action) {
+        match action {
+            Action::RetryTor => self.retry_tor(),
             Action::SetIntake(on) => {
-                self.runtime.spawn(async move {
-                    if let Err(e) = h.set_intake(on).await {
-                        fail(&tx, &e);
-                    }
-                });
+                self.engine_call(move |h| async move { h.set_intake(on).await }, failed)
             }
             Action::AddContact {
                 address,
                 nickname,
                 greeting,
-            } => {
-                self.runtime.spawn(async move {
-                    let msg = match h.add_contact(&address, &nickname, &greeting).await {
+            } => self.engine_call(
+                move |h| async move { h.add_contact(&address, &nickname, &greeting).await },
+                |_, r| {
+                    ready(Some(match r {
                         Ok(id) => SessionMsg::ContactAdded(id),
                         Err(e) => SessionMsg::AddFailed(e.to_string()),
-                    };
-                    tx.session(g, msg);
-                });
-            }
+                    }))
+                },
+            ),
             Action::Accept(id, name) => {
-                self.runtime.spawn(async move {
-                    let name = (!name.trim().is_empty()).then(|| name.trim().to_owned());
-                    if let Err(e) = h.accept(id, name.as_deref()).await {
-                        fail(&tx, &e);
-                    }
-                });
+                let name = (!name.trim().is_empty()).then(|| name.trim().to_owned());
+                self.engine_call(
+                    move |h| async move { h.accept(id, name.as_deref()).await },
+                    failed,
+                )
             }
             Action::Reject(id) => {
-                self.runtime.spawn(async move {
-                    if let Err(e) = h.reject(id).await {
-                        fail(&tx, &e);
-                    }
-                });
+                self.engine_call(move |h| async move { h.reject(id).await }, failed)
             }
-            Action::Block(_) | Action::Unblock(_) => {
-                self.runtime.spawn(async move {
-                    let done = match action {
-                        Action::Block(id) => h.block(id).await,
-                        Action::Unblock(address) => h.unblock(&address).await,
-                        _ => Ok(()),
-                    };
-                    // The list in the settings shows the change.
-                    match done {
-                        Ok(()) => {
-                            if let Ok(list) = h.blocked().await {
-                                tx.session(g, SessionMsg::Blocked(list));
-                            }
-                        }
-                        Err(e) => fail(&tx, &e),
-                    }
-                });
+            // The list in the settings shows the change.
+            Action::Block(id) => {
+                self.engine_call(move |h| async move { h.block(id).await }, then_blocked)
             }
-            Action::Rename(id, name) => {
-                self.runtime.spawn(async move {
-                    if let Err(e) = h.rename(id, &name).await {
-                        fail(&tx, &format!("the name was not changed: {e}"));
-                    }
-                });
-            }
+            Action::Unblock(address) => self.engine_call(
+                move |h| async move { h.unblock(&address).await },
+                then_blocked,
+            ),
+            Action::Rename(id, name) => self.engine_call(
+                move |h| async move { h.rename(id, &name).await },
+                |_, r| {
+                    ready(
+                        r.err()
+                            .map(|e| SessionMsg::Failed(format!("the name was not changed: {e}"))),
+                    )
+                },
+            ),
             Action::SetVerified(id, on) => {
-                self.runtime.spawn(async move {
-                    if let Err(e) = h.set_verified(id, on).await {
-                        fail(&tx, &e);
-                    }
-                });
+                self.engine_call(move |h| async move { h.set_verified(id, on).await }, failed)
             }
             Action::Remove(id) => {
-                self.runtime.spawn(async move {
-                    if let Err(e) = h.remove(id).await {
-                        fail(&tx, &e);
-                    }
-                });
+                self.engine_call(move |h| async move { h.remove(id).await }, failed)
             }
-            Action::SendMessage(contact, text) => {
-                self.runtime.spawn(async move {
-                    let msg = match h.send_message(contact, &text).await {
-                        Ok(id) => SessionMsg::Sent {
-                            contact,
-                            id,
-                            text,
-                            at: words::now(),
-                        },
-                        Err(e) => SessionMsg::SendFailed {
-                            contact,
-                            text,
-                            error: e.to_string(),
-                        },
-                    };
-                    tx.session(g, msg);
-                });
-            }
-            Action::SetHistory(contact, on) => {
-                if let Some(main) = &mut self.state.main {
-                    let name = main.contact_name(contact);
-                    main.note(
-                        contact,
-                        if on {
-                            format!(
-                                "You turned history on: this conversation is kept in your \
-                                 profile. Allium tells {name}, if their Allium is recent enough to hear it."
-                            )
-                        } else {
-                            format!("You turned history off: nothing of it is kept. Allium tells {name}.")
-                        },
-                    );
-                }
-                self.runtime.spawn(async move {
-                    if let Err(e) = h.set_history(contact, on).await {
-                        fail(&tx, &e);
-                    }
-                });
-            }
-            Action::SendFile(contact, file) => {
-                self.runtime.spawn(async move {
-                    let path = match file {
-                        Ok(path) => path,
-                        Err(dialog) => match dialog.pick_file().await {
-                            Some(f) => f.path().to_owned(),
-                            // Cancelled, or no dialog could be shown on
-                            // this desktop: the path field still works.
-                            None => {
-                                tx.session(g, SessionMsg::FilePickerClosed(contact));
-                                return;
-                            }
-                        },
-                    };
-                    match h.send_file(contact, &path).await {
-                        Ok(_) => {
-                            tx.session(g, SessionMsg::FileOffered(contact));
-                            if let Ok(list) = h.transfers().await {
-                                tx.session(g, SessionMsg::Transfers(list));
-                            }
-                        }
-                        Err(e) => {
-                            tx.session(
-                                g,
-                                SessionMsg::FileNotSent {
-                                    contact,
-                                    error: format!("{} was not sent: {e}", path.display()),
-                                },
-                            );
-                        }
-                    }
-                });
-            }
-            Action::AcceptFile(transfer, folder) => {
-                self.runtime.spawn(async move {
-                    let folder = match folder {
-                        Ok(folder) => folder,
-                        Err(dialog) => match dialog.pick_folder().await {
-                            Some(f) => f.path().to_owned(),
-                            None => {
-                                // Cancelled, or no dialog could be shown on
-                                // this desktop: either way, say what else works.
-                                tx.session(
-                                    g,
-                                    SessionMsg::TransferFailed {
-                                        transfer,
-                                        error: "no folder was chosen. Type the folder's path \
-                                                in \"Save in\", or set one for every file \
-                                                in Settings."
-                                            .into(),
-                                    },
-                                );
-                                return;
-                            }
-                        },
-                    };
-                    if let Err(e) = h.accept_file(&transfer, folder).await {
-                        tx.session(
-                            g,
-                            SessionMsg::TransferFailed {
-                                transfer,
-                                error: e.to_string(),
-                            },
-                        );
-                    }
-                });
-            }
-            Action::CancelFile(transfer) => {
-                self.runtime.spawn(async move {
-                    if let Err(e) = h.cancel_file(&transfer).await {
-                        tx.session(
-                            g,
-                            SessionMsg::TransferFailed {
-                                transfer,
-                                error: e.to_string(),
-                            },
-                        );
-                    }
-                });
-            }
-            Action::ChangePassphrase { old, new } => {
-                let fut = session.control.change_passphrase(old, new);
-                self.runtime.spawn(async move {
-                    tx.session(g, SessionMsg::PassphraseChanged(fut.await));
-                });
-            }
-            Action::SetNetwork(file) => {
-                let rt = self.runtime.clone();
-                self.runtime.spawn(async move {
-                    // Check the file now, while the person is here to fix
-                    // it, rather than at the next unlock.
-                    if let Some(path) = file.clone() {
-                        let checked = rt
-                            .spawn_blocking(move || {
-                                CustomNetwork::load(std::path::Path::new(&path))
-                                    .and_then(|n| n.check())
-                            })
-                            .await;
-                        let problem = match checked {
-                            Ok(Ok(())) => None,
-                            Ok(Err(e)) => Some(state::capitalize(&e.to_string())),
-                            Err(_) => Some("The file could not be checked.".to_owned()),
-                        };
-                        if let Some(p) = problem {
-                            tx.session(g, SessionMsg::NetworkSaved(Err(p)));
-                            return;
-                        }
-                    }
-                    let r = h
-                        .set_custom_network(file.clone())
-                        .await
-                        .map(|()| file)
-                        .map_err(|e| state::capitalize(&e.to_string()));
-                    tx.session(g, SessionMsg::NetworkSaved(r));
-                });
-            }
-            Action::SetNotificationContent(on) => {
-                self.runtime.spawn(async move {
-                    match h.set_notification_content(on).await {
-                        Ok(()) => {
-                            if let Ok(s) = h.settings().await {
-                                tx.session(g, SessionMsg::Settings(s));
-                            }
-                        }
-                        Err(e) => fail(&tx, &e),
-                    }
-                });
-            }
-            Action::SetDisplayName(name) => {
-                self.runtime.spawn(async move {
-                    let r = h
-                        .set_display_name(&name)
-                        .await
+            Action::SendMessage(contact, text) => self.send_message(contact, text),
+            Action::SetHistory(contact, on) => self.set_history(contact, on),
+            Action::SendFile(contact, file) => self.send_file(contact, file),
+            Action::AcceptFile(transfer, folder) => self.accept_file(transfer, folder),
+            Action::CancelFile(transfer) => self.engine_call(
+                {
+                    let transfer = transfer.clone();
+                    move |h| async move { h.cancel_file(&transfer).await }
+                },
+                move |_, r| ready(r.err().map(|e| transfer_failed(transfer, e))),
+            ),
+            Action::ChangePassphrase { old, new } => self.change_passphrase(old, new),
+            Action::SetNetwork(file) => self.set_network(file),
+            Action::SetNotificationContent(on) => self.engine_call(
+                move |h| async move { h.set_notification_content(on).await },
+                then_settings,
+            ),
+            Action::SetDisplayName(name) => self.engine_call(
+                {
+                    let name = name.clone();
+                    move |h| async move { h.set_display_name(&name).await }
+                },
+                move |_, r| {
+                    let r = r
                         .map(|()| name)
                         .map_err(|e| state::capitalize(&e.to_string()));
-                    tx.session(g, SessionMsg::DisplayNameSaved(r));
-                });
-            }
-            Action::SetAutoLock(minutes) => {
-                self.runtime.spawn(async move {
-                    match h.set_auto_lock(minutes).await {
-                        Ok(()) => {
-                            if let Ok(s) = h.settings().await {
-                                tx.session(g, SessionMsg::Settings(s));
-                            }
-                        }
-                        Err(e) => fail(&tx, &e),
-                    }
-                });
+                    ready(Some(SessionMsg::DisplayNameSaved(r)))
+                },
+            ),
+            Action::SetAutoLock(minutes) => self.engine_call(
+                move |h| async move { h.set_auto_lock(minutes).await },
+                then_settings,
+            ),
+            Action::SetDownloadFolder(folder) => {
+                let folder = (!folder.is_empty()).then_some(folder);
+                let kept = folder.clone();
+                self.engine_call(
+                    move |h| async move { h.set_download_folder(folder.as_deref()).await },
+                    move |_, r| {
+                        let r = r
+                            .map(|()| kept)
+                            .map_err(|e| state::capitalize(&e.to_string()));
+                        ready(Some(SessionMsg::DownloadFolderSaved(r)))
+                    },
+                )
             }
             Action::Create { .. }
             | Action::Unlock { .. }
@@ -871,6 +705,228 @@ impl App {
             | Action::Quit
             | Action::OpenFolder(_) => {}
         }
+    }
+
+    /// Runs `call` on the open profile's engine in the background; what
+    /// `report` makes of its result (if anything) goes to the window,
+    /// tagged with this profile so that a later one never sees it.
+    fn engine_call<T, C, CF, R, RF, M>(&self, call: C, report: R)
+    where
+        T: Send + 'static,
+        C: FnOnce(EngineHandle) -> CF + Send + 'static,
+        CF: Future<Output = Result<T, EngineError>> + Send,
+        R: FnOnce(EngineHandle, Result<T, EngineError>) -> RF + Send + 'static,
+        RF: Future<Output = M> + Send,
+        M: IntoIterator<Item = SessionMsg>,
+    {
+        let Some(session) = &self.session else {
+            return;
+        };
+        let (h, g, tx) = (
+            session.handle.clone(),
+            session.generation,
+            self.sender.clone(),
+        );
+        self.runtime.spawn(async move {
+            let result = call(h.clone()).await;
+            for msg in report(h, result).await {
+                tx.session(g, msg);
+            }
+        });
+    }
+
+    fn retry_tor(&mut self) {
+        let Some(session) = &self.session else {
+            return;
+        };
+        let control = session.control.clone();
+        if let Some(main) = &mut self.state.main {
+            main.tor = TorState::Connecting {
+                fraction: 0.0,
+                phase: "starting again".into(),
+            };
+        }
+        self.runtime.spawn_blocking(move || control.retry_tor());
+    }
+
+    fn send_message(&mut self, contact: ContactId, text: String) {
+        let queued = text.clone();
+        self.engine_call(
+            move |h| async move { h.send_message(contact, &queued).await },
+            move |_, r| {
+                ready(Some(match r {
+                    Ok(id) => SessionMsg::Sent {
+                        contact,
+                        id,
+                        text,
+                        at: words::now(),
+                    },
+                    Err(e) => SessionMsg::SendFailed {
+                        contact,
+                        text,
+                        error: e.to_string(),
+                    },
+                }))
+            },
+        );
+    }
+
+    fn set_history(&mut self, contact: ContactId, on: bool) {
+        if let Some(main) = &mut self.state.main {
+            let name = main.contact_name(contact);
+            main.note(
+                contact,
+                if on {
+                    format!(
+                        "You turned history on: this conversation is kept in your \
+                         profile. Allium tells {name}, if their Allium is recent enough to hear it."
+                    )
+                } else {
+                    format!("You turned history off: nothing of it is kept. Allium tells {name}.")
+                },
+            );
+        }
+        self.engine_call(
+            move |h| async move { h.set_history(contact, on).await },
+            failed,
+        );
+    }
+
+    fn send_file(&mut self, contact: ContactId, file: Result<PathBuf, rfd::AsyncFileDialog>) {
+        self.engine_call(
+            move |h| async move {
+                let path = match file {
+                    Ok(path) => path,
+                    Err(dialog) => match dialog.pick_file().await {
+                        Some(f) => f.path().to_owned(),
+                        // Cancelled, or no dialog could be shown on this
+                        // desktop: the path field still works.
+                        None => return Ok(None),
+                    },
+                };
+                let sent = h.send_file(contact, &path).await;
+                Ok(Some((path, sent)))
+            },
+            move |h, r: Result<_, EngineError>| async move {
+                match r {
+                    Ok(None) => vec![SessionMsg::FilePickerClosed(contact)],
+                    Ok(Some((_, Ok(_)))) => {
+                        let mut said = vec![SessionMsg::FileOffered(contact)];
+                        said.extend(h.transfers().await.ok().map(SessionMsg::Transfers));
+                        said
+                    }
+                    Ok(Some((path, Err(e)))) => vec![SessionMsg::FileNotSent {
+                        contact,
+                        error: format!("{} was not sent: {e}", path.display()),
+                    }],
+                    Err(e) => vec![SessionMsg::Failed(e.to_string())],
+                }
+            },
+        );
+    }
+
+    fn accept_file(&mut self, transfer: String, folder: Result<PathBuf, rfd::AsyncFileDialog>) {
+        let id = transfer.clone();
+        self.engine_call(
+            move |h| async move {
+                let folder = match folder {
+                    Ok(folder) => folder,
+                    Err(dialog) => match dialog.pick_folder().await {
+                        Some(f) => f.path().to_owned(),
+                        None => return Ok(None),
+                    },
+                };
+                h.accept_file(&id, folder).await.map(Some)
+            },
+            move |_, r| {
+                ready(match r {
+                    Ok(Some(())) => None,
+                    // Cancelled, or no dialog could be shown on this
+                    // desktop: either way, say what else works.
+                    Ok(None) => Some(SessionMsg::TransferFailed {
+                        transfer,
+                        error: "no folder was chosen. Type the folder's path in \"Save in\", \
+                                or set one for every file in Settings."
+                            .into(),
+                    }),
+                    Err(e) => Some(transfer_failed(transfer, e)),
+                })
+            },
+        );
+    }
+
+    fn change_passphrase(&mut self, old: Passphrase, new: Passphrase) {
+        let Some(session) = &self.session else {
+            return;
+        };
+        let (g, tx) = (session.generation, self.sender.clone());
+        let fut = session.control.change_passphrase(old, new);
+        self.runtime.spawn(async move {
+            tx.session(g, SessionMsg::PassphraseChanged(fut.await));
+        });
+    }
+
+    fn set_network(&mut self, file: Option<String>) {
+        let rt = self.runtime.clone();
+        self.engine_call(
+            move |h| async move {
+                // Check the file now, while the person is here to fix it,
+                // rather than at the next unlock.
+                if let Some(path) = file.clone() {
+                    let checked = rt
+                        .spawn_blocking(move || {
+                            CustomNetwork::load(std::path::Path::new(&path)).and_then(|n| n.check())
+                        })
+                        .await;
+                    let problem = match checked {
+                        Ok(Ok(())) => None,
+                        Ok(Err(e)) => Some(state::capitalize(&e.to_string())),
+                        Err(_) => Some("The file could not be checked.".to_owned()),
+                    };
+                    if let Some(p) = problem {
+                        return Ok(Err(p));
+                    }
+                }
+                Ok(h.set_custom_network(file.clone())
+                    .await
+                    .map(|()| file)
+                    .map_err(|e| state::capitalize(&e.to_string())))
+            },
+            |_, r: Result<_, EngineError>| {
+                ready(Some(SessionMsg::NetworkSaved(
+                    r.unwrap_or_else(|e| Err(state::capitalize(&e.to_string()))),
+                )))
+            },
+        );
+    }
+}
+
+/// The report of a call whose success needs no word: only a failure is
+/// said.
+fn failed<T>(_: EngineHandle, r: Result<T, EngineError>) -> Ready<Option<SessionMsg>> {
+    ready(r.err().map(|e| SessionMsg::Failed(e.to_string())))
+}
+
+/// After a change of the person's settings: the settings as saved.
+async fn then_settings(h: EngineHandle, r: Result<(), EngineError>) -> Option<SessionMsg> {
+    match r {
+        Ok(()) => h.settings().await.ok().map(SessionMsg::Settings),
+        Err(e) => Some(SessionMsg::Failed(e.to_string())),
+    }
+}
+
+/// After a change of the block list: the list.
+async fn then_blocked(h: EngineHandle, r: Result<(), EngineError>) -> Option<SessionMsg> {
+    match r {
+        Ok(()) => h.blocked().await.ok().map(SessionMsg::Blocked),
+        Err(e) => Some(SessionMsg::Failed(e.to_string())),
+    }
+}
+
+fn transfer_failed(transfer: String, e: EngineError) -> SessionMsg {
+    SessionMsg::TransferFailed {
+        transfer,
+        error: e.to_string(),
     }
 }
 

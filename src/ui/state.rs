@@ -178,6 +178,7 @@ pub(crate) struct SettingsForm {
     pub delete_confirm: String,
     pub display_name: String,
     pub display_name_outcome: Outcome,
+    pub download_folder_outcome: Outcome,
 }
 
 /// Lines of one conversation the window holds (the vault keeps up to
@@ -286,6 +287,8 @@ pub(crate) enum SessionMsg {
     PassphraseChanged(Result<(), AppError>),
     NetworkSaved(Result<Option<String>, String>),
     DisplayNameSaved(Result<String, String>),
+    /// The folder for received files was kept (`None`: ask each time).
+    DownloadFolderSaved(Result<Option<String>, String>),
     /// The file dialog closed without a file.
     FilePickerClosed(ContactId),
     /// A file was offered.
@@ -322,6 +325,7 @@ impl MainState {
             status: s.status,
             settings_form: SettingsForm {
                 display_name: s.settings.display_name.clone(),
+                download_folder: s.settings.download_folder.clone().unwrap_or_default(),
                 custom_network: s.settings.custom_network.is_some(),
                 network_file: s.settings.custom_network.clone().unwrap_or_default(),
                 ..SettingsForm::default()
@@ -569,6 +573,16 @@ impl MainState {
                                     unlock this profile."
                             .to_owned(),
                     }
+                }));
+            }
+            SessionMsg::DownloadFolderSaved(r) => {
+                self.settings_form.download_folder_outcome = Some(r.map(|folder| {
+                    let said = match &folder {
+                        Some(f) => format!("Kept: received files go to {f}."),
+                        None => "Kept: Allium asks where to save each file.".to_owned(),
+                    };
+                    self.settings.download_folder = folder;
+                    said
                 }));
             }
             SessionMsg::DisplayNameSaved(r) => {

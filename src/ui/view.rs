@@ -1673,17 +1673,28 @@ fn settings_page(ui: &mut Ui, m: &mut MainState, actions: &mut Vec<Action>) {
         );
 
         section(ui, "Received files");
-        field(
+        let folder = field(
             ui,
             "Save received files in",
             &mut f.download_folder,
             "empty: ask each time",
             false,
         );
+        // Kept with the profile, on the button or Enter.
+        let entered = folder.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+        if ui.button("Keep this folder").clicked() || entered {
+            actions.push(Action::SetDownloadFolder(
+                f.download_folder.trim().to_owned(),
+            ));
+        }
+        outcome_line(ui, &f.download_folder_outcome);
         ui.add(
             Label::new(
-                RichText::new("A folder on this computer. Leave it empty to choose for each file.")
-                    .small(),
+                RichText::new(
+                    "A folder on this computer, kept with this profile. Leave it empty to \
+                     choose for each file.",
+                )
+                .small(),
             )
             .wrap(),
         );

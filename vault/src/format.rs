@@ -21,13 +21,13 @@ use crate::profile::Profile;
 
 /// The first eight bytes of every vault file.
 pub const MAGIC: [u8; 8] = *b"ALLIUMV\0";
-/// The file layout this build writes. Versions 2 and 3 have version 1's
+/// The file layout this build writes. Versions 2 to 4 have version 1's
 /// layout; their profiles may hold fields older versions do not know
 /// (2: `Contact::unsynced_from`; 3: `Profile::blocked_names`,
 /// `Contact::verified`, `Contact::peer_keeps_history`,
-/// `Settings::auto_lock_minutes`), so an older build
-/// must refuse them.
-pub const FORMAT_VERSION: u16 = 3;
+/// `Settings::auto_lock_minutes`; 4: `Settings::download_folder`), so an
+/// older build must refuse them.
+pub const FORMAT_VERSION: u16 = 4;
 /// The oldest version this build still reads (same layout; the profile's
 /// newer fields take their defaults).
 const OLDEST_READABLE: u16 = 1;

@@ -157,6 +157,9 @@ pub struct Settings {
     /// Lock the profile after this many minutes without use of the
     /// window; 0: never. Format version 3.
     pub auto_lock_minutes: u32,
+    /// Where accepted files go without asking; `None`: ask each time.
+    /// Format version 4.
+    pub download_folder: Option<String>,
 }
 
 impl Default for Settings {
@@ -169,6 +172,7 @@ impl Default for Settings {
             max_incoming_file: 4 << 30,
             custom_network: None,
             auto_lock_minutes: 0,
+            download_folder: None,
         }
     }
 }

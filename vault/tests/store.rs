@@ -300,6 +300,10 @@ fn nothing_sensitive_is_readable_in_any_file() {
         "custom network".into(),
         p.settings.custom_network.as_deref().unwrap().as_bytes(),
     );
+    add(
+        "download folder".into(),
+        p.settings.download_folder.as_deref().unwrap().as_bytes(),
+    );
     for k in p.blocked.iter().chain(&p.rejected) {
         add("blocked/rejected key".into(), &k.0);
     }

@@ -5,6 +5,9 @@
 
 use super::*;
 
+/// The longest download folder path kept (Linux's PATH_MAX).
+const MAX_FOLDER_PATH: usize = 4096;
+
 fn answer<T>(to: Answer<T>, result: Result<T, EngineError>) {
     // Whoever asked may have gone: nothing to do then.
     let _ = to.send(result);
@@ -57,6 +60,7 @@ impl Core {
                 answer(a, Ok(()));
             }
             Command::SetAutoLock(minutes, a) => answer(a, self.set_auto_lock(minutes)),
+            Command::SetDownloadFolder(folder, a) => answer(a, self.set_download_folder(folder)),
             Command::SendFile(id, path, a) => self.offer_file(id, path, a),
             Command::AcceptFile(t, folder, a) => self.accept_file(t, folder, a),
             Command::CancelFile(t, a) => answer(a, self.cancel_file_by_user(t)),
@@ -182,6 +186,16 @@ impl Core {
         TextField::Nickname.validate(&name).map_err(text_error)?;
         self.profile.settings.display_name = name;
         self.changed();
+        Ok(())
+    }
+
+    fn set_download_folder(&mut self, folder: Option<String>) -> Result<(), EngineError> {
+        if folder.as_ref().is_some_and(|f| f.len() > MAX_FOLDER_PATH) {
+            return Err(EngineError::InvalidSetting(
+                "a folder's path of at most 4,096 bytes",
+            ));
+        }
+        self.set_setting(folder, |s| &mut s.download_folder);
         Ok(())
     }
 

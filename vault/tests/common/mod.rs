@@ -84,6 +84,7 @@ pub fn full_profile() -> Profile {
         max_incoming_file: 123_456_789,
         custom_network: Some("/srv/Nettle-Network-File-5521.json".into()),
         auto_lock_minutes: 17,
+        download_folder: Some("/home/Okapi-Downloads-3390".into()),
     };
     p.blocked = vec![onion_public("blocked-1"), onion_public("blocked-2")];
     p.blocked_names = vec![BlockedName {
