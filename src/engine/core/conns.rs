@@ -359,72 +359,81 @@ impl Core {
             }
         }
         match info.kind {
-            ConnKind::IntakeOut(id) => {
-                // Our request went out as the session opened
-                // (`dialed_session`), so it was sent on every one.
-                let delivered =
-                    info.established && flow::receipt(true, &cause) == flow::Receipt::Received;
-                let pending = self
-                    .profile
-                    .contact(id)
-                    .is_some_and(|c| c.state == ContactState::OutgoingPending);
-                if delivered && pending {
-                    if let Some(c) = self.profile.contact_mut(id) {
-                        c.request_delivered = true;
-                    }
-                    self.changed();
-                    self.emit(Event::RequestDelivered { contact: id });
-                    self.emit_contact(id);
-                } else if pending {
-                    self.retry_later(id, true);
-                }
-            }
+            ConnKind::IntakeOut(id) => self.request_session_closed(id, &info, &cause),
             ConnKind::EndpointIn | ConnKind::EndpointOut(_) => {
-                let Some(id) = info.contact() else { return };
-                let was_active = self.links.get(&id).and_then(|r| r.active) == Some(conn);
-                if was_active {
-                    let mut sent_upto = 0;
-                    if let Some(r) = self.links.get_mut(&id) {
-                        r.active = None;
-                        sent_upto = std::mem::take(&mut r.sent_upto);
-                    }
-                    // What was written but not acknowledged may never have
-                    // arrived: it waits again, and says so, until the next
-                    // session resends it.
-                    let unacked: Vec<u64> = self
-                        .profile
-                        .contact(id)
-                        .map(|c| {
-                            c.outbox
-                                .iter()
-                                .map(|q| q.id)
-                                .filter(|m| *m <= sent_upto)
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    for msg in unacked {
-                        self.emit(Event::MessageState {
-                            contact: id,
-                            id: msg,
-                            state: DeliveryState::Queued,
-                        });
-                    }
-                    self.pause_transfers(id);
-                    self.emit(Event::Presence {
-                        contact: id,
-                        online: false,
-                    });
-                    self.emit_contact(id);
-                    let failed = flow::redial_after(&cause) == flow::Redial::Backoff;
-                    self.retry_later(id, failed);
-                } else if matches!(info.kind, ConnKind::EndpointOut(_))
-                    && self.links.get(&id).is_some_and(|r| r.active.is_none())
-                {
-                    // Our dial never became the session (refused, failed).
-                    self.retry_later(id, true);
-                }
+                self.endpoint_session_closed(conn, &info, &cause)
             }
             ConnKind::IntakeIn => {}
+        }
+    }
+
+    /// Our request's session ended: delivered (its receipt came), or to
+    /// be tried again.
+    fn request_session_closed(&mut self, id: ContactId, info: &ConnInfo, cause: &CloseCause) {
+        // Our request went out as the session opened
+        // (`dialed_session`), so it was sent on every one.
+        let delivered = info.established && flow::receipt(true, cause) == flow::Receipt::Received;
+        let pending = self
+            .profile
+            .contact(id)
+            .is_some_and(|c| c.state == ContactState::OutgoingPending);
+        if delivered && pending {
+            if let Some(c) = self.profile.contact_mut(id) {
+                c.request_delivered = true;
+            }
+            self.changed();
+            self.emit(Event::RequestDelivered { contact: id });
+            self.emit_contact(id);
+        } else if pending {
+            self.retry_later(id, true);
+        }
+    }
+
+    /// An endpoint session ended: if it was the contact's, what it carried
+    /// waits for the next one, and the contact is redialled.
+    fn endpoint_session_closed(&mut self, conn: ConnId, info: &ConnInfo, cause: &CloseCause) {
+        let Some(id) = info.contact() else { return };
+        let was_active = self.links.get(&id).and_then(|r| r.active) == Some(conn);
+        if was_active {
+            let mut sent_upto = 0;
+            if let Some(r) = self.links.get_mut(&id) {
+                r.active = None;
+                sent_upto = std::mem::take(&mut r.sent_upto);
+            }
+            // What was written but not acknowledged may never have
+            // arrived: it waits again, and says so, until the next
+            // session resends it.
+            let unacked: Vec<u64> = self
+                .profile
+                .contact(id)
+                .map(|c| {
+                    c.outbox
+                        .iter()
+                        .map(|q| q.id)
+                        .filter(|m| *m <= sent_upto)
+                        .collect()
+                })
+                .unwrap_or_default();
+            for msg in unacked {
+                self.emit(Event::MessageState {
+                    contact: id,
+                    id: msg,
+                    state: DeliveryState::Queued,
+                });
+            }
+            self.pause_transfers(id);
+            self.emit(Event::Presence {
+                contact: id,
+                online: false,
+            });
+            self.emit_contact(id);
+            let failed = flow::redial_after(cause) == flow::Redial::Backoff;
+            self.retry_later(id, failed);
+        } else if matches!(info.kind, ConnKind::EndpointOut(_))
+            && self.links.get(&id).is_some_and(|r| r.active.is_none())
+        {
+            // Our dial never became the session (refused, failed).
+            self.retry_later(id, true);
         }
     }
 }

@@ -4,6 +4,10 @@
 
 use super::*;
 
+/// What a requester says of itself: its static key, endpoint and
+/// discovery key.
+type Theirs = (Option<Public32>, Option<Public32>, Option<Secret32>);
+
 impl Core {
     pub(in crate::engine) fn contact_accept(&self, id: ContactId) -> Option<Message> {
         let c = self.profile.contact(id)?;
@@ -71,106 +75,116 @@ impl Core {
             self.receipt(conn, 0);
             return;
         }
-        let existing = existing.map(|(id, state, _)| (id, state));
-        match existing {
-            Some((id, ContactState::IncomingPending)) => {
-                // A repeat: keep the latest details; an identical one
-                // changes nothing and writes nothing.
-                let changed = self.profile.contact_mut(id).is_some_and(|c| {
-                    let same = c.their_static == their.0
-                        && c.their_endpoint == their.1
-                        && c.their_discovery_key == their.2
-                        && c.greeting == req.greeting
-                        && c.suggested_nickname == req.nickname;
-                    if !same {
-                        (c.their_static, c.their_endpoint, c.their_discovery_key) = their;
-                        c.greeting = req.greeting;
-                        c.suggested_nickname = req.nickname;
-                    }
-                    !same
-                });
-                if changed {
-                    self.changed();
-                    self.emit_contact(id);
-                }
-            }
-            Some((id, state)) => {
-                // We asked them too, or they lost their profile and ask
-                // again: either way both want it, so it is accepted.
-                let changed = self.profile.contact_mut(id).is_some_and(|c| {
-                    let same = c.their_static == their.0
-                        && c.their_endpoint == their.1
-                        && c.their_discovery_key == their.2
-                        && c.state == ContactState::Accepted
-                        && c.request_delivered
-                        && c.accept_pending;
-                    (c.their_static, c.their_endpoint, c.their_discovery_key) = their;
-                    c.state = ContactState::Accepted;
-                    c.request_delivered = true;
-                    c.accept_pending = true;
-                    !same
-                });
-                if let Some(a) = self.contact_accept(id) {
-                    self.send_on(conn, a);
-                }
-                if changed {
-                    self.changed();
-                    if let Some(r) = self.links.get_mut(&id) {
-                        r.next_dial = Some(self.now);
-                    }
-                    if state == ContactState::OutgoingPending {
-                        self.emit(Event::RequestAccepted { contact: id });
-                    }
-                    self.emit_contact(id);
-                }
-            }
-            None => {
-                let id = self.profile.allocate_contact_id();
-                // Replaced by a fresh key on accept; never authorized
-                // while pending.
-                let placeholder = self.random_secret();
-                self.profile.contacts.push(Contact {
-                    id,
-                    intake,
-                    nickname: String::new(),
-                    state: ContactState::IncomingPending,
-                    greeting: req.greeting,
-                    suggested_nickname: req.nickname,
-                    request_delivered: false,
-                    accept_pending: false,
-                    their_static: their.0,
-                    their_endpoint: their.1,
-                    their_discovery_key: their.2,
-                    our_discovery_key: placeholder,
-                    history_enabled: false,
-                    next_message_id: 1,
-                    last_received_id: 0,
-                    outbox: Vec::new(),
-                    history: Vec::new(),
-                    created_at: self.unix,
-                    unsynced_from: Some(1),
-                    verified: false,
-                    peer_keeps_history: None,
-                });
-                self.links.insert(
-                    id,
-                    Link {
-                        first_new: 1,
-                        backoff: self.config.backoff_initial,
-                        ..Link::default()
-                    },
-                );
-                self.changed();
-                if let Some(c) = self.profile.contact(id) {
-                    let contact = self.summary(c);
-                    self.emit(Event::RequestReceived { contact });
-                }
-            }
+        match existing.map(|(id, state, _)| (id, state)) {
+            Some((id, ContactState::IncomingPending)) => self.request_repeated(id, their, req),
+            Some((id, state)) => self.request_mutual(conn, id, state, their),
+            None => self.request_stored(intake, their, req),
         }
         // "Received": the requester takes a normal close as delivery, so it
         // goes out only once the request is on disk.
         let change = self.disk.change();
         self.receipt(conn, change);
+    }
+
+    /// A pending requester asked again: keep the latest details (an
+    /// identical repeat changes nothing and writes nothing).
+    fn request_repeated(&mut self, id: ContactId, their: Theirs, req: ContactRequest) {
+        // A repeat: keep the latest details; an identical one
+        // changes nothing and writes nothing.
+        let changed = self.profile.contact_mut(id).is_some_and(|c| {
+            let same = c.their_static == their.0
+                && c.their_endpoint == their.1
+                && c.their_discovery_key == their.2
+                && c.greeting == req.greeting
+                && c.suggested_nickname == req.nickname;
+            if !same {
+                (c.their_static, c.their_endpoint, c.their_discovery_key) = their;
+                c.greeting = req.greeting;
+                c.suggested_nickname = req.nickname;
+            }
+            !same
+        });
+        if changed {
+            self.changed();
+            self.emit_contact(id);
+        }
+    }
+
+    /// We asked them too, or they lost their profile and ask again:
+    /// either way both want it, so it is accepted.
+    fn request_mutual(&mut self, conn: ConnId, id: ContactId, state: ContactState, their: Theirs) {
+        // We asked them too, or they lost their profile and ask
+        // again: either way both want it, so it is accepted.
+        let changed = self.profile.contact_mut(id).is_some_and(|c| {
+            let same = c.their_static == their.0
+                && c.their_endpoint == their.1
+                && c.their_discovery_key == their.2
+                && c.state == ContactState::Accepted
+                && c.request_delivered
+                && c.accept_pending;
+            (c.their_static, c.their_endpoint, c.their_discovery_key) = their;
+            c.state = ContactState::Accepted;
+            c.request_delivered = true;
+            c.accept_pending = true;
+            !same
+        });
+        if let Some(a) = self.contact_accept(id) {
+            self.send_on(conn, a);
+        }
+        if changed {
+            self.changed();
+            if let Some(r) = self.links.get_mut(&id) {
+                r.next_dial = Some(self.now);
+            }
+            if state == ContactState::OutgoingPending {
+                self.emit(Event::RequestAccepted { contact: id });
+            }
+            self.emit_contact(id);
+        }
+    }
+
+    /// A new request, pending the person's decision.
+    fn request_stored(&mut self, intake: Public32, their: Theirs, req: ContactRequest) {
+        let id = self.profile.allocate_contact_id();
+        // Replaced by a fresh key on accept; never authorized
+        // while pending.
+        let placeholder = self.random_secret();
+        self.profile.contacts.push(Contact {
+            id,
+            intake,
+            nickname: String::new(),
+            state: ContactState::IncomingPending,
+            greeting: req.greeting,
+            suggested_nickname: req.nickname,
+            request_delivered: false,
+            accept_pending: false,
+            their_static: their.0,
+            their_endpoint: their.1,
+            their_discovery_key: their.2,
+            our_discovery_key: placeholder,
+            history_enabled: false,
+            next_message_id: 1,
+            last_received_id: 0,
+            outbox: Vec::new(),
+            history: Vec::new(),
+            created_at: self.unix,
+            unsynced_from: Some(1),
+            verified: false,
+            peer_keeps_history: None,
+        });
+        self.links.insert(
+            id,
+            Link {
+                first_new: 1,
+                backoff: self.config.backoff_initial,
+                ..Link::default()
+            },
+        );
+        self.changed();
+        if let Some(c) = self.profile.contact(id) {
+            let contact = self.summary(c);
+            self.emit(Event::RequestReceived { contact });
+        }
     }
 
     /// CLOSE 0 for a request on `conn` once `change` is on disk, and never

@@ -102,35 +102,8 @@ impl Core {
 
     pub(super) fn on_offer(&mut self, contact: ContactId, offer: FileOffer) {
         let t = offer.transfer;
-        if let Some(i) = self.files.incoming.get(&t) {
-            if i.contact != contact || i.offer != offer {
-                // Same id, different file: refuse this one, keep ours.
-                self.send_to_contact(
-                    contact,
-                    Message::FileCancel {
-                        transfer: t,
-                        reason: CancelReason::Protocol,
-                    },
-                );
-                return;
-            }
-            // A resume: tell them what we hold (what is still to be
-            // written is held too: its write is on its way).
-            if let Some(a) = &i.accepted {
-                let offset = a.received;
-                if let Some(i) = self.files.incoming.get_mut(&t)
-                    && let Some(a) = i.accepted.as_mut()
-                {
-                    a.acked = offset;
-                }
-                self.send_to_contact(
-                    contact,
-                    Message::FileAccept {
-                        transfer: t,
-                        offset,
-                    },
-                );
-            }
+        if self.files.incoming.contains_key(&t) {
+            self.offer_again(contact, offer);
             return;
         }
         let same = |c: &ContactId, o: &FileOffer| *c == contact && *o == offer;
@@ -174,42 +147,7 @@ impl Core {
             None
         };
         if let Some(reason) = refuse {
-            self.send_to_contact(
-                contact,
-                Message::FileCancel {
-                    transfer: t,
-                    reason,
-                },
-            );
-            if !self.count_refusal(contact) {
-                // Still refused, but a contact repeating offers does not
-                // get to fill the window with notices (review finding M2).
-                return;
-            }
-            let transfer = TransferView {
-                id: hex_id(&t),
-                contact,
-                direction: TransferDirection::Incoming,
-                name,
-                size: offer.size,
-                done: 0,
-                accepted: false,
-            };
-            self.emit(Event::FileCancelled {
-                transfer,
-                cancelled: Cancelled {
-                    by_peer: false,
-                    reason: match reason {
-                        CancelReason::TooLarge => format!(
-                            "refused a file of {} bytes: larger than your limit of {cap} bytes",
-                            offer.size
-                        ),
-                        _ => {
-                            "refused a file offer: too many offers waiting, or an empty file".into()
-                        }
-                    },
-                },
-            });
+            self.refuse_offer(contact, &offer, name, reason, cap);
             return;
         }
         let i = Incoming {
@@ -222,6 +160,90 @@ impl Core {
         let view = self.in_view(&t, &i);
         self.files.incoming.insert(t, i);
         self.emit(Event::FileOffered { transfer: view });
+    }
+
+    /// An offer of a transfer we already hold: a resume (we say how much we
+    /// have), or a clash (refused).
+    fn offer_again(&mut self, contact: ContactId, offer: FileOffer) {
+        let t = offer.transfer;
+        let Some(i) = self.files.incoming.get(&t) else {
+            return;
+        };
+        if i.contact != contact || i.offer != offer {
+            // Same id, different file: refuse this one, keep ours.
+            self.send_to_contact(
+                contact,
+                Message::FileCancel {
+                    transfer: t,
+                    reason: CancelReason::Protocol,
+                },
+            );
+            return;
+        }
+        // A resume: tell them what we hold (what is still to be
+        // written is held too: its write is on its way).
+        if let Some(a) = &i.accepted {
+            let offset = a.received;
+            if let Some(i) = self.files.incoming.get_mut(&t)
+                && let Some(a) = i.accepted.as_mut()
+            {
+                a.acked = offset;
+            }
+            self.send_to_contact(
+                contact,
+                Message::FileAccept {
+                    transfer: t,
+                    offset,
+                },
+            );
+        }
+    }
+
+    /// Refuses an offer (too large, empty, too many waiting), telling the
+    /// person at a bounded rate.
+    fn refuse_offer(
+        &mut self,
+        contact: ContactId,
+        offer: &FileOffer,
+        name: String,
+        reason: CancelReason,
+        cap: u64,
+    ) {
+        let t = offer.transfer;
+        self.send_to_contact(
+            contact,
+            Message::FileCancel {
+                transfer: t,
+                reason,
+            },
+        );
+        if !self.count_refusal(contact) {
+            // Still refused, but a contact repeating offers does not
+            // get to fill the window with notices (review finding M2).
+            return;
+        }
+        let transfer = TransferView {
+            id: hex_id(&t),
+            contact,
+            direction: TransferDirection::Incoming,
+            name,
+            size: offer.size,
+            done: 0,
+            accepted: false,
+        };
+        self.emit(Event::FileCancelled {
+            transfer,
+            cancelled: Cancelled {
+                by_peer: false,
+                reason: match reason {
+                    CancelReason::TooLarge => format!(
+                        "refused a file of {} bytes: larger than your limit of {cap} bytes",
+                        offer.size
+                    ),
+                    _ => "refused a file offer: too many offers waiting, or an empty file".into(),
+                },
+            },
+        });
     }
 
     pub(super) fn on_chunk(&mut self, contact: ContactId, chunk: FileChunk) {
