@@ -21,7 +21,6 @@ use tokio::sync::mpsc;
 
 use super::conn::{self, ConnEvent, ConnId, FromConn, ToConn};
 use super::core::{Core, Effect, Input, Now, Service, StreamId};
-use super::files::FileDone;
 use super::{Command, EngineConfig, Event, Notify, ProfileSaver, SaveError, ServiceState};
 
 /// Events waiting for the window or the JSON-RPC client. When they stop
@@ -35,8 +34,11 @@ const EVENT_MARGIN: usize = 256;
 /// them stop reading their peers.
 const CONN_EVENT_QUEUE: usize = 1024;
 
-/// What the shell's helper tasks report.
+/// What the shell's helper tasks report: an input for the core as it is,
+/// or a result holding what the core must not hold (a stream, a service
+/// handle, the store).
 enum Done {
+    Input(Input),
     Dialed {
         contact: ContactId,
         purpose: Purpose,
@@ -46,11 +48,6 @@ enum Done {
         service: Service,
         generation: u64,
         result: Result<ServiceHandle, ServiceError>,
-    },
-    ServiceState {
-        service: Service,
-        generation: u64,
-        state: ServiceState,
     },
     Incoming {
         service: Service,
@@ -62,7 +59,6 @@ enum Done {
         result: Result<(), SaveError>,
         store: Box<dyn ProfileSaver>,
     },
-    File(FileDone),
 }
 
 struct Shell<T: Transport> {
@@ -215,15 +211,7 @@ impl<T: Transport> Shell<T> {
                     result,
                 }
             }
-            Done::ServiceState {
-                service,
-                generation,
-                state,
-            } => Input::ServiceState {
-                service,
-                generation,
-                state,
-            },
+            Done::Input(input) => input,
             Done::Incoming {
                 service,
                 generation,
@@ -244,7 +232,6 @@ impl<T: Transport> Shell<T> {
                 }
                 Input::Saved { generation, result }
             }
-            Done::File(done) => Input::File(done),
         }
     }
 
@@ -278,11 +265,11 @@ impl<T: Transport> Shell<T> {
         tokio::spawn(async move {
             loop {
                 let state = ServiceState::from(*status.borrow_and_update());
-                let done = Done::ServiceState {
+                let done = Done::Input(Input::ServiceState {
                     service,
                     generation,
                     state,
-                };
+                });
                 if tx.send(done).is_err() || status.changed().await.is_err() {
                     break;
                 }
@@ -391,7 +378,7 @@ impl<T: Transport> Shell<T> {
             Effect::File(job) => {
                 let tx = self.done_tx.clone();
                 tokio::task::spawn_blocking(move || {
-                    let _ = tx.send(Done::File(job.run()));
+                    let _ = tx.send(Done::Input(Input::File(job.run())));
                 });
             }
         }

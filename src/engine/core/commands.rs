@@ -254,27 +254,10 @@ impl Core {
         self.profile.rejected.retain(|r| r != &intake);
         let history = self.profile.settings.history_by_default;
         self.profile.contacts.push(Contact {
-            id,
-            intake,
             nickname,
-            state: ContactState::OutgoingPending,
             greeting,
-            suggested_nickname: String::new(),
-            request_delivered: false,
-            accept_pending: false,
-            their_static: None,
-            their_endpoint: None,
-            their_discovery_key: None,
-            our_discovery_key: key,
             history_enabled: history,
-            next_message_id: 1,
-            last_received_id: 0,
-            outbox: Vec::new(),
-            history: Vec::new(),
-            created_at: self.unix,
-            unsynced_from: Some(1),
-            verified: false,
-            peer_keeps_history: None,
+            ..self.new_contact(id, intake, ContactState::OutgoingPending, key)
         });
         self.top_up_spares();
         self.links.insert(

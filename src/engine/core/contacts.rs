@@ -150,27 +150,12 @@ impl Core {
         // while pending.
         let placeholder = self.random_secret();
         self.profile.contacts.push(Contact {
-            id,
-            intake,
-            nickname: String::new(),
-            state: ContactState::IncomingPending,
             greeting: req.greeting,
             suggested_nickname: req.nickname,
-            request_delivered: false,
-            accept_pending: false,
             their_static: their.0,
             their_endpoint: their.1,
             their_discovery_key: their.2,
-            our_discovery_key: placeholder,
-            history_enabled: false,
-            next_message_id: 1,
-            last_received_id: 0,
-            outbox: Vec::new(),
-            history: Vec::new(),
-            created_at: self.unix,
-            unsynced_from: Some(1),
-            verified: false,
-            peer_keeps_history: None,
+            ..self.new_contact(id, intake, ContactState::IncomingPending, placeholder)
         });
         self.links.insert(
             id,

@@ -473,6 +473,40 @@ impl Core {
         }
     }
 
+    /// A contact as it starts, before anything is known of it but its
+    /// intake id: nothing sent or received, no history.
+    fn new_contact(
+        &self,
+        id: ContactId,
+        intake: Public32,
+        state: ContactState,
+        our_discovery_key: Secret32,
+    ) -> Contact {
+        Contact {
+            id,
+            intake,
+            nickname: String::new(),
+            state,
+            greeting: String::new(),
+            suggested_nickname: String::new(),
+            request_delivered: false,
+            accept_pending: false,
+            their_static: None,
+            their_endpoint: None,
+            their_discovery_key: None,
+            our_discovery_key,
+            history_enabled: false,
+            next_message_id: 1,
+            last_received_id: 0,
+            outbox: Vec::new(),
+            history: Vec::new(),
+            created_at: self.unix,
+            unsynced_from: Some(1),
+            verified: false,
+            peer_keeps_history: None,
+        }
+    }
+
     /// A fresh random secret (placeholders). Filled in place, so no copy is
     /// left behind.
     pub(super) fn random_secret(&mut self) -> Secret32 {

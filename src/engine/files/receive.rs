@@ -122,13 +122,7 @@ impl Core {
             return;
         }
         if self.files.outgoing.contains_key(&t) || self.files.placing.contains_key(&t) {
-            self.send_to_contact(
-                contact,
-                Message::FileCancel {
-                    transfer: t,
-                    reason: CancelReason::Protocol,
-                },
-            );
+            self.refuse_as_rule_broken(contact, t);
             return;
         }
         let cap = self.profile.settings.max_incoming_file;
@@ -162,6 +156,19 @@ impl Core {
         self.emit(Event::FileOffered { transfer: view });
     }
 
+    /// Tells `contact` that what it sent about `t` breaks the rules, and
+    /// nothing else.
+    fn refuse_as_rule_broken(&mut self, contact: ContactId, t: TransferId) {
+        let reason = CancelReason::Protocol;
+        self.send_to_contact(
+            contact,
+            Message::FileCancel {
+                transfer: t,
+                reason,
+            },
+        );
+    }
+
     /// An offer of a transfer we already hold: a resume (we say how much we
     /// have), or a clash (refused).
     fn offer_again(&mut self, contact: ContactId, offer: FileOffer) {
@@ -171,13 +178,7 @@ impl Core {
         };
         if i.contact != contact || i.offer != offer {
             // Same id, different file: refuse this one, keep ours.
-            self.send_to_contact(
-                contact,
-                Message::FileCancel {
-                    transfer: t,
-                    reason: CancelReason::Protocol,
-                },
-            );
+            self.refuse_as_rule_broken(contact, t);
             return;
         }
         // A resume: tell them what we hold (what is still to be

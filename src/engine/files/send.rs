@@ -45,12 +45,7 @@ impl Core {
         }
         o.awaiting_accept = false;
         if offset > o.offer.size {
-            self.end_outgoing(
-                transfer,
-                true,
-                reason_words(CancelReason::Protocol).into(),
-                Some(CancelReason::Protocol),
-            );
+            self.rules_broken_on_outgoing(transfer);
             return;
         }
         o.reader = Reader::Opening;
@@ -64,6 +59,13 @@ impl Core {
             path,
             offset,
         });
+    }
+
+    /// The receiver broke the transfer rules: the transfer ends, and it
+    /// is told why.
+    fn rules_broken_on_outgoing(&mut self, transfer: TransferId) {
+        let reason = CancelReason::Protocol;
+        self.end_outgoing(transfer, true, reason_words(reason).into(), Some(reason));
     }
 
     pub(super) fn on_opened(
@@ -95,12 +97,7 @@ impl Core {
             return;
         }
         if received < o.acked || received > o.next {
-            self.end_outgoing(
-                transfer,
-                true,
-                reason_words(CancelReason::Protocol).into(),
-                Some(CancelReason::Protocol),
-            );
+            self.rules_broken_on_outgoing(transfer);
             return;
         }
         o.acked = received;
