@@ -3,6 +3,7 @@
 //! module). Nothing here is saved; what must survive a restart lives in
 //! the profile. The rules that touch only this state are methods here, so
 //! that they can be tested without an engine.
+//! It must never hold a session or a file itself: only ids and numbers.
 
 use std::collections::VecDeque;
 use std::time::Duration;

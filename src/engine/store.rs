@@ -1,5 +1,8 @@
 //! Where the engine's profile goes when it changes: the seam between the
 //! engine and the vault.
+//!
+//! It owns no state of the engine and must never decide what is saved or
+//! when (that is `durability.rs`); it only writes what it is given.
 
 use std::sync::{Arc, Mutex};
 

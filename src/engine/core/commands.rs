@@ -2,6 +2,8 @@
 //! what it is given, changes the profile, and answers. Commands whose
 //! answer needs file work (sending and accepting files) are answered from
 //! `files/` once it is done; `Shutdown` once everything is saved.
+//! Like all of the core, it must never wait: a command that needs I/O
+//! keeps its answer until the result comes back as an input.
 
 use super::*;
 

@@ -2,6 +2,8 @@
 //! strangers may hold (and who is evicted when they are full), the
 //! admission answer to a hello, what a connection task reports, and what
 //! its end means for the contact.
+//! It must never trust a claimed identity before the handshake proves
+//! it, and never let unfinished connections grow past their slots.
 
 use super::*;
 

@@ -1,6 +1,9 @@
 //! Contact requests and their answers (PROTOCOL.md §8): a request at our
 //! intake, the token bucket and the receipt it waits for, and the accept
 //! that makes a requester a contact.
+//! It must never answer a stranger differently for what we hold about
+//! them (blocked, rejected, pending): the same gate, the same receipt,
+//! the same wait (PROTOCOL.md §7.7).
 
 use super::*;
 

@@ -4,6 +4,8 @@
 //! time. The durability rules are enforced here with `durability.rs`:
 //! nothing goes out before it is saved, no ack before what it confirms is
 //! saved.
+//! It must never drop a message the contact has not acknowledged, nor
+//! take an acknowledgement for more than was written.
 
 use super::*;
 

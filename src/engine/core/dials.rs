@@ -2,6 +2,8 @@
 //! open to them), within the limit of dials in flight, and what a new
 //! outgoing session says first (the request at an intake, the accept as
 //! early data at an endpoint).
+//! It must never dial more than `max_concurrent_dials` at once, nor dial
+//! a contact it has a session with.
 
 use super::*;
 

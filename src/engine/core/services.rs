@@ -3,6 +3,8 @@
 //! authorized set (one discovery key per contact, and spares), and taking
 //! a service down. The launches themselves are effects the shell carries
 //! out.
+//! It must never authorize a pending requester's key: only accepted
+//! contacts and spares can find the endpoint.
 
 use super::*;
 

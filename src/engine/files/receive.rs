@@ -1,6 +1,8 @@
 //! The receiver's side of a transfer: the offer, the person's accept
 //! (answered once the partial file exists), chunks written in order, and
 //! the check and placing of the finished file.
+//! It must never write outside the chosen folder, replace a file there,
+//! or buffer more than the sender's window (and one chunk).
 
 use std::collections::VecDeque;
 use std::fs::File;

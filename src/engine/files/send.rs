@@ -1,5 +1,7 @@
 //! The sender's side of a transfer: the offer once hashed, FILE_ACCEPT,
 //! reads in the window, FILE_ACK, pause and resume with the session.
+//! It must never put more than the window beyond the last
+//! acknowledgement on the wire, nor read the file on the engine's task.
 
 use allium_protocol::message::MAX_CHUNK;
 use allium_protocol::{CancelReason, FileChunk, FileOffer, Message, TransferId};
