@@ -38,6 +38,7 @@ pub(crate) enum FileJob {
     /// Create the hidden partial file for a file we accepted.
     Create {
         transfer: TransferId,
+        io: u64,
         folder: PathBuf,
     },
     /// Append received bytes to the partial file.
@@ -93,6 +94,7 @@ pub(crate) enum FileDone {
     },
     Created {
         transfer: TransferId,
+        io: u64,
         folder: PathBuf,
         result: Result<(PathBuf, File), String>,
     },
@@ -163,10 +165,15 @@ impl FileJob {
                     result: read.map_err(|e| format!("could not read the file: {e}")),
                 }
             }
-            FileJob::Create { transfer, folder } => {
-                let result = create_partial(&folder, &transfer);
+            FileJob::Create {
+                transfer,
+                io,
+                folder,
+            } => {
+                let result = create_partial(&folder, &transfer, io);
                 FileDone::Created {
                     transfer,
+                    io,
                     folder,
                     result,
                 }
@@ -224,16 +231,36 @@ fn inspect(path: &Path) -> Result<u64, String> {
     Ok(meta.len())
 }
 
-/// The hidden partial file of `transfer` in `folder`, created exclusively
-/// and readable by us alone.
-fn create_partial(folder: &Path, transfer: &TransferId) -> Result<(PathBuf, File), String> {
+/// The hidden partial file of `transfer` in `folder` for the accept
+/// numbered `io`, created exclusively and readable by us alone. Its name
+/// is this accept's own, so that removing the file of an earlier accept
+/// (cancelled, and not yet cleaned up) can never remove this one. Earlier
+/// partial files of the same transfer (a crash, an accept since cancelled)
+/// are ours by name and go first.
+fn create_partial(
+    folder: &Path,
+    transfer: &TransferId,
+    io: u64,
+) -> Result<(PathBuf, File), String> {
     if !folder.is_dir() {
         return Err(format!(
             "{} is not a folder; choose another",
             folder.display()
         ));
     }
-    let partial = folder.join(format!(".allium-{}.part", hex_id(transfer)));
+    let prefix = format!(".allium-{}", hex_id(transfer));
+    if let Ok(entries) = std::fs::read_dir(folder) {
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let ours = name
+                .to_str()
+                .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".part"));
+            if ours {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+    let partial = folder.join(format!("{prefix}-{io}.part"));
     let mut opts = OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
@@ -241,16 +268,9 @@ fn create_partial(folder: &Path, transfer: &TransferId) -> Result<(PathBuf, File
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let opened = match opts.open(&partial) {
-        // Left by a crash in an earlier run (its transfer state is gone
-        // with it): ours by name, so start it over.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            let _ = std::fs::remove_file(&partial);
-            opts.open(&partial)
-        }
-        other => other,
-    };
-    let file = opened.map_err(|e| format!("could not write into {}: {e}", folder.display()))?;
+    let file = opts
+        .open(&partial)
+        .map_err(|e| format!("could not write into {}: {e}", folder.display()))?;
     Ok((partial, file))
 }
 

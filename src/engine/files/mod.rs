@@ -83,8 +83,9 @@ struct Incoming {
     /// Sanitized.
     name: String,
     accepted: Option<Accepted>,
-    /// Its partial file is being created; the person's answer waits.
-    accepting: Option<Answer<()>>,
+    /// Its partial file is being created (by the file work numbered so);
+    /// the person's answer waits.
+    accepting: Option<(u64, Answer<()>)>,
 }
 
 /// Where a file we receive stands on disk.
@@ -100,8 +101,9 @@ struct Accepted {
     writer: Writer,
     /// The writer's number (see `Outgoing::io`).
     io: u64,
-    /// Bytes received and not yet handed to a write.
-    pending: VecDeque<Vec<u8>>,
+    /// Bytes received and not yet handed to a write (one buffer: many
+    /// tiny chunks cost their bytes, not an allocation each).
+    pending: Vec<u8>,
     /// Bytes received from the contact, in order.
     received: u64,
     /// Bytes written to the partial file.
@@ -336,9 +338,10 @@ impl Core {
             } => self.on_read(transfer, io, result),
             FileDone::Created {
                 transfer,
+                io,
                 folder,
                 result,
-            } => self.on_created(transfer, folder, result),
+            } => self.on_created(transfer, io, folder, result),
             FileDone::Written {
                 transfer,
                 io,
@@ -478,7 +481,7 @@ impl Core {
     ) {
         if let Some(i) = self.files.incoming.remove(&t) {
             let transfer = self.in_view(&t, &i);
-            if let Some(answer) = i.accepting {
+            if let Some((_, answer)) = i.accepting {
                 let _ = answer.send(Err(EngineError::NoSuchTransfer));
             }
             let event = Event::FileCancelled {

@@ -4,7 +4,6 @@
 //! It must never write outside the chosen folder, replace a file there,
 //! or buffer more than the sender's window (and one chunk).
 
-use std::collections::VecDeque;
 use std::fs::File;
 use std::path::PathBuf;
 
@@ -45,20 +44,33 @@ impl Core {
             )));
             return;
         }
-        i.accepting = Some(answer);
-        self.file_job(FileJob::Create { transfer, folder });
+        let io = self.files.next_io();
+        if let Some(i) = self.files.incoming.get_mut(&transfer) {
+            i.accepting = Some((io, answer));
+        }
+        self.file_job(FileJob::Create {
+            transfer,
+            io,
+            folder,
+        });
     }
 
     pub(super) fn on_created(
         &mut self,
         transfer: TransferId,
+        io: u64,
         folder: PathBuf,
         result: Result<(PathBuf, File), String>,
     ) {
-        let io = self.files.next_io();
         let now = self.now;
-        let Some(i) = self.files.incoming.get_mut(&transfer) else {
-            // Cancelled meanwhile (and answered then).
+        let waiting = self
+            .files
+            .incoming
+            .get_mut(&transfer)
+            .filter(|i| i.accepting.as_ref().is_some_and(|(n, _)| *n == io));
+        let Some(i) = waiting else {
+            // Cancelled meanwhile (and answered then), perhaps offered and
+            // accepted again since: this file is no one's.
             if let Ok((partial, _)) = result {
                 self.file_job(FileJob::Remove {
                     path: partial,
@@ -68,7 +80,7 @@ impl Core {
             }
             return;
         };
-        let Some(answer) = i.accepting.take() else {
+        let Some((_, answer)) = i.accepting.take() else {
             return;
         };
         let (partial, file) = match result {
@@ -84,7 +96,7 @@ impl Core {
             partial,
             writer: Writer::Ready(file),
             io,
-            pending: VecDeque::new(),
+            pending: Vec::new(),
             received: 0,
             written: 0,
             acked: 0,
@@ -279,10 +291,10 @@ impl Core {
             return;
         }
         // What waits here is bounded by the sender's window: it may not
-        // send more than that beyond what we acknowledged (and we
-        // acknowledge only what was written), so a sender that does is
-        // breaking the rules, not waiting for a slow disk.
-        if (a.received + len).saturating_sub(a.written) > WINDOW + MAX_CHUNK as u64 {
+        // send more than that beyond what we acknowledged (what was
+        // written, or on a resume what we had received), so a sender that
+        // does is breaking the rules, not waiting for a slow disk.
+        if (a.received + len).saturating_sub(a.acked) > WINDOW + MAX_CHUNK as u64 {
             self.end_incoming(
                 t,
                 true,
@@ -293,7 +305,7 @@ impl Core {
         }
         a.hasher.update(&chunk.data);
         a.received += len;
-        a.pending.push_back(chunk.data);
+        a.pending.extend_from_slice(&chunk.data);
         self.write_pending(t);
     }
 
@@ -313,7 +325,7 @@ impl Core {
         let Writer::Ready(file) = std::mem::replace(&mut a.writer, Writer::Writing) else {
             return;
         };
-        let data: Vec<u8> = a.pending.drain(..).flatten().collect();
+        let data = std::mem::take(&mut a.pending);
         let io = a.io;
         self.file_job(FileJob::Write {
             transfer: t,

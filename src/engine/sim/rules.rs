@@ -197,3 +197,54 @@ fn a_sender_that_ignores_the_window_is_cut_off_not_buffered() {
         .collect();
     assert!(left.is_empty(), "the partial file was left behind");
 }
+
+#[test]
+fn an_offer_cancelled_and_made_again_while_its_file_is_created_is_received_once() {
+    use sha2::{Digest, Sha256};
+    let dir = tempfile::tempdir().expect("folder");
+    let mut w = world(2, 1, dir.path());
+    let data: Vec<u8> = (0..150_000u32).map(|i| (i * 31 % 251) as u8).collect();
+    let source = dir.path().join("source.bin");
+    std::fs::write(&source, &data).expect("write");
+    let transfer = TransferId([9; 16]);
+    w.file_sources.insert(hex::encode(transfer.0), source);
+    let offer = FileOffer {
+        transfer,
+        size: data.len() as u64,
+        sha256: Sha256::digest(&data).into(),
+        name: "twice.bin".into(),
+    };
+    // Peer 1 accepts each offer as it comes; the first accept's file is
+    // still being created when the offer is cancelled and made again.
+    w.inject(0, 1, Message::FileOffer(offer.clone()))
+        .expect("offered");
+    let cancel = Message::FileCancel {
+        transfer,
+        reason: allium_protocol::CancelReason::ByUser,
+    };
+    w.inject(0, 1, cancel).expect("cancelled");
+    w.inject(0, 1, Message::FileOffer(offer))
+        .expect("offered again");
+    w.run_for(SECOND).expect("run");
+    let mut offset = 0;
+    for piece in data.chunks(MAX_CHUNK) {
+        let chunk = FileChunk {
+            transfer,
+            offset,
+            data: piece.to_vec(),
+        };
+        w.inject(0, 1, Message::FileChunk(chunk)).expect("chunk");
+        offset += piece.len() as u64;
+    }
+    w.run_for(SECOND).expect("run");
+    assert_eq!(w.report.files_completed, 1, "{:?}", w.incoming_cancels);
+    let names: Vec<String> = std::fs::read_dir(dir.path().join("in-1"))
+        .expect("the folder")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        vec!["twice.bin".to_owned()],
+        "a partial file was left"
+    );
+}
