@@ -18,6 +18,11 @@
 //! queues; those are not an API for anyone else. A failing run names its
 //! seed; every seed that ever failed is kept in `regressions.txt` and
 //! replayed by `seeds_that_once_failed`.
+//!
+//! This file (about 670 lines) keeps the world's types, its peers and the
+//! phases of a run together, since each phase reads most of them; what a
+//! step does is in `step.rs`, the network in `streams.rs` and `net.rs`,
+//! the people in `people.rs`, the checks in `check.rs`.
 
 mod check;
 mod net;

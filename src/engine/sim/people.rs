@@ -171,7 +171,7 @@ impl World {
                 ));
             }
             Event::FileOffered { transfer } => {
-                let Ok(t) = super::super::parse_transfer(&transfer.id) else {
+                let Ok(t) = super::super::handle::parse_transfer(&transfer.id) else {
                     self.fail(format!("peer {p} was offered a file with a bad id"));
                     return;
                 };
