@@ -47,11 +47,32 @@ fn outbox(w: &World, p: usize) -> usize {
 fn a_message_goes_out_only_once_its_outbox_is_saved() {
     let dir = tempfile::tempdir().expect("folder");
     let mut w = world(2, 1, dir.path());
+    // First the boundary of the first SYNC on disk (its own rule holds
+    // CHAT back until then, which would hide this one).
+    w.run_until(Duration::from_secs(60), |w| {
+        w.peers[0].core.as_ref().is_some_and(|c| {
+            c.links
+                .values()
+                .all(|l| l.synced && l.sync_change.is_none())
+        })
+    })
+    .expect("the first SYNC saved");
     w.hold_saves(0, true);
     for _ in 0..3 {
         w.send_one(0, 1).expect("sent");
     }
+    w.run_for(SECOND).expect("run");
+    // A new session flushes the outbox as soon as the contact's SYNC
+    // comes: what is not saved must still wait.
+    let (pipe, _) = w.session_pipe(0, 1).expect("a session");
+    w.cut_pipe(pipe);
+    w.run_for(SECOND).expect("run");
+    w.redial_now(0);
     w.run_for(10 * SECOND).expect("run");
+    assert!(
+        w.session_pipe(0, 1).is_some(),
+        "no new session: nothing was tried"
+    );
     assert_eq!(w.ledger.delivered, 0, "a message left before it was saved");
     w.hold_saves(0, false);
     w.quiet().expect("everything arrives once saved");
