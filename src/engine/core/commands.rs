@@ -281,16 +281,9 @@ impl Core {
     }
 
     pub(in crate::engine) fn check_capacity(&self) -> Result<(), EngineError> {
-        let max = allium_onion::MAX_AUTHORIZED_CLIENTS - 1;
         // Spare keys make room: only contacts count.
-        let contacts = self
-            .profile
-            .contacts
-            .iter()
-            .filter(|c| c.state != ContactState::IncomingPending)
-            .count();
-        if contacts >= max {
-            return Err(EngineError::TooManyContacts(max));
+        if self.authorized_contacts() >= MAX_CONTACTS {
+            return Err(EngineError::TooManyContacts(MAX_CONTACTS));
         }
         Ok(())
     }

@@ -50,6 +50,9 @@ impl Core {
         }
         // Longest-waiting first, within the dial budget. Dials in flight
         // are counted one way only: the links that are dialling.
+        if due.is_empty() {
+            return;
+        }
         due.sort_by_key(|(at, id, _)| (*at, *id));
         let mut in_flight = self.links.values().filter(|l| l.dialing).count();
         for (_, id, purpose) in due {

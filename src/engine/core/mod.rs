@@ -71,6 +71,9 @@ const REPLAY_WINDOW: Duration = Duration::from_secs(24 * 3600);
 /// Spare discovery keys kept authorized on the endpoint (see
 /// `Profile::spare_discovery_keys`).
 const SPARE_KEYS: usize = 2;
+/// Contacts one profile can have: the clients one endpoint descriptor can
+/// authorize, less one kept for a spare key.
+const MAX_CONTACTS: usize = allium_onion::MAX_AUTHORIZED_CLIENTS - 1;
 /// How many responder steps (`step_timeout` each) a requester waits on the
 /// intake for its request's receipt (PROTOCOL.md §8 step 2).
 const RECEIPT_STEPS: u32 = 4;

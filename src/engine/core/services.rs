@@ -19,17 +19,21 @@ impl Core {
             .collect()
     }
 
-    /// Keeps [`SPARE_KEYS`] spare discovery keys (fewer when the endpoint
-    /// is nearly full: contacts come first).
-    pub(in crate::engine) fn top_up_spares(&mut self) {
-        let max = allium_onion::MAX_AUTHORIZED_CLIENTS - 1;
-        let used = self
-            .profile
+    /// Contacts whose discovery key the endpoint authorizes: every one but
+    /// a pending request.
+    pub(in crate::engine) fn authorized_contacts(&self) -> usize {
+        self.profile
             .contacts
             .iter()
             .filter(|c| c.state != ContactState::IncomingPending)
-            .count();
-        let want = SPARE_KEYS.min(max.saturating_sub(used));
+            .count()
+    }
+
+    /// Keeps [`SPARE_KEYS`] spare discovery keys (fewer when the endpoint
+    /// is nearly full: contacts come first).
+    pub(in crate::engine) fn top_up_spares(&mut self) {
+        let used = self.authorized_contacts();
+        let want = SPARE_KEYS.min(MAX_CONTACTS.saturating_sub(used));
         let mut added = false;
         while self.profile.spare_discovery_keys.len() < want {
             let key = self.new_discovery_key();
