@@ -149,6 +149,80 @@ async fn h3_silent_and_idle_strangers_cannot_shut_the_intake() {
     );
 }
 
+/// H3 at the speed of the network: silent strangers that open the intake
+/// again the moment they are closed (on Tor, new streams on circuits they
+/// already hold need no introduction) push out only each other, never a
+/// requester that has said its hello or finished its handshake. Before the
+/// fix, the room for each newcomer was made at random among all unfinished
+/// connections (the stalest one after 2 s): with 4 slots and 400 arrivals
+/// the two requesters were pushed out (a requester on the local Tor network
+/// waited more than 90 s behind 40 such strangers).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h3_silent_strangers_redialling_at_once_push_out_only_each_other() {
+    const SLOTS: usize = 4;
+    const ARRIVALS: usize = 400;
+    let net = MemoryNetwork::new();
+    let config = EngineConfig {
+        max_unauthenticated: SLOTS,
+        ..config()
+    };
+    let mut e = Peer::start_with(&net, allium_vault::Profile::new(support::keys()), config);
+    let (first, second) = (Hostile::new(&net), Hostile::new(&net));
+    let mut shaken = first.intake(e.id()).await;
+    shaken.handshake().await.expect("handshake");
+    let mut hello = second.intake(e.id()).await;
+    assert!(
+        hello.hello_answered(PATIENCE).await,
+        "the hello was answered"
+    );
+
+    let arrivals = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (node, arrivals, target) = (net.node(), arrivals.clone(), e.id());
+        tasks.push(tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let over = || arrivals.load(Ordering::Relaxed) >= ARRIVALS;
+            while arrivals.fetch_add(1, Ordering::Relaxed) < ARRIVALS {
+                let mut s = node.dial(target, None).await.expect("the intake is up");
+                let mut b = [0u8; 64];
+                // Until the engine closes it, or the flood is over.
+                loop {
+                    match tokio::time::timeout(Duration::from_millis(20), s.read(&mut b)).await {
+                        Ok(Ok(0) | Err(_)) => break,
+                        Ok(Ok(_)) => panic!("a silent stranger was told something"),
+                        Err(_) if over() => break,
+                        Err(_) => continue,
+                    }
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("a stranger");
+    }
+
+    // Both requesters are still there: each delivers its request now.
+    shaken.queue(first.request("through the handshake"));
+    assert!(
+        shaken.flush().await,
+        "the requester past its handshake was pushed out"
+    );
+    let got = tokio::time::timeout(Duration::from_secs(10), support::next_request(&mut e)).await;
+    assert_eq!(
+        got.expect("the request after the handshake arrived")
+            .greeting,
+        "through the handshake"
+    );
+    hello.queue(second.request("past the hello"));
+    hello.handshake().await.expect("the handshake goes on");
+    let got = tokio::time::timeout(Duration::from_secs(10), support::next_request(&mut e)).await;
+    assert_eq!(
+        got.expect("the request after the hello arrived").greeting,
+        "past the hello"
+    );
+}
+
 /// M1: a contact we offer a file to repeats FILE_ACCEPT 100,000 times and
 /// never reads. Each repeat used to open the file again and queue another
 /// mebibyte, into a queue with no bound. Now one accept counts per offer

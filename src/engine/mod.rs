@@ -75,8 +75,9 @@ pub struct EngineConfig {
     pub max_concurrent_dials: usize,
     /// Incoming connections per service that have not finished: before
     /// the handshake, and at the intake before the request. When they are
-    /// all taken, a newcomer makes room by closing one that has stalled
-    /// (else one at random), so silent or stalled strangers cannot keep a
+    /// all taken, a newcomer makes room by closing one of those that got
+    /// the least far (opened, hello, handshake): one that has stalled, else
+    /// one at random, so silent or stalled strangers cannot keep a
     /// real requester out.
     pub max_unauthenticated: usize,
     /// Time an unfinished incoming connection gets for each step: the hello

@@ -293,6 +293,9 @@ pub struct Raw {
     /// SYNC); kept aside so that tests read the conversation in order.
     pub peer_history: Option<bool>,
     closed: Option<CloseCause>,
+    /// The handshake ended while [`Raw::hello_answered`] read (our last
+    /// message not yet sent).
+    answered: Option<StaticPublicKey>,
 }
 
 impl Raw {
@@ -307,6 +310,7 @@ impl Raw {
             inbox: Default::default(),
             peer_history: None,
             closed: None,
+            answered: None,
         }
     }
 
@@ -382,7 +386,7 @@ impl Raw {
         let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
             self.flush().await;
-            let established = self.take_events();
+            let established = self.take_events().or(self.answered.take());
             // What admitting the hello produced (message 2) goes out now.
             self.flush().await;
             if let Some(s) = established {
@@ -395,6 +399,24 @@ impl Raw {
             if left.is_zero() || !self.read_once(left).await {
                 self.take_events();
                 return Err(self.closed.clone());
+            }
+        }
+    }
+
+    /// Sends the hello and reads until the peer has answered it, without
+    /// sending what the answer calls for: the peer holds this connection
+    /// one step past its hello. False if no answer came within `within`.
+    pub async fn hello_answered(&mut self, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        self.flush().await;
+        loop {
+            if let Some(s) = self.take_events() {
+                self.answered = Some(s);
+                return true;
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() || !self.read_once(left).await {
+                return false;
             }
         }
     }

@@ -26,6 +26,7 @@ impl Core {
                 established: false,
                 peer_static: None,
                 peer: None,
+                hello: false,
                 request_received: false,
                 queue: queue.clone(),
                 progress_at: self.now,
@@ -65,20 +66,28 @@ impl Core {
             Service::Endpoint => ConnKind::EndpointIn,
         };
         // Full: one connection makes room for the newcomer (review finding
-        // H3): one that has clearly stalled, else one at random. Whoever is
-        // really asking moves a step per round trip, so silent or stalled
-        // connections cannot keep a newcomer out (turning the newcomer away
-        // instead would let them hold the intake shut), and streams opened
-        // fast cannot push a requester out in order.
-        let unfinished: Vec<(Instant, ConnId)> = self
+        // H3), taken from those that got the least far (opened, then hello,
+        // then handshake): one of them that has clearly stalled, else one
+        // at random. Whoever is really asking moves a step per round trip,
+        // so silent or stalled connections cannot keep a newcomer out
+        // (turning the newcomer away instead would let them hold the intake
+        // shut); streams opened fast cannot push a requester out in order,
+        // and silent ones, however fast they come back, only push out each
+        // other once a requester has said its hello.
+        let unfinished: Vec<(Stage, Instant, ConnId)> = self
             .conns
             .iter()
             .filter(|(_, c)| c.kind == kind && c.unfinished())
-            .map(|(id, c)| (c.progress_at, *id))
+            .map(|(id, c)| (c.stage(), c.progress_at, *id))
             .collect();
-        if unfinished.len() >= self.config.max_unauthenticated.max(1)
-            && let Some(&(at, stalest)) = unfinished.iter().min()
-        {
+        let full = unfinished.len() >= self.config.max_unauthenticated.max(1);
+        let least = unfinished.iter().map(|&(stage, ..)| stage).min();
+        let unfinished: Vec<(Instant, ConnId)> = unfinished
+            .into_iter()
+            .filter(|&(stage, ..)| Some(stage) == least)
+            .map(|(_, at, id)| (at, id))
+            .collect();
+        if full && let Some(&(at, stalest)) = unfinished.iter().min() {
             let victim = if self.now.saturating_duration_since(at) >= CLEARLY_STALLED {
                 stalest
             } else {
@@ -89,6 +98,11 @@ impl Core {
                 let pick = self.rng.next_u32() as usize % ids.len();
                 ids.get(pick).copied().unwrap_or(stalest)
             };
+            tracing::debug!(
+                at = ?least,
+                candidates = unfinished.len(),
+                "{service:?} full: closing an unfinished connection for a newcomer"
+            );
             self.close_conn(victim, CloseReason::Shutdown);
         }
         let session = match service {
@@ -210,6 +224,9 @@ impl Core {
         match event {
             SessionEvent::Admission(hello) => {
                 self.step_forward(conn);
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.hello = true;
+                }
                 let decision = self.admission(conn, hello.claimed);
                 if self.conns.contains_key(&conn) {
                     self.effects
@@ -372,6 +389,10 @@ impl Core {
     /// Our request's session ended: delivered (its receipt came), or to
     /// be tried again.
     fn request_session_closed(&mut self, id: ContactId, info: &ConnInfo, cause: &CloseCause) {
+        tracing::debug!(
+            established = info.established,
+            "our request's session closed: {cause:?}"
+        );
         // Our request went out as the session opened
         // (`dialed_session`), so it was sent on every one.
         let delivered = info.established && flow::receipt(true, cause) == flow::Receipt::Received;
@@ -449,6 +470,15 @@ pub(in crate::engine) enum ConnKind {
     EndpointOut(ContactId),
 }
 
+/// The steps of an incoming connection before it is finished, in order:
+/// who makes room for a newcomer is taken from the lowest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Stage {
+    Opened,
+    Hello,
+    Handshake,
+}
+
 pub(in crate::engine) struct ConnInfo {
     pub(in crate::engine) kind: ConnKind,
     /// Which contact an incoming connection turned out to be, once its
@@ -458,6 +488,9 @@ pub(in crate::engine) struct ConnInfo {
     pub(in crate::engine) peer_static: Option<StaticPublicKey>,
     /// The peer's proven contact identity (intake id), once established.
     pub(in crate::engine) peer: Option<OnionId>,
+    /// Incoming: its hello came (the first step a silent stranger never
+    /// takes).
+    hello: bool,
     /// Incoming request: received on this connection.
     pub(in crate::engine) request_received: bool,
     /// Bytes waiting to be written.
@@ -477,6 +510,17 @@ impl ConnInfo {
         match self.kind {
             ConnKind::IntakeOut(id) | ConnKind::EndpointOut(id) => Some(id),
             ConnKind::IntakeIn | ConnKind::EndpointIn => self.identified,
+        }
+    }
+
+    /// How far an unfinished incoming connection got.
+    fn stage(&self) -> Stage {
+        if self.established {
+            Stage::Handshake
+        } else if self.hello {
+            Stage::Hello
+        } else {
+            Stage::Opened
         }
     }
 
