@@ -41,9 +41,6 @@ pub(super) struct Link {
     /// The highest id the contact acknowledged on the active session,
     /// whether or not we had written that far yet.
     pub(super) ack_claimed: u64,
-    /// Refused file offers reported in the current minute, and when that
-    /// minute began.
-    pub(super) refusals_shown: (u32, Option<Instant>),
     /// The versions to offer this contact, after it refused ours; `None`:
     /// all we support.
     pub(super) versions: Option<Vec<u8>>,

@@ -191,16 +191,6 @@ impl Core {
         }
     }
 
-    /// Whether the contact's active session can take more bulk data now
-    /// (if not, a [`ConnEvent::Drained`] says when).
-    pub(in crate::engine) fn has_room(&self, id: ContactId) -> bool {
-        self.links
-            .get(&id)
-            .and_then(|r| r.active)
-            .and_then(|c| self.conns.get(&c))
-            .is_some_and(|c| c.queue.has_room())
-    }
-
     /// Sends on the contact's established session, if there is one.
     pub(in crate::engine) fn send_to_contact(&mut self, id: ContactId, m: Message) -> bool {
         match self.links.get(&id).and_then(|r| r.active) {

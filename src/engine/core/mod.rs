@@ -13,8 +13,10 @@
 //! and persistence; each concern's handlers are in their own file
 //! (`services`, `commands`, `dials`, `conns`, `contacts`, `delivery`), and
 //! the sub-states that own their data and rules are beside it
-//! (`admission.rs`, `durability.rs`, `links.rs`, `files/`). It must never
-//! do I/O, read the clock or use an RNG it was not given.
+//! (`admission.rs`, `durability.rs`, `links.rs`, `files/`). The transfers
+//! see the core only through the host it lends them for a call
+//! (`transfers.rs`). It must never do I/O, read the clock or use an RNG it
+//! was not given.
 //!
 //! Two durability rules keep delivery exact across crashes (PROTOCOL.md
 //! §6.3): a new message goes on the wire only once the outbox holding it is
@@ -28,6 +30,7 @@ mod contacts;
 mod delivery;
 mod dials;
 mod services;
+mod transfers;
 
 use commands::{Removal, trim_history};
 use conns::{ConnInfo, ConnKind, queue_send};
@@ -82,9 +85,6 @@ const RECEIPT_STEPS: u32 = 4;
 pub(super) const TICK: Duration = Duration::from_millis(250);
 /// How long a failed save waits before it is tried again.
 const SAVE_RETRY: Duration = Duration::from_secs(2);
-/// Refused file offers reported to the person per contact and minute; more
-/// are still refused, without an event each.
-pub(super) const REFUSALS_SHOWN_PER_MINUTE: u32 = 10;
 /// An unfinished connection this long without a step is no live peer
 /// mid-handshake: it is evicted first. Younger ones are evicted at random,
 /// so that opening streams fast cannot push out a requester in order.

@@ -5,7 +5,9 @@
 //! This module is the transfers' state machine and owns nothing else: it
 //! decides, and every touch of a file is a [`FileJob`] effect that the
 //! shell runs on a blocking thread (`jobs.rs`), coming back as a
-//! [`FileDone`]. A file handle is out with its job while it runs, so at
+//! [`FileDone`]. It knows the rest of the engine only as a [`Host`] (the
+//! time, a contact's state, room on its session, sending, events, file
+//! work, fresh ids and the caps), and must never import the core. A file handle is out with its job while it runs, so at
 //! most one read (sending) or one write (receiving) per transfer is in
 //! flight; `io` numbers tell a result from a reader or writer that was
 //! reset meanwhile. `send.rs` is the sender's side, `receive.rs` the
@@ -23,6 +25,8 @@
 mod jobs;
 mod receive;
 mod send;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
@@ -32,20 +36,56 @@ use std::time::{Duration, Instant};
 use allium_protocol::text::TextField;
 use allium_protocol::{CancelReason, FileOffer, Message, TransferId};
 use allium_vault::{ContactId, ContactState};
-use rand_core::RngCore;
 use sha2::Sha256;
 
 pub(crate) use jobs::{Cancel, FileDone, FileJob};
 use jobs::{reason_words, sanitize_file_name};
 
-use super::conn::ConnId;
-use super::core::{Core, Effect};
 use super::{Answer, Cancelled, EngineError, Event, TransferDirection, TransferView};
 
 /// Progress events at most this often per transfer.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 /// How many received files `Transfers::placed` remembers.
 const PLACED_REMEMBERED: usize = 64;
+/// Refused file offers reported to the person per contact and minute; more
+/// are still refused, without an event each.
+const REFUSALS_SHOWN_PER_MINUTE: u32 = 10;
+
+/// What the transfers need from the rest of the engine, and where what
+/// they decide goes. The core lends its other parts for one call
+/// (`core::FilesHost`); this module sees nothing else of it, and the core
+/// nothing of the transfers' fields.
+pub(crate) trait Host {
+    fn now(&self) -> Instant;
+    /// The contact's state, if it is one.
+    fn contact_state(&self, contact: ContactId) -> Option<ContactState>;
+    /// Whether the contact's session can take more bulk data now.
+    fn has_room(&self, contact: ContactId) -> bool;
+    /// Sends on the contact's established session; false if it has none.
+    fn send(&mut self, contact: ContactId, m: Message) -> bool;
+    /// Tells whoever listens (the window, a JSON-RPC client).
+    fn emit(&mut self, e: Event);
+    /// File work for the shell's blocking threads.
+    fn job(&mut self, job: FileJob);
+    /// A fresh, random transfer id.
+    fn new_transfer(&mut self) -> TransferId;
+    fn limits(&self) -> Limits;
+}
+
+/// The caps that apply to transfers now.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    /// Largest file we offer to send.
+    pub(crate) max_outgoing: u64,
+    /// Largest file we accept an offer for (the person's setting).
+    pub(crate) max_incoming: u64,
+    /// Offers a contact may have waiting for the person's decision.
+    pub(crate) max_pending_offers: usize,
+}
+
+fn accepted(h: &dyn Host, contact: ContactId) -> bool {
+    h.contact_state(contact) == Some(ContactState::Accepted)
+}
 
 /// Where a file we send stands on disk.
 enum Reader {
@@ -163,6 +203,8 @@ pub(crate) struct Transfers {
     placed: VecDeque<(TransferId, ContactId, FileOffer)>,
     /// The last reader or writer number handed out.
     last_io: u64,
+    /// Refused offers reported per contact this minute, and since when.
+    refusals: BTreeMap<ContactId, (u32, Option<Instant>)>,
 }
 
 impl Transfers {
@@ -176,7 +218,7 @@ fn hex_id(t: &TransferId) -> String {
     hex::encode(t.0)
 }
 
-impl Core {
+impl Transfers {
     fn out_view(&self, t: &TransferId, o: &Outgoing) -> TransferView {
         TransferView {
             id: hex_id(t),
@@ -203,24 +245,25 @@ impl Core {
 
     pub(super) fn transfer_views(&self) -> Vec<TransferView> {
         let mut v: Vec<TransferView> = self
-            .files
             .outgoing
             .iter()
             .map(|(t, o)| self.out_view(t, o))
-            .chain(self.files.incoming.iter().map(|(t, i)| self.in_view(t, i)))
+            .chain(self.incoming.iter().map(|(t, i)| self.in_view(t, i)))
             .collect();
         v.sort_by(|a, b| a.id.cmp(&b.id));
         v
     }
 
-    fn file_job(&mut self, job: FileJob) {
-        self.effects.push_back(Effect::File(job));
-    }
-
     /// The person offers the file at `path` to `contact`. Answered once the
     /// file's size is known (`FileDone::Inspected`).
-    pub(super) fn offer_file(&mut self, contact: ContactId, path: PathBuf, answer: Answer<String>) {
-        let checked = self.check_offer(contact, &path);
+    pub(super) fn offer_file(
+        &mut self,
+        h: &mut dyn Host,
+        contact: ContactId,
+        path: PathBuf,
+        answer: Answer<String>,
+    ) {
+        let checked = self.check_offer(h, contact, &path);
         let name = match checked {
             Ok(name) => name,
             Err(e) => {
@@ -228,10 +271,8 @@ impl Core {
                 return;
             }
         };
-        let mut id = [0u8; 16];
-        self.rng.fill_bytes(&mut id);
-        let transfer = TransferId(id);
-        self.files.inspecting.insert(
+        let transfer = h.new_transfer();
+        self.inspecting.insert(
             transfer,
             Inspecting {
                 contact,
@@ -240,21 +281,19 @@ impl Core {
                 answer,
             },
         );
-        self.file_job(FileJob::Inspect { transfer, path });
+        h.job(FileJob::Inspect { transfer, path });
     }
 
     /// What can be checked before touching the file: the contact, and the
     /// name it will be offered under.
     fn check_offer(
         &self,
+        h: &dyn Host,
         contact: ContactId,
         path: &std::path::Path,
     ) -> Result<String, EngineError> {
-        let c = self
-            .profile
-            .contact(contact)
-            .ok_or(EngineError::NoSuchContact)?;
-        if c.state != ContactState::Accepted {
+        let state = h.contact_state(contact).ok_or(EngineError::NoSuchContact)?;
+        if state != ContactState::Accepted {
             return Err(EngineError::WrongState(
                 "files can be sent once the contact has accepted",
             ));
@@ -270,21 +309,23 @@ impl Core {
         Ok(name)
     }
 
-    fn on_inspected(&mut self, transfer: TransferId, result: Result<u64, String>) {
-        let Some(ins) = self.files.inspecting.remove(&transfer) else {
+    fn on_inspected(
+        &mut self,
+        h: &mut dyn Host,
+        transfer: TransferId,
+        result: Result<u64, String>,
+    ) {
+        let Some(ins) = self.inspecting.remove(&transfer) else {
             return;
         };
-        let accepted = self
-            .profile
-            .contact(ins.contact)
-            .is_some_and(|c| c.state == ContactState::Accepted);
+        let accepted = accepted(h, ins.contact);
         let size = match result {
             Err(e) => Err(EngineError::File(e)),
             Ok(_) if !accepted => Err(EngineError::NoSuchContact),
             Ok(0) => Err(EngineError::File("the file is empty".into())),
-            Ok(n) if n > self.config.max_outgoing_file => Err(EngineError::File(format!(
+            Ok(n) if n > h.limits().max_outgoing => Err(EngineError::File(format!(
                 "the file is too large to send (at most {} bytes)",
-                self.config.max_outgoing_file
+                h.limits().max_outgoing
             ))),
             Ok(n) => Ok(n),
         };
@@ -295,7 +336,7 @@ impl Core {
                 return;
             }
         };
-        self.files.outgoing.insert(
+        self.outgoing.insert(
             transfer,
             Outgoing {
                 contact: ins.contact,
@@ -312,58 +353,58 @@ impl Core {
                 io: 0,
                 next: 0,
                 acked: 0,
-                progress: Progress::new(self.now, 0),
+                progress: Progress::new(h.now(), 0),
             },
         );
-        self.file_job(FileJob::Hash {
+        h.job(FileJob::Hash {
             transfer,
             path: ins.path,
         });
         let _ = ins.answer.send(Ok(hex_id(&transfer)));
     }
 
-    pub(super) fn on_file_done(&mut self, done: FileDone) {
+    pub(super) fn on_file_done(&mut self, h: &mut dyn Host, done: FileDone) {
         match done {
-            FileDone::Inspected { transfer, result } => self.on_inspected(transfer, result),
-            FileDone::Hashed { transfer, result } => self.on_hashed(transfer, result),
+            FileDone::Inspected { transfer, result } => self.on_inspected(h, transfer, result),
+            FileDone::Hashed { transfer, result } => self.on_hashed(h, transfer, result),
             FileDone::Opened {
                 transfer,
                 io,
                 result,
-            } => self.on_opened(transfer, io, result),
+            } => self.on_opened(h, transfer, io, result),
             FileDone::Read {
                 transfer,
                 io,
                 result,
-            } => self.on_read(transfer, io, result),
+            } => self.on_read(h, transfer, io, result),
             FileDone::Created {
                 transfer,
                 io,
                 folder,
                 result,
-            } => self.on_created(transfer, io, folder, result),
+            } => self.on_created(h, transfer, io, folder, result),
             FileDone::Written {
                 transfer,
                 io,
                 len,
                 result,
-            } => self.on_written(transfer, io, len, result),
+            } => self.on_written(h, transfer, io, len, result),
             FileDone::Placed {
                 transfer,
                 contact,
                 view,
                 result,
-            } => self.on_placed(transfer, contact, view, result),
+            } => self.on_placed(h, transfer, contact, view, result),
             FileDone::Removed { then, event } => {
                 if let Some(c) = then {
                     let m = Message::FileCancel {
                         transfer: c.transfer,
                         reason: c.reason,
                     };
-                    self.send_to_contact(c.contact, m);
+                    h.send(c.contact, m);
                 }
                 if let Some(e) = event {
-                    self.emit(*e);
+                    h.emit(*e);
                 }
             }
         }
@@ -371,49 +412,49 @@ impl Core {
 
     /// Whether another refused offer from `contact` may be reported this
     /// minute.
-    fn count_refusal(&mut self, contact: ContactId) -> bool {
-        let now = self.now;
-        let Some(r) = self.links.get_mut(&contact) else {
-            return false;
-        };
-        let (count, since) = &mut r.refusals_shown;
+    fn count_refusal(&mut self, h: &mut dyn Host, contact: ContactId) -> bool {
+        let now = h.now();
+        let (count, since) = self.refusals.entry(contact).or_insert((0, None));
         if since.is_none_or(|s| now.duration_since(s) >= Duration::from_secs(60)) {
             *since = Some(now);
             *count = 0;
         }
         *count += 1;
-        *count <= super::core::REFUSALS_SHOWN_PER_MINUTE
+        *count <= REFUSALS_SHOWN_PER_MINUTE
     }
 
-    pub(super) fn cancel_transfers_of(&mut self, contact: ContactId) {
+    pub(super) fn cancel_transfers_of(&mut self, h: &mut dyn Host, contact: ContactId) {
         let ids: Vec<TransferId> = self
-            .files
             .outgoing
             .iter()
             .filter(|(_, o)| o.contact == contact)
             .map(|(t, _)| *t)
             .chain(
-                self.files
-                    .incoming
+                self.incoming
                     .iter()
                     .filter(|(_, i)| i.contact == contact)
                     .map(|(t, _)| *t),
             )
             .collect();
         for t in ids {
-            self.end_any(t, false, "the contact was removed".into(), None);
+            self.end_any(h, t, false, "the contact was removed".into(), None);
         }
+        // One entry per contact at most, gone with the contact.
+        self.refusals.remove(&contact);
     }
 
-    pub(super) fn cancel_file_by_user(&mut self, transfer: TransferId) -> Result<(), EngineError> {
+    pub(super) fn cancel_file_by_user(
+        &mut self,
+        h: &mut dyn Host,
+        transfer: TransferId,
+    ) -> Result<(), EngineError> {
         let contact = self
-            .files
             .outgoing
             .get(&transfer)
             .map(|o| o.contact)
-            .or_else(|| self.files.incoming.get(&transfer).map(|i| i.contact))
+            .or_else(|| self.incoming.get(&transfer).map(|i| i.contact))
             .ok_or(EngineError::NoSuchTransfer)?;
-        self.send_to_contact(
+        h.send(
             contact,
             Message::FileCancel {
                 transfer,
@@ -421,6 +462,7 @@ impl Core {
             },
         );
         self.end_any(
+            h,
             transfer,
             false,
             reason_words(CancelReason::ByUser).into(),
@@ -432,40 +474,43 @@ impl Core {
     /// Ends a transfer in either direction, cleaning up, with an event.
     fn end_any(
         &mut self,
+        h: &mut dyn Host,
         t: TransferId,
         by_peer: bool,
         reason: String,
         tell: Option<CancelReason>,
     ) {
-        if self.files.outgoing.contains_key(&t) {
-            self.end_outgoing(t, by_peer, reason, tell);
+        if self.outgoing.contains_key(&t) {
+            self.end_outgoing(h, t, by_peer, reason, tell);
         } else {
-            self.end_incoming(t, by_peer, reason, tell);
+            self.end_incoming(h, t, by_peer, reason, tell);
         }
     }
 
     fn tell_cancel(
         &mut self,
+        h: &mut dyn Host,
         contact: ContactId,
         transfer: TransferId,
         tell: Option<CancelReason>,
     ) {
         if let Some(reason) = tell {
-            self.send_to_contact(contact, Message::FileCancel { transfer, reason });
+            h.send(contact, Message::FileCancel { transfer, reason });
         }
     }
 
     fn end_outgoing(
         &mut self,
+        h: &mut dyn Host,
         t: TransferId,
         by_peer: bool,
         reason: String,
         tell: Option<CancelReason>,
     ) {
-        if let Some(o) = self.files.outgoing.remove(&t) {
-            self.tell_cancel(o.contact, t, tell);
+        if let Some(o) = self.outgoing.remove(&t) {
+            self.tell_cancel(h, o.contact, t, tell);
             let transfer = self.out_view(&t, &o);
-            self.emit(Event::FileCancelled {
+            h.emit(Event::FileCancelled {
                 transfer,
                 cancelled: Cancelled { by_peer, reason },
             });
@@ -474,12 +519,13 @@ impl Core {
 
     fn end_incoming(
         &mut self,
+        h: &mut dyn Host,
         t: TransferId,
         by_peer: bool,
         reason: String,
         tell: Option<CancelReason>,
     ) {
-        if let Some(i) = self.files.incoming.remove(&t) {
+        if let Some(i) = self.incoming.remove(&t) {
             let transfer = self.in_view(&t, &i);
             if let Some((_, answer)) = i.accepting {
                 let _ = answer.send(Err(EngineError::NoSuchTransfer));
@@ -498,47 +544,44 @@ impl Core {
                         transfer: t,
                         reason,
                     });
-                    self.file_job(FileJob::Remove {
+                    h.job(FileJob::Remove {
                         path: a.partial,
                         then,
                         event: Some(Box::new(event)),
                     });
                 }
                 None => {
-                    self.tell_cancel(i.contact, t, tell);
-                    self.emit(event);
+                    self.tell_cancel(h, i.contact, t, tell);
+                    h.emit(event);
                 }
             }
         }
     }
 
-    pub(super) fn on_file_message(&mut self, conn: ConnId, contact: ContactId, m: Message) {
-        if self.links.get(&contact).and_then(|r| r.active) != Some(conn) {
-            return;
-        }
+    /// A file message from `contact`, on its active session (the core
+    /// checks that).
+    pub(crate) fn on_message(&mut self, h: &mut dyn Host, contact: ContactId, m: Message) {
         // Files only between accepted contacts (review finding L5).
-        if !self
-            .profile
-            .contact(contact)
-            .is_some_and(|c| c.state == ContactState::Accepted)
-        {
+        if !accepted(h, contact) {
             return;
         }
         match m {
-            Message::FileOffer(offer) => self.on_offer(contact, offer),
-            Message::FileAccept { transfer, offset } => self.on_accept(contact, transfer, offset),
-            Message::FileAck { transfer, received } => {
-                self.on_file_ack(contact, transfer, received)
+            Message::FileOffer(offer) => self.on_offer(h, contact, offer),
+            Message::FileAccept { transfer, offset } => {
+                self.on_accept(h, contact, transfer, offset)
             }
-            Message::FileChunk(chunk) => self.on_chunk(contact, chunk),
+            Message::FileAck { transfer, received } => {
+                self.on_file_ack(h, contact, transfer, received)
+            }
+            Message::FileChunk(chunk) => self.on_chunk(h, contact, chunk),
             Message::FileDone { transfer } => {
-                if let Some(o) = self.files.outgoing.get(&transfer)
+                if let Some(o) = self.outgoing.get(&transfer)
                     && o.contact == contact
                     && o.acked == o.offer.size
-                    && let Some(o) = self.files.outgoing.remove(&transfer)
+                    && let Some(o) = self.outgoing.remove(&transfer)
                 {
                     let transfer = self.out_view(&transfer, &o);
-                    self.emit(Event::FileCompleted {
+                    h.emit(Event::FileCompleted {
                         transfer,
                         path: None,
                     });
@@ -546,13 +589,12 @@ impl Core {
             }
             Message::FileCancel { transfer, reason } => {
                 let ours = self
-                    .files
                     .outgoing
                     .get(&transfer)
                     .map(|o| o.contact)
-                    .or_else(|| self.files.incoming.get(&transfer).map(|i| i.contact));
+                    .or_else(|| self.incoming.get(&transfer).map(|i| i.contact));
                 if ours == Some(contact) {
-                    self.end_any(transfer, true, reason_words(reason).into(), None);
+                    self.end_any(h, transfer, true, reason_words(reason).into(), None);
                 }
             }
             _ => {}

@@ -11,11 +11,10 @@ use allium_protocol::{CancelReason, FileChunk, FileOffer, Message, TransferId};
 use allium_vault::ContactId;
 use sha2::{Digest, Sha256};
 
-use super::super::core::Core;
 use super::super::{Answer, Cancelled, EngineError, Event, TransferDirection, TransferView};
 use super::{
-    Accepted, Cancel, FileJob, Incoming, PLACED_REMEMBERED, Progress, Writer, hex_id, reason_words,
-    sanitize_file_name,
+    Accepted, Cancel, FileJob, Host, Incoming, PLACED_REMEMBERED, Progress, Transfers, Writer,
+    hex_id, reason_words, sanitize_file_name,
 };
 
 use super::send::WINDOW;
@@ -24,17 +23,18 @@ use allium_protocol::message::MAX_CHUNK;
 /// The receiver acknowledges at least this often.
 const ACK_EVERY: u64 = 256 * 1024;
 
-impl Core {
+impl Transfers {
     /// The person accepts an offered file into `folder`. Answered once the
     /// partial file is created there (`FileDone::Created`), or at once if
     /// it cannot be accepted.
-    pub(in super::super) fn accept_file(
+    pub(crate) fn accept_file(
         &mut self,
+        h: &mut dyn Host,
         transfer: TransferId,
         folder: PathBuf,
         answer: Answer<()>,
     ) {
-        let Some(i) = self.files.incoming.get_mut(&transfer) else {
+        let Some(i) = self.incoming.get_mut(&transfer) else {
             let _ = answer.send(Err(EngineError::NoSuchTransfer));
             return;
         };
@@ -44,11 +44,11 @@ impl Core {
             )));
             return;
         }
-        let io = self.files.next_io();
-        if let Some(i) = self.files.incoming.get_mut(&transfer) {
+        let io = self.next_io();
+        if let Some(i) = self.incoming.get_mut(&transfer) {
             i.accepting = Some((io, answer));
         }
-        self.file_job(FileJob::Create {
+        h.job(FileJob::Create {
             transfer,
             io,
             folder,
@@ -57,14 +57,14 @@ impl Core {
 
     pub(super) fn on_created(
         &mut self,
+        h: &mut dyn Host,
         transfer: TransferId,
         io: u64,
         folder: PathBuf,
         result: Result<(PathBuf, File), String>,
     ) {
-        let now = self.now;
+        let now = h.now();
         let waiting = self
-            .files
             .incoming
             .get_mut(&transfer)
             .filter(|i| i.accepting.as_ref().is_some_and(|(n, _)| *n == io));
@@ -72,7 +72,7 @@ impl Core {
             // Cancelled meanwhile (and answered then), perhaps offered and
             // accepted again since: this file is no one's.
             if let Ok((partial, _)) = result {
-                self.file_job(FileJob::Remove {
+                h.job(FileJob::Remove {
                     path: partial,
                     then: None,
                     event: None,
@@ -104,7 +104,7 @@ impl Core {
             progress: Progress::new(now, 0),
         });
         let contact = i.contact;
-        self.send_to_contact(
+        h.send(
             contact,
             Message::FileAccept {
                 transfer,
@@ -114,48 +114,43 @@ impl Core {
         let _ = answer.send(Ok(()));
     }
 
-    pub(super) fn on_offer(&mut self, contact: ContactId, offer: FileOffer) {
+    pub(super) fn on_offer(&mut self, h: &mut dyn Host, contact: ContactId, offer: FileOffer) {
         let t = offer.transfer;
-        if self.files.incoming.contains_key(&t) {
-            self.offer_again(contact, offer);
+        if self.incoming.contains_key(&t) {
+            self.offer_again(h, contact, offer);
             return;
         }
         let same = |c: &ContactId, o: &FileOffer| *c == contact && *o == offer;
-        if self.files.placing.get(&t).is_some_and(|(c, o)| same(c, o)) {
+        if self.placing.get(&t).is_some_and(|(c, o)| same(c, o)) {
             // Being placed: its FILE_DONE follows.
             return;
         }
-        if self
-            .files
-            .placed
-            .iter()
-            .any(|(id, c, o)| *id == t && same(c, o))
-        {
+        if self.placed.iter().any(|(id, c, o)| *id == t && same(c, o)) {
             // Received already; our FILE_DONE was lost with the session.
-            self.send_to_contact(contact, Message::FileDone { transfer: t });
+            h.send(contact, Message::FileDone { transfer: t });
             return;
         }
-        if self.files.outgoing.contains_key(&t) || self.files.placing.contains_key(&t) {
-            self.refuse_as_rule_broken(contact, t);
+        if self.outgoing.contains_key(&t) || self.placing.contains_key(&t) {
+            self.refuse_as_rule_broken(h, contact, t);
             return;
         }
-        let cap = self.profile.settings.max_incoming_file;
+        let limits = h.limits();
+        let cap = limits.max_incoming;
         let name = sanitize_file_name(&offer.name);
         let waiting = self
-            .files
             .incoming
             .values()
             .filter(|i| i.contact == contact && i.accepted.is_none())
             .count();
         let refuse = if offer.size > cap {
             Some(CancelReason::TooLarge)
-        } else if offer.size == 0 || waiting >= self.config.max_pending_offers {
+        } else if offer.size == 0 || waiting >= limits.max_pending_offers {
             Some(CancelReason::Protocol)
         } else {
             None
         };
         if let Some(reason) = refuse {
-            self.refuse_offer(contact, &offer, name, reason, cap);
+            self.refuse_offer(h, contact, &offer, name, reason, cap);
             return;
         }
         let i = Incoming {
@@ -166,15 +161,15 @@ impl Core {
             accepting: None,
         };
         let view = self.in_view(&t, &i);
-        self.files.incoming.insert(t, i);
-        self.emit(Event::FileOffered { transfer: view });
+        self.incoming.insert(t, i);
+        h.emit(Event::FileOffered { transfer: view });
     }
 
     /// Tells `contact` that what it sent about `t` breaks the rules, and
     /// nothing else.
-    fn refuse_as_rule_broken(&mut self, contact: ContactId, t: TransferId) {
+    fn refuse_as_rule_broken(&mut self, h: &mut dyn Host, contact: ContactId, t: TransferId) {
         let reason = CancelReason::Protocol;
-        self.send_to_contact(
+        h.send(
             contact,
             Message::FileCancel {
                 transfer: t,
@@ -185,26 +180,26 @@ impl Core {
 
     /// An offer of a transfer we already hold: a resume (we say how much we
     /// have), or a clash (refused).
-    fn offer_again(&mut self, contact: ContactId, offer: FileOffer) {
+    fn offer_again(&mut self, h: &mut dyn Host, contact: ContactId, offer: FileOffer) {
         let t = offer.transfer;
-        let Some(i) = self.files.incoming.get(&t) else {
+        let Some(i) = self.incoming.get(&t) else {
             return;
         };
         if i.contact != contact || i.offer != offer {
             // Same id, different file: refuse this one, keep ours.
-            self.refuse_as_rule_broken(contact, t);
+            self.refuse_as_rule_broken(h, contact, t);
             return;
         }
         // A resume: tell them what we hold (what is still to be
         // written is held too: its write is on its way).
         if let Some(a) = &i.accepted {
             let offset = a.received;
-            if let Some(i) = self.files.incoming.get_mut(&t)
+            if let Some(i) = self.incoming.get_mut(&t)
                 && let Some(a) = i.accepted.as_mut()
             {
                 a.acked = offset;
             }
-            self.send_to_contact(
+            h.send(
                 contact,
                 Message::FileAccept {
                     transfer: t,
@@ -218,6 +213,7 @@ impl Core {
     /// person at a bounded rate.
     fn refuse_offer(
         &mut self,
+        h: &mut dyn Host,
         contact: ContactId,
         offer: &FileOffer,
         name: String,
@@ -225,14 +221,14 @@ impl Core {
         cap: u64,
     ) {
         let t = offer.transfer;
-        self.send_to_contact(
+        h.send(
             contact,
             Message::FileCancel {
                 transfer: t,
                 reason,
             },
         );
-        if !self.count_refusal(contact) {
+        if !self.count_refusal(h, contact) {
             // Still refused, but a contact repeating offers does not
             // get to fill the window with notices (review finding M2).
             return;
@@ -246,7 +242,7 @@ impl Core {
             done: 0,
             accepted: false,
         };
-        self.emit(Event::FileCancelled {
+        h.emit(Event::FileCancelled {
             transfer,
             cancelled: Cancelled {
                 by_peer: false,
@@ -261,9 +257,9 @@ impl Core {
         });
     }
 
-    pub(super) fn on_chunk(&mut self, contact: ContactId, chunk: FileChunk) {
+    pub(super) fn on_chunk(&mut self, h: &mut dyn Host, contact: ContactId, chunk: FileChunk) {
         let t = chunk.transfer;
-        let Some(i) = self.files.incoming.get_mut(&t) else {
+        let Some(i) = self.incoming.get_mut(&t) else {
             return;
         };
         if i.contact != contact {
@@ -273,6 +269,7 @@ impl Core {
         let Some(a) = i.accepted.as_mut() else {
             // Chunks before our accept break the rules.
             self.end_incoming(
+                h,
                 t,
                 true,
                 reason_words(CancelReason::Protocol).into(),
@@ -283,6 +280,7 @@ impl Core {
         let len = chunk.data.len() as u64;
         if chunk.offset != a.received || a.received.saturating_add(len) > size {
             self.end_incoming(
+                h,
                 t,
                 true,
                 reason_words(CancelReason::Protocol).into(),
@@ -296,6 +294,7 @@ impl Core {
         // does is breaking the rules, not waiting for a slow disk.
         if (a.received + len).saturating_sub(a.acked) > WINDOW + MAX_CHUNK as u64 {
             self.end_incoming(
+                h,
                 t,
                 true,
                 reason_words(CancelReason::Protocol).into(),
@@ -306,17 +305,12 @@ impl Core {
         a.hasher.update(&chunk.data);
         a.received += len;
         a.pending.extend_from_slice(&chunk.data);
-        self.write_pending(t);
+        self.write_pending(h, t);
     }
 
     /// Hands what was received to a write, unless one is out.
-    fn write_pending(&mut self, t: TransferId) {
-        let Some(a) = self
-            .files
-            .incoming
-            .get_mut(&t)
-            .and_then(|i| i.accepted.as_mut())
-        else {
+    fn write_pending(&mut self, h: &mut dyn Host, t: TransferId) {
+        let Some(a) = self.incoming.get_mut(&t).and_then(|i| i.accepted.as_mut()) else {
             return;
         };
         if a.pending.is_empty() || !matches!(a.writer, Writer::Ready(_)) {
@@ -327,7 +321,7 @@ impl Core {
         };
         let data = std::mem::take(&mut a.pending);
         let io = a.io;
-        self.file_job(FileJob::Write {
+        h.job(FileJob::Write {
             transfer: t,
             io,
             file,
@@ -337,12 +331,13 @@ impl Core {
 
     pub(super) fn on_written(
         &mut self,
+        h: &mut dyn Host,
         t: TransferId,
         io: u64,
         len: u64,
         result: Result<File, String>,
     ) {
-        let Some(i) = self.files.incoming.get_mut(&t) else {
+        let Some(i) = self.incoming.get_mut(&t) else {
             return;
         };
         let contact = i.contact;
@@ -353,7 +348,7 @@ impl Core {
         let file = match result {
             Ok(f) => f,
             Err(e) => {
-                self.end_incoming(t, false, e, Some(CancelReason::Io));
+                self.end_incoming(h, t, false, e, Some(CancelReason::Io));
                 return;
             }
         };
@@ -365,9 +360,9 @@ impl Core {
         if ack {
             a.acked = written;
         }
-        let rate = a.progress.due(self.now, written, complete);
+        let rate = a.progress.due(h.now(), written, complete);
         if ack {
-            self.send_to_contact(
+            h.send(
                 contact,
                 Message::FileAck {
                     transfer: t,
@@ -376,23 +371,23 @@ impl Core {
             );
         }
         if let Some(rate) = rate
-            && let Some(i) = self.files.incoming.get(&t)
+            && let Some(i) = self.incoming.get(&t)
         {
             let transfer = self.in_view(&t, i);
-            self.emit(Event::FileProgress {
+            h.emit(Event::FileProgress {
                 transfer,
                 bytes_per_second: rate,
             });
         }
         if complete {
-            self.finish_incoming(t, digest);
+            self.finish_incoming(h, t, digest);
         } else {
-            self.write_pending(t);
+            self.write_pending(h, t);
         }
     }
 
-    fn finish_incoming(&mut self, t: TransferId, digest: [u8; 32]) {
-        let Some(mut i) = self.files.incoming.remove(&t) else {
+    fn finish_incoming(&mut self, h: &mut dyn Host, t: TransferId, digest: [u8; 32]) {
+        let Some(mut i) = self.incoming.remove(&t) else {
             return;
         };
         let Some(a) = i.accepted.take() else { return };
@@ -425,15 +420,15 @@ impl Core {
                     reason: reason_words(reason).into(),
                 },
             };
-            self.file_job(FileJob::Remove {
+            h.job(FileJob::Remove {
                 path: a.partial,
                 then,
                 event: Some(Box::new(event)),
             });
             return;
         }
-        self.files.placing.insert(t, (i.contact, i.offer.clone()));
-        self.file_job(FileJob::Place {
+        self.placing.insert(t, (i.contact, i.offer.clone()));
+        h.job(FileJob::Place {
             transfer: t,
             contact: i.contact,
             view,
@@ -447,29 +442,30 @@ impl Core {
 
     pub(super) fn on_placed(
         &mut self,
+        h: &mut dyn Host,
         transfer: TransferId,
         contact: ContactId,
         view: TransferView,
         result: Result<PathBuf, (CancelReason, String)>,
     ) {
-        let placing = self.files.placing.remove(&transfer);
+        let placing = self.placing.remove(&transfer);
         match result {
             Ok(path) => {
                 if let Some((contact, offer)) = placing {
-                    if self.files.placed.len() >= PLACED_REMEMBERED {
-                        self.files.placed.pop_front();
+                    if self.placed.len() >= PLACED_REMEMBERED {
+                        self.placed.pop_front();
                     }
-                    self.files.placed.push_back((transfer, contact, offer));
+                    self.placed.push_back((transfer, contact, offer));
                 }
-                self.send_to_contact(contact, Message::FileDone { transfer });
-                self.emit(Event::FileCompleted {
+                h.send(contact, Message::FileDone { transfer });
+                h.emit(Event::FileCompleted {
                     transfer: view,
                     path: Some(path),
                 });
             }
             Err((reason, words)) => {
-                self.send_to_contact(contact, Message::FileCancel { transfer, reason });
-                self.emit(Event::FileCancelled {
+                h.send(contact, Message::FileCancel { transfer, reason });
+                h.emit(Event::FileCancelled {
                     transfer: view,
                     cancelled: Cancelled {
                         by_peer: false,

@@ -8,17 +8,21 @@ use allium_protocol::{CancelReason, FileChunk, FileOffer, Message, TransferId};
 use allium_vault::ContactId;
 
 use super::super::Event;
-use super::super::core::Core;
-use super::{FileJob, Reader, reason_words};
+use super::{FileJob, Host, Reader, Transfers, reason_words};
 
 /// Bytes the sender may have beyond the last acknowledgement.
 pub(super) const WINDOW: u64 = 1 << 20;
 /// The most one read takes from the file (then cut into chunks).
 const READ_AT_ONCE: u64 = 256 * 1024;
 
-impl Core {
-    pub(super) fn on_hashed(&mut self, transfer: TransferId, result: Result<[u8; 32], String>) {
-        let Some(o) = self.files.outgoing.get_mut(&transfer) else {
+impl Transfers {
+    pub(super) fn on_hashed(
+        &mut self,
+        h: &mut dyn Host,
+        transfer: TransferId,
+        result: Result<[u8; 32], String>,
+    ) {
+        let Some(o) = self.outgoing.get_mut(&transfer) else {
             return;
         };
         match result {
@@ -26,18 +30,24 @@ impl Core {
                 o.offer.sha256 = digest;
                 o.hashed = true;
                 let (contact, offer) = (o.contact, o.offer.clone());
-                let sent = self.send_to_contact(contact, Message::FileOffer(offer));
-                if let Some(o) = self.files.outgoing.get_mut(&transfer) {
+                let sent = h.send(contact, Message::FileOffer(offer));
+                if let Some(o) = self.outgoing.get_mut(&transfer) {
                     o.awaiting_accept = sent;
                 }
             }
-            Err(e) => self.end_outgoing(transfer, false, e, None),
+            Err(e) => self.end_outgoing(h, transfer, false, e, None),
         }
     }
 
-    pub(super) fn on_accept(&mut self, contact: ContactId, transfer: TransferId, offset: u64) {
-        let io = self.files.next_io();
-        let Some(o) = self.files.outgoing.get_mut(&transfer) else {
+    pub(super) fn on_accept(
+        &mut self,
+        h: &mut dyn Host,
+        contact: ContactId,
+        transfer: TransferId,
+        offset: u64,
+    ) {
+        let io = self.next_io();
+        let Some(o) = self.outgoing.get_mut(&transfer) else {
             return;
         };
         // Once per offer we made: a repeat would open the file again and
@@ -47,7 +57,7 @@ impl Core {
         }
         o.awaiting_accept = false;
         if offset > o.offer.size {
-            self.rules_broken_on_outgoing(transfer);
+            self.rules_broken_on_outgoing(h, transfer);
             return;
         }
         o.reader = Reader::Opening;
@@ -55,7 +65,7 @@ impl Core {
         o.next = offset;
         o.acked = offset;
         let path = o.path.clone();
-        self.file_job(FileJob::Open {
+        h.job(FileJob::Open {
             transfer,
             io,
             path,
@@ -65,18 +75,19 @@ impl Core {
 
     /// The receiver broke the transfer rules: the transfer ends, and it
     /// is told why.
-    fn rules_broken_on_outgoing(&mut self, transfer: TransferId) {
+    fn rules_broken_on_outgoing(&mut self, h: &mut dyn Host, transfer: TransferId) {
         let reason = CancelReason::Protocol;
-        self.end_outgoing(transfer, true, reason_words(reason).into(), Some(reason));
+        self.end_outgoing(h, transfer, true, reason_words(reason).into(), Some(reason));
     }
 
     pub(super) fn on_opened(
         &mut self,
+        h: &mut dyn Host,
         transfer: TransferId,
         io: u64,
         result: Result<std::fs::File, String>,
     ) {
-        let Some(o) = self.files.outgoing.get_mut(&transfer) else {
+        let Some(o) = self.outgoing.get_mut(&transfer) else {
             return;
         };
         if o.io != io || !matches!(o.reader, Reader::Opening) {
@@ -85,50 +96,56 @@ impl Core {
         match result {
             Ok(f) => {
                 o.reader = Reader::Ready(f);
-                self.pump(transfer);
+                self.pump(h, transfer);
             }
-            Err(e) => self.end_outgoing(transfer, false, e, Some(CancelReason::Io)),
+            Err(e) => self.end_outgoing(h, transfer, false, e, Some(CancelReason::Io)),
         }
     }
 
-    pub(super) fn on_file_ack(&mut self, contact: ContactId, transfer: TransferId, received: u64) {
-        let Some(o) = self.files.outgoing.get_mut(&transfer) else {
+    pub(super) fn on_file_ack(
+        &mut self,
+        h: &mut dyn Host,
+        contact: ContactId,
+        transfer: TransferId,
+        received: u64,
+    ) {
+        let Some(o) = self.outgoing.get_mut(&transfer) else {
             return;
         };
         if o.contact != contact || matches!(o.reader, Reader::Closed) {
             return;
         }
         if received < o.acked || received > o.next {
-            self.rules_broken_on_outgoing(transfer);
+            self.rules_broken_on_outgoing(h, transfer);
             return;
         }
         o.acked = received;
         let force = received == o.offer.size;
-        let rate = o.progress.due(self.now, received, force);
+        let rate = o.progress.due(h.now(), received, force);
         if let Some(rate) = rate
-            && let Some(o) = self.files.outgoing.get(&transfer)
+            && let Some(o) = self.outgoing.get(&transfer)
         {
             let transfer = self.out_view(&transfer, o);
-            self.emit(Event::FileProgress {
+            h.emit(Event::FileProgress {
                 transfer,
                 bytes_per_second: rate,
             });
         }
-        self.pump(transfer);
+        self.pump(h, transfer);
     }
 
     /// Reads the next part of the file while the window and the session's
     /// send queue allow.
-    pub(super) fn pump(&mut self, transfer: TransferId) {
-        let Some(contact) = self.files.outgoing.get(&transfer).map(|o| o.contact) else {
+    pub(super) fn pump(&mut self, h: &mut dyn Host, transfer: TransferId) {
+        let Some(contact) = self.outgoing.get(&transfer).map(|o| o.contact) else {
             return;
         };
         // A peer that does not read gets no more than the send queue
         // holds; `pump_transfers_of` goes on once it drains.
-        if !self.has_room(contact) {
+        if !h.has_room(contact) {
             return;
         }
-        let Some(o) = self.files.outgoing.get_mut(&transfer) else {
+        let Some(o) = self.outgoing.get_mut(&transfer) else {
             return;
         };
         let in_flight = o.next - o.acked;
@@ -146,7 +163,7 @@ impl Core {
             .min(WINDOW - in_flight)
             .min(READ_AT_ONCE) as usize;
         let io = o.io;
-        self.file_job(FileJob::Read {
+        h.job(FileJob::Read {
             transfer,
             io,
             file,
@@ -156,11 +173,12 @@ impl Core {
 
     pub(super) fn on_read(
         &mut self,
+        h: &mut dyn Host,
         transfer: TransferId,
         io: u64,
         result: Result<(std::fs::File, Vec<u8>), String>,
     ) {
-        let Some(o) = self.files.outgoing.get_mut(&transfer) else {
+        let Some(o) = self.outgoing.get_mut(&transfer) else {
             return;
         };
         if o.io != io || !matches!(o.reader, Reader::Reading) {
@@ -169,7 +187,7 @@ impl Core {
         let (file, data) = match result {
             Ok(read) => read,
             Err(e) => {
-                self.end_outgoing(transfer, false, e, Some(CancelReason::Io));
+                self.end_outgoing(h, transfer, false, e, Some(CancelReason::Io));
                 return;
             }
         };
@@ -184,30 +202,28 @@ impl Core {
                 data: piece.to_vec(),
             };
             offset += piece.len() as u64;
-            self.send_to_contact(contact, Message::FileChunk(chunk));
+            h.send(contact, Message::FileChunk(chunk));
         }
-        self.pump(transfer);
+        self.pump(h, transfer);
     }
 
     /// Chunks held back for a full send queue go out again.
-    pub(in super::super) fn pump_transfers_of(&mut self, contact: ContactId) {
+    pub(crate) fn pump_transfers_of(&mut self, h: &mut dyn Host, contact: ContactId) {
         let open: Vec<TransferId> = self
-            .files
             .outgoing
             .iter()
             .filter(|(_, o)| o.contact == contact && matches!(o.reader, Reader::Ready(_)))
             .map(|(t, _)| *t)
             .collect();
         for t in open {
-            self.pump(t);
+            self.pump(h, t);
         }
     }
 
     /// A session with `contact` came up: offers that were interrupted are
     /// made again with the same id, so the receiver resumes.
-    pub(in super::super) fn resume_transfers(&mut self, contact: ContactId) {
+    pub(crate) fn resume_transfers(&mut self, h: &mut dyn Host, contact: ContactId) {
         let offers: Vec<FileOffer> = self
-            .files
             .outgoing
             .values_mut()
             .filter(|o| o.contact == contact && o.hashed)
@@ -220,13 +236,13 @@ impl Core {
             })
             .collect();
         for offer in offers {
-            self.send_to_contact(contact, Message::FileOffer(offer));
+            h.send(contact, Message::FileOffer(offer));
         }
     }
 
     /// The session with `contact` ended: senders stop until it resumes.
-    pub(in super::super) fn pause_transfers(&mut self, contact: ContactId) {
-        for o in self.files.outgoing.values_mut() {
+    pub(crate) fn pause_transfers(&mut self, contact: ContactId) {
+        for o in self.outgoing.values_mut() {
             if o.contact == contact {
                 o.reader = Reader::Closed;
                 o.awaiting_accept = false;
