@@ -292,9 +292,8 @@ pub struct TransferView {
 pub struct Status {
     /// Our public address.
     pub address: String,
-    /// Whether the intake is switched on.
-    pub intake_enabled: bool,
-    /// Whether the intake can be reached (`None` when switched off).
+    /// Whether the intake can be reached; `None` when the person switched
+    /// it off (the one place a status says so).
     pub intake: Option<ServiceState>,
     /// Whether the endpoint can be reached.
     pub endpoint: ServiceState,

@@ -58,7 +58,7 @@ async fn status(c: &Client, p: Params) -> Answer {
         "profile": open.name,
         "amnesic": open.name.is_none(),
         "address": s.address,
-        "intake_enabled": s.intake_enabled,
+        "intake_enabled": s.intake.is_some(),
         "intake": s.intake,
         "endpoint": s.endpoint,
         "save_error": s.save_error,

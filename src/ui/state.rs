@@ -729,7 +729,6 @@ impl MainState {
             Event::Service { intake, state } => {
                 if intake {
                     self.status.intake = (state != ServiceState::Off).then_some(state);
-                    self.status.intake_enabled = state != ServiceState::Off;
                 } else {
                     self.status.endpoint = state;
                 }
@@ -848,7 +847,6 @@ mod tests {
             tor: TorState::Ready,
             status: Status {
                 address: "allium:x".into(),
-                intake_enabled: true,
                 intake: Some(ServiceState::Starting),
                 endpoint: ServiceState::Starting,
                 save_error: None,

@@ -214,7 +214,6 @@ impl Core {
     pub(in crate::engine) fn status(&self) -> Status {
         Status {
             address: self.local.identity.onion_id().to_address(),
-            intake_enabled: self.profile.settings.intake_enabled,
             intake: self
                 .profile
                 .settings

@@ -2,6 +2,7 @@
 //! contact list with our address (and its QR code), and the home page.
 
 use super::*;
+use crate::engine::ServiceState;
 
 /// The sentence under the intake switch.
 pub(super) const INTAKE_SENTENCE: &str = "When this is off, nobody new can send you a request. \
@@ -219,13 +220,13 @@ pub(super) fn sidebar(ui: &mut Ui, m: &mut MainState, actions: &mut Vec<Action>)
         qr_code(ui, &m.address);
     }
     ui.add_space(6.0);
-    let mut on = m.status.intake_enabled;
+    let mut on = m.status.intake.is_some();
     if ui
         .checkbox(&mut on, "Accept new contact requests")
         .changed()
     {
-        m.status.intake_enabled = on;
-        m.status.intake = None;
+        // Shown at once; the engine's events say how it goes.
+        m.status.intake = on.then_some(ServiceState::Starting);
         actions.push(Action::SetIntake(on));
     }
     ui.add(Label::new(RichText::new(INTAKE_SENTENCE).small()).wrap());
