@@ -148,69 +148,7 @@ pub(super) fn chat(
     let amnesic = m.is_amnesic();
     let mut open_dialog = None;
     Panel::top("chat-head").show(ui, |ui| {
-        ui.horizontal_wrapped(|ui| {
-            ui.heading(name);
-            if summary.online {
-                let c = good_color(ui);
-                ui.label(RichText::new("online").color(c));
-            } else {
-                ui.weak("offline: messages wait until you are both online");
-            }
-            if summary.verified {
-                let c = good_color(ui);
-                ui.label(RichText::new("verified").color(c))
-                    .on_hover_text("You compared safety words with them.");
-            }
-        });
-        ui.horizontal_wrapped(|ui| {
-            if ui.button("Rename contact").clicked() {
-                open_dialog = Some(ContactDialog::Rename(id, summary.nickname.clone()));
-            }
-            let verify = if summary.verified {
-                "Safety words"
-            } else {
-                "Verify contact"
-            };
-            if ui.button(verify).clicked() {
-                open_dialog = Some(ContactDialog::Verify(id));
-            }
-            if ui.button("Remove contact").clicked() {
-                open_dialog = Some(ContactDialog::Remove(id));
-            }
-            if ui.button("Block contact").clicked() {
-                open_dialog = Some(ContactDialog::Block(id));
-            }
-        });
-        let theirs = match summary.peer_keeps_history {
-            Some(true) => format!("{name} keeps a history of this conversation on their computer."),
-            Some(false) => format!("{name} keeps no history of this conversation."),
-            None => format!("{name} has not said whether they keep a history."),
-        };
-        ui.add(Label::new(RichText::new(theirs).small()).wrap());
-        if amnesic {
-            // Nothing can be kept, so there is nothing to switch.
-            ui.add(
-                Label::new(
-                    RichText::new(
-                        "Amnesic session: messages are never saved, and disappear when the \
-                         session ends.",
-                    )
-                    .small(),
-                )
-                .wrap(),
-            );
-        } else {
-            let mut keep = summary.history_enabled;
-            if ui.checkbox(&mut keep, "Keep history").changed() {
-                actions.push(Action::SetHistory(id, keep));
-            }
-            let text = if keep {
-                "Messages are kept, encrypted, in your profile. Switching this off deletes them."
-            } else {
-                "Messages disappear when you lock or close Allium."
-            };
-            ui.add(Label::new(RichText::new(text).small()).wrap());
-        }
+        chat_head(ui, &summary, name, amnesic, &mut open_dialog, actions);
     });
     if open_dialog.is_some() {
         m.dialog = open_dialog;
@@ -236,112 +174,214 @@ pub(super) fn chat(
             let c = good_color(ui);
             ui.label(RichText::new(format!("Drop the file to offer it to {name}.")).color(c));
         }
-        let folder = m.settings_form.download_folder.trim().to_owned();
-        let mut dismiss = Vec::new();
-        // Fields, not `transfers_with`: the "Save in" texts change meanwhile.
-        for t in m.transfers.iter().filter(|t| t.view.contact == id) {
-            let save_in = m
-                .save_in
-                .entry(t.view.id.clone())
-                .or_insert_with(|| folder.clone());
-            transfer_row(ui, frame, t, name, save_in, actions, &mut dismiss);
-        }
-        for d in dismiss {
-            m.dismiss_transfer(&d);
-        }
-        // Only transfers still listed keep a "Save in" text.
-        let listed: std::collections::HashSet<&str> =
-            m.transfers.iter().map(|t| t.view.id.as_str()).collect();
-        m.save_in.retain(|k, _| listed.contains(k.as_str()));
+        transfers_of(ui, frame, m, id, name, actions);
         composer(ui, m, id, actions);
-        let f = m.send_file.entry(id).or_default();
-        ui.horizontal_wrapped(|ui| {
-            if ui.button("Send a file…").clicked() {
-                f.message = None;
-                let dialog = rfd::AsyncFileDialog::new()
-                    .set_title("Choose a file to send")
-                    .set_parent(frame);
-                actions.push(Action::SendFile(id, Err(dialog)));
-            }
-            let toggle = if f.open {
-                "Hide the path field"
-            } else {
-                "Send a file by its path"
-            };
-            if ui.button(toggle).clicked() {
-                f.open = !f.open;
-            }
-            ui.weak("or drag a file here");
-        });
-        if f.open {
-            ui.horizontal(|ui| {
-                let l = ui.label("File to send");
-                let r = ui
-                    .add(
-                        TextEdit::singleline(&mut f.path)
-                            .hint_text("/home/you/Documents/file.pdf")
-                            .desired_width((ui.available_width() - 90.0).max(120.0)),
-                    )
-                    .labelled_by(l.id);
-                if r.changed() {
-                    f.message = None;
-                }
-                let path = f.path.trim().to_owned();
-                let enter = submitted(ui, &r);
-                if (ui
-                    .add_enabled(!path.is_empty(), Button::new("Send file"))
-                    .clicked()
-                    || enter)
-                    && !path.is_empty()
-                {
-                    f.message = None;
-                    actions.push(Action::SendFile(id, Ok(PathBuf::from(path))));
-                }
-            });
-        }
-        outcome_line(ui, &f.message);
+        file_sender(ui, frame, m, id, actions);
         ui.add_space(4.0);
     });
     ScrollArea::vertical()
         .stick_to_bottom(true)
         .auto_shrink(false)
-        .show(ui, |ui| {
-            let Some(list) = m.conversations.get(&id) else {
-                ui.weak("No messages yet.");
-                for (_, n) in m.notes.get(&id).map(Vec::as_slice).unwrap_or_default() {
-                    divider(ui, n, true);
-                }
-                return;
-            };
-            let new_from = m.new_from.filter(|(c, _)| *c == id).map(|(_, i)| i);
-            let notes = m.notes.get(&id).map(Vec::as_slice).unwrap_or_default();
-            // Notes are kept in the order of their index: one pass over
-            // both lists, not a search of the notes for every message.
-            let mut notes = notes.iter().peekable();
-            // The time zone's offset once per frame, not once per message.
-            let offset = words::local_offset();
-            let mut last_day = None;
-            for (i, msg) in list.iter().enumerate() {
-                while let Some((_, n)) = notes.next_if(|(at, _)| *at <= i) {
-                    divider(ui, n, true);
-                }
-                let day = words::day_of(msg.at, offset);
-                if day.is_some() && day != last_day {
-                    last_day = day;
-                    if let Some(d) = day {
-                        divider(ui, &words::day_name(d), false);
-                    }
-                }
-                if new_from == Some(i) {
-                    divider(ui, "New messages", true);
-                }
-                message_bubble(ui, msg, name);
-                ui.add_space(6.0);
+        .show(ui, |ui| conversation(ui, m, id, name));
+}
+
+/// The name, whether they are online and verified, what can be done with
+/// the contact, and who keeps a history.
+fn chat_head(
+    ui: &mut Ui,
+    summary: &crate::engine::ContactSummary,
+    name: &str,
+    amnesic: bool,
+    open_dialog: &mut Option<ContactDialog>,
+    actions: &mut Vec<Action>,
+) {
+    let id = summary.id;
+    ui.horizontal_wrapped(|ui| {
+        ui.heading(name);
+        if summary.online {
+            let c = good_color(ui);
+            ui.label(RichText::new("online").color(c));
+        } else {
+            ui.weak("offline: messages wait until you are both online");
+        }
+        if summary.verified {
+            let c = good_color(ui);
+            ui.label(RichText::new("verified").color(c))
+                .on_hover_text("You compared safety words with them.");
+        }
+    });
+    ui.horizontal_wrapped(|ui| {
+        if ui.button("Rename contact").clicked() {
+            *open_dialog = Some(ContactDialog::Rename(id, summary.nickname.clone()));
+        }
+        let verify = if summary.verified {
+            "Safety words"
+        } else {
+            "Verify contact"
+        };
+        if ui.button(verify).clicked() {
+            *open_dialog = Some(ContactDialog::Verify(id));
+        }
+        if ui.button("Remove contact").clicked() {
+            *open_dialog = Some(ContactDialog::Remove(id));
+        }
+        if ui.button("Block contact").clicked() {
+            *open_dialog = Some(ContactDialog::Block(id));
+        }
+    });
+    let theirs = match summary.peer_keeps_history {
+        Some(true) => format!("{name} keeps a history of this conversation on their computer."),
+        Some(false) => format!("{name} keeps no history of this conversation."),
+        None => format!("{name} has not said whether they keep a history."),
+    };
+    ui.add(Label::new(RichText::new(theirs).small()).wrap());
+    if amnesic {
+        // Nothing can be kept, so there is nothing to switch.
+        ui.add(
+            Label::new(
+                RichText::new(
+                    "Amnesic session: messages are never saved, and disappear when the \
+                     session ends.",
+                )
+                .small(),
+            )
+            .wrap(),
+        );
+    } else {
+        let mut keep = summary.history_enabled;
+        if ui.checkbox(&mut keep, "Keep history").changed() {
+            actions.push(Action::SetHistory(id, keep));
+        }
+        let text = if keep {
+            "Messages are kept, encrypted, in your profile. Switching this off deletes them."
+        } else {
+            "Messages disappear when you lock or close Allium."
+        };
+        ui.add(Label::new(RichText::new(text).small()).wrap());
+    }
+}
+
+/// The transfers with this contact, each with what can be done with it.
+fn transfers_of(
+    ui: &mut Ui,
+    frame: &eframe::Frame,
+    m: &mut MainState,
+    id: ContactId,
+    name: &str,
+    actions: &mut Vec<Action>,
+) {
+    let folder = m.settings_form.download_folder.trim().to_owned();
+    let mut dismiss = Vec::new();
+    // Fields, not `transfers_with`: the "Save in" texts change meanwhile.
+    for t in m.transfers.iter().filter(|t| t.view.contact == id) {
+        let save_in = m
+            .save_in
+            .entry(t.view.id.clone())
+            .or_insert_with(|| folder.clone());
+        transfer_row(ui, frame, t, name, save_in, actions, &mut dismiss);
+    }
+    for d in dismiss {
+        m.dismiss_transfer(&d);
+    }
+    // Only transfers still listed keep a "Save in" text.
+    let listed: std::collections::HashSet<&str> =
+        m.transfers.iter().map(|t| t.view.id.as_str()).collect();
+    m.save_in.retain(|k, _| listed.contains(k.as_str()));
+}
+
+/// Sending a file: by the file dialog, or by its path.
+fn file_sender(
+    ui: &mut Ui,
+    frame: &eframe::Frame,
+    m: &mut MainState,
+    id: ContactId,
+    actions: &mut Vec<Action>,
+) {
+    let f = m.send_file.entry(id).or_default();
+    ui.horizontal_wrapped(|ui| {
+        if ui.button("Send a file…").clicked() {
+            f.message = None;
+            let dialog = rfd::AsyncFileDialog::new()
+                .set_title("Choose a file to send")
+                .set_parent(frame);
+            actions.push(Action::SendFile(id, Err(dialog)));
+        }
+        let toggle = if f.open {
+            "Hide the path field"
+        } else {
+            "Send a file by its path"
+        };
+        if ui.button(toggle).clicked() {
+            f.open = !f.open;
+        }
+        ui.weak("or drag a file here");
+    });
+    if f.open {
+        ui.horizontal(|ui| {
+            let l = ui.label("File to send");
+            let r = ui
+                .add(
+                    TextEdit::singleline(&mut f.path)
+                        .hint_text("/home/you/Documents/file.pdf")
+                        .desired_width((ui.available_width() - 90.0).max(120.0)),
+                )
+                .labelled_by(l.id);
+            if r.changed() {
+                f.message = None;
             }
-            for (_, n) in notes {
-                divider(ui, n, true);
+            let path = f.path.trim().to_owned();
+            let enter = submitted(ui, &r);
+            if (ui
+                .add_enabled(!path.is_empty(), Button::new("Send file"))
+                .clicked()
+                || enter)
+                && !path.is_empty()
+            {
+                f.message = None;
+                actions.push(Action::SendFile(id, Ok(PathBuf::from(path))));
             }
         });
+    }
+    outcome_line(ui, &f.message);
+}
+
+/// The messages, with day lines, notes and where the new ones start.
+fn conversation(ui: &mut Ui, m: &MainState, id: ContactId, name: &str) {
+    let Some(list) = m.conversations.get(&id) else {
+        ui.weak("No messages yet.");
+        for (_, n) in m.notes.get(&id).map(Vec::as_slice).unwrap_or_default() {
+            divider(ui, n, true);
+        }
+        return;
+    };
+    let new_from = m.new_from.filter(|(c, _)| *c == id).map(|(_, i)| i);
+    let notes = m.notes.get(&id).map(Vec::as_slice).unwrap_or_default();
+    // Notes are kept in the order of their index: one pass over
+    // both lists, not a search of the notes for every message.
+    let mut notes = notes.iter().peekable();
+    // The time zone's offset once per frame, not once per message.
+    let offset = words::local_offset();
+    let mut last_day = None;
+    for (i, msg) in list.iter().enumerate() {
+        while let Some((_, n)) = notes.next_if(|(at, _)| *at <= i) {
+            divider(ui, n, true);
+        }
+        let day = words::day_of(msg.at, offset);
+        if day.is_some() && day != last_day {
+            last_day = day;
+            if let Some(d) = day {
+                divider(ui, &words::day_name(d), false);
+            }
+        }
+        if new_from == Some(i) {
+            divider(ui, "New messages", true);
+        }
+        message_bubble(ui, msg, name);
+        ui.add_space(6.0);
+    }
+    for (_, n) in notes {
+        divider(ui, n, true);
+    }
 }
 
 /// A centred line between messages: a day, or where the new ones start.
@@ -453,76 +493,9 @@ pub(super) fn transfer_row(
     card(ui, |ui| {
         match &t.outcome {
             TransferOutcome::Active if incoming(v) && !v.accepted => {
-                ui.add(
-                    Label::new(format!(
-                        "{name} offers a file: {} ({})",
-                        file,
-                        words::size(v.size)
-                    ))
-                    .wrap(),
-                );
-                ui.add(
-                    Label::new(
-                        RichText::new(
-                            "Open only files you expected: a file can harm your computer \
-                             or reveal who you are when opened.",
-                        )
-                        .small(),
-                    )
-                    .wrap(),
-                );
-                ui.horizontal(|ui| {
-                    let l = ui.label("Save in");
-                    ui.add(
-                        TextEdit::singleline(save_in)
-                            .hint_text("a folder; empty: choose one")
-                            .desired_width(f32::INFINITY),
-                    )
-                    .labelled_by(l.id);
-                });
-                ui.horizontal(|ui| {
-                    if ui.button("Accept file").clicked() {
-                        let folder = save_in.trim();
-                        let target = if folder.is_empty() {
-                            Err(rfd::AsyncFileDialog::new()
-                                .set_title("Choose where to save the file")
-                                .set_parent(frame))
-                        } else {
-                            Ok(PathBuf::from(folder))
-                        };
-                        actions.push(Action::AcceptFile(v.id.clone(), target));
-                    }
-                    if ui.button("Decline").clicked() {
-                        actions.push(Action::CancelFile(v.id.clone()));
-                    }
-                });
+                offered_file(ui, frame, v, &file, name, save_in, actions);
             }
-            TransferOutcome::Active => {
-                let fraction = if v.size == 0 {
-                    0.0
-                } else {
-                    v.done as f32 / v.size as f32
-                };
-                let way = match v.direction {
-                    TransferDirection::Incoming => "Receiving",
-                    TransferDirection::Outgoing => "Sending",
-                };
-                let waiting = v.direction == TransferDirection::Outgoing && v.done == 0;
-                let text = if waiting {
-                    format!("{way} {}: waiting for {name} to accept", file)
-                } else {
-                    format!(
-                        "{way} {}: {:.0}% at {}",
-                        file,
-                        fraction * 100.0,
-                        words::speed(t.bytes_per_second)
-                    )
-                };
-                ui.add(ProgressBar::new(fraction).text(text));
-                if ui.button("Cancel transfer").clicked() {
-                    actions.push(Action::CancelFile(v.id.clone()));
-                }
-            }
+            TransferOutcome::Active => file_progress(ui, t, &file, name, actions),
             TransferOutcome::Completed(path) => {
                 ui.horizontal_wrapped(|ui| {
                     if incoming(v) {
@@ -552,4 +525,95 @@ pub(super) fn transfer_row(
         }
         error_line(ui, t.error.as_deref());
     });
+}
+
+/// An offer waiting for the person: what it is, the warning, where to
+/// save it, accept or decline.
+fn offered_file(
+    ui: &mut Ui,
+    frame: &eframe::Frame,
+    v: &crate::engine::TransferView,
+    file: &str,
+    name: &str,
+    save_in: &mut String,
+    actions: &mut Vec<Action>,
+) {
+    ui.add(
+        Label::new(format!(
+            "{name} offers a file: {} ({})",
+            file,
+            words::size(v.size)
+        ))
+        .wrap(),
+    );
+    ui.add(
+        Label::new(
+            RichText::new(
+                "Open only files you expected: a file can harm your computer \
+                 or reveal who you are when opened.",
+            )
+            .small(),
+        )
+        .wrap(),
+    );
+    ui.horizontal(|ui| {
+        let l = ui.label("Save in");
+        ui.add(
+            TextEdit::singleline(save_in)
+                .hint_text("a folder; empty: choose one")
+                .desired_width(f32::INFINITY),
+        )
+        .labelled_by(l.id);
+    });
+    ui.horizontal(|ui| {
+        if ui.button("Accept file").clicked() {
+            let folder = save_in.trim();
+            let target = if folder.is_empty() {
+                Err(rfd::AsyncFileDialog::new()
+                    .set_title("Choose where to save the file")
+                    .set_parent(frame))
+            } else {
+                Ok(PathBuf::from(folder))
+            };
+            actions.push(Action::AcceptFile(v.id.clone(), target));
+        }
+        if ui.button("Decline").clicked() {
+            actions.push(Action::CancelFile(v.id.clone()));
+        }
+    });
+}
+
+/// A transfer under way: how far, how fast, and cancelling it.
+fn file_progress(
+    ui: &mut Ui,
+    t: &TransferEntry,
+    file: &str,
+    name: &str,
+    actions: &mut Vec<Action>,
+) {
+    let v = &t.view;
+    let fraction = if v.size == 0 {
+        0.0
+    } else {
+        v.done as f32 / v.size as f32
+    };
+    let way = match v.direction {
+        TransferDirection::Incoming => "Receiving",
+        TransferDirection::Outgoing => "Sending",
+    };
+    let waiting = v.direction == TransferDirection::Outgoing && v.done == 0;
+    let text = if waiting {
+        format!("{way} {}: waiting for {name} to accept", file)
+    } else {
+        format!(
+            "{way} {}: {:.0}% at {}",
+            file,
+            fraction * 100.0,
+            words::speed(t.bytes_per_second)
+        )
+    };
+    ui.add(ProgressBar::new(fraction).text(text));
+    if ui.button("Cancel transfer").clicked() {
+        actions.push(Action::CancelFile(v.id.clone()));
+    }
 }

@@ -29,40 +29,30 @@ pub(super) fn contact_dialog(ctx: &egui::Context, m: &mut MainState, actions: &m
         ui.set_width(FORM_WIDTH);
         match &dialog {
             ContactDialog::Remove(_) => {
-                ui.heading(format!("Remove {name}?"));
-                ui.add(
-                    Label::new(
-                        "They are cut off at once: the conversation closes, your address for \
-                         them stops working, and what was kept of it is deleted. They can \
-                         still send you a new request while your public address is on.",
-                    )
-                    .wrap(),
-                );
-                ui.horizontal(|ui| {
-                    if ui.button("Yes, remove").clicked() {
+                let text = "They are cut off at once: the conversation closes, your address for \
+                            them stops working, and what was kept of it is deleted. They can \
+                            still send you a new request while your public address is on.";
+                match confirm(ui, &format!("Remove {name}?"), text, "Yes, remove") {
+                    Some(true) => {
                         actions.push(Action::Remove(id));
                         close = true;
                     }
-                    close |= ui.button("Cancel").clicked();
-                });
+                    Some(false) => close = true,
+                    None => {}
+                }
             }
             ContactDialog::Block(_) => {
-                ui.heading(format!("Block {name}?"));
-                ui.add(
-                    Label::new(
-                        "They are cut off at once, and Allium refuses everything from their \
-                         address from now on, requests included. You can unblock them in \
-                         Settings.",
-                    )
-                    .wrap(),
-                );
-                ui.horizontal(|ui| {
-                    if ui.button("Yes, block").clicked() {
+                let text = "They are cut off at once, and Allium refuses everything from their \
+                            address from now on, requests included. You can unblock them in \
+                            Settings.";
+                match confirm(ui, &format!("Block {name}?"), text, "Yes, block") {
+                    Some(true) => {
                         actions.push(Action::Block(id));
                         close = true;
                     }
-                    close |= ui.button("Cancel").clicked();
-                });
+                    Some(false) => close = true,
+                    None => {}
+                }
             }
             ContactDialog::Rename(_, text) => {
                 ui.heading(format!("Rename {name}"));
@@ -82,46 +72,14 @@ pub(super) fn contact_dialog(ctx: &egui::Context, m: &mut MainState, actions: &m
                 }
             }
             ContactDialog::Verify(_) => {
-                ui.heading(format!("Verify {name}"));
-                let words = match (OnionId::parse(&own), OnionId::parse(&their_address)) {
-                    (Ok(a), Ok(b)) => crate::engine::safety_words(&a, &b).join(" "),
-                    _ => String::new(),
+                let verify = Verify {
+                    id,
+                    name: &name,
+                    own: &own,
+                    theirs: &their_address,
+                    verified,
                 };
-                ui.add(
-                    Label::new(format!(
-                        "Ask {name} to open \"Verify contact\" too, and compare these words \
-                         by voice or in person, not by a message here:"
-                    ))
-                    .wrap(),
-                );
-                card(ui, |ui| {
-                    ui.add(
-                        Label::new(RichText::new(&words).monospace().strong().size(18.0))
-                            .wrap()
-                            .selectable(true),
-                    );
-                });
-                ui.add(
-                    Label::new(
-                        "The words come from both your addresses. If they match, the address \
-                         you have is really theirs. If they differ, someone gave one of you a \
-                         wrong address: remove this contact and get the address from them \
-                         directly. An address cannot change, so this needs doing only once.",
-                    )
-                    .wrap(),
-                );
-                ui.horizontal(|ui| {
-                    if verified {
-                        if ui.button("Mark as not verified").clicked() {
-                            actions.push(Action::SetVerified(id, false));
-                            close = true;
-                        }
-                    } else if ui.button("The words match: mark as verified").clicked() {
-                        actions.push(Action::SetVerified(id, true));
-                        close = true;
-                    }
-                    close |= ui.button("Close").clicked();
-                });
+                close |= verify_page(ui, &verify, actions);
             }
         }
     });
@@ -130,6 +88,77 @@ pub(super) fn contact_dialog(ctx: &egui::Context, m: &mut MainState, actions: &m
     } else if let Some(n) = next {
         m.dialog = Some(n);
     }
+}
+
+/// A question with a yes and a cancel: `Some(true)` for yes,
+/// `Some(false)` for cancel, `None` while neither was clicked.
+fn confirm(ui: &mut Ui, heading: &str, text: &str, yes: &str) -> Option<bool> {
+    ui.heading(heading);
+    ui.add(Label::new(text).wrap());
+    ui.horizontal(|ui| {
+        let yes = ui.button(yes).clicked();
+        let cancel = ui.button("Cancel").clicked();
+        (yes || cancel).then_some(yes)
+    })
+    .inner
+}
+
+/// What the safety-words page shows.
+struct Verify<'a> {
+    id: ContactId,
+    name: &'a str,
+    own: &'a str,
+    theirs: &'a str,
+    verified: bool,
+}
+
+/// The safety words of both addresses, how to compare them, and marking
+/// the contact verified or not. True when the dialog is to close.
+fn verify_page(ui: &mut Ui, v: &Verify, actions: &mut Vec<Action>) -> bool {
+    let (id, name, verified) = (v.id, v.name, v.verified);
+    let (own, their_address) = (v.own, v.theirs);
+    let mut close = false;
+    ui.heading(format!("Verify {name}"));
+    let words = match (OnionId::parse(own), OnionId::parse(their_address)) {
+        (Ok(a), Ok(b)) => crate::engine::safety_words(&a, &b).join(" "),
+        _ => String::new(),
+    };
+    ui.add(
+        Label::new(format!(
+            "Ask {name} to open \"Verify contact\" too, and compare these words \
+             by voice or in person, not by a message here:"
+        ))
+        .wrap(),
+    );
+    card(ui, |ui| {
+        ui.add(
+            Label::new(RichText::new(&words).monospace().strong().size(18.0))
+                .wrap()
+                .selectable(true),
+        );
+    });
+    ui.add(
+        Label::new(
+            "The words come from both your addresses. If they match, the address \
+             you have is really theirs. If they differ, someone gave one of you a \
+             wrong address: remove this contact and get the address from them \
+             directly. An address cannot change, so this needs doing only once.",
+        )
+        .wrap(),
+    );
+    ui.horizontal(|ui| {
+        if verified {
+            if ui.button("Mark as not verified").clicked() {
+                actions.push(Action::SetVerified(id, false));
+                close = true;
+            }
+        } else if ui.button("The words match: mark as verified").clicked() {
+            actions.push(Action::SetVerified(id, true));
+            close = true;
+        }
+        close |= ui.button("Close").clicked();
+    });
+    close
 }
 
 pub(super) fn add_dialog(ctx: &egui::Context, m: &mut MainState, actions: &mut Vec<Action>) {

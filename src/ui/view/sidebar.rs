@@ -17,42 +17,7 @@ pub(super) fn main_window(
     let Some(m) = state.main.as_mut() else {
         return;
     };
-    Panel::top("menu").show(ui, |ui| {
-        ui.horizontal(|ui| {
-            match &m.name {
-                Some(n) => ui.weak(format!("Profile: {n}")),
-                None => ui.weak("Amnesic session"),
-            };
-            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                if ui
-                    .button("Quit")
-                    .on_hover_text(if m.is_amnesic() {
-                        "Close Allium and erase this session"
-                    } else {
-                        "Close Allium; your contacts can no longer reach you"
-                    })
-                    .clicked()
-                {
-                    actions.push(Action::Quit);
-                }
-                if m.is_amnesic() {
-                    if ui
-                        .button(END_SESSION)
-                        .on_hover_text("Erase this session and go back to the start")
-                        .clicked()
-                    {
-                        actions.push(Action::Lock);
-                    }
-                } else if ui.button("Lock").on_hover_text(LOCK_WORDS).clicked() {
-                    actions.push(Action::Lock);
-                }
-                // On the settings page its own "Back" leads out.
-                if m.view != View::Settings && ui.button("Settings").clicked() {
-                    m.view = View::Settings;
-                }
-            });
-        });
-    });
+    Panel::top("menu").show(ui, |ui| menu_bar(ui, m, actions));
     if m.is_amnesic() {
         Panel::top("amnesic")
             .frame(
@@ -60,18 +25,7 @@ pub(super) fn main_window(
                     .fill(Color32::from_rgb(250, 215, 90))
                     .inner_margin(8.0),
             )
-            .show(ui, |ui| {
-                ui.label(
-                    RichText::new(AMNESIC_BANNER)
-                        .strong()
-                        .size(16.0)
-                        .color(Color32::BLACK),
-                );
-                ui.label(
-                    RichText::new("Closing Allium erases your address, contacts and messages.")
-                        .color(Color32::BLACK),
-                );
-            });
+            .show(ui, amnesic_banner);
     }
     if m.tor != TorState::Ready {
         Panel::top("tor").show(ui, |ui| tor_status(ui, m, actions));
@@ -102,6 +56,58 @@ pub(super) fn main_window(
     }
     // "5 min ago" must move on even when nothing happens.
     ui.ctx().request_repaint_after(Duration::from_secs(30));
+}
+
+/// Which profile, and quitting, locking and the settings.
+fn menu_bar(ui: &mut Ui, m: &mut MainState, actions: &mut Vec<Action>) {
+    ui.horizontal(|ui| {
+        match &m.name {
+            Some(n) => ui.weak(format!("Profile: {n}")),
+            None => ui.weak("Amnesic session"),
+        };
+        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+            if ui
+                .button("Quit")
+                .on_hover_text(if m.is_amnesic() {
+                    "Close Allium and erase this session"
+                } else {
+                    "Close Allium; your contacts can no longer reach you"
+                })
+                .clicked()
+            {
+                actions.push(Action::Quit);
+            }
+            if m.is_amnesic() {
+                if ui
+                    .button(END_SESSION)
+                    .on_hover_text("Erase this session and go back to the start")
+                    .clicked()
+                {
+                    actions.push(Action::Lock);
+                }
+            } else if ui.button("Lock").on_hover_text(LOCK_WORDS).clicked() {
+                actions.push(Action::Lock);
+            }
+            // On the settings page its own "Back" leads out.
+            if m.view != View::Settings && ui.button("Settings").clicked() {
+                m.view = View::Settings;
+            }
+        });
+    });
+}
+
+/// What an amnesic session is, on every screen of it.
+fn amnesic_banner(ui: &mut Ui) {
+    ui.label(
+        RichText::new(AMNESIC_BANNER)
+            .strong()
+            .size(16.0)
+            .color(Color32::BLACK),
+    );
+    ui.label(
+        RichText::new("Closing Allium erases your address, contacts and messages.")
+            .color(Color32::BLACK),
+    );
 }
 
 pub(super) fn tor_status(ui: &mut Ui, m: &MainState, actions: &mut Vec<Action>) {
@@ -197,6 +203,13 @@ pub(super) fn save_problem_words(p: &crate::engine::SaveError) -> String {
 }
 
 pub(super) fn sidebar(ui: &mut Ui, m: &mut MainState, actions: &mut Vec<Action>) {
+    own_address(ui, m, actions);
+    ui.separator();
+    contact_list(ui, m);
+}
+
+/// Our address, copying it, its QR code, and the intake switch.
+fn own_address(ui: &mut Ui, m: &mut MainState, actions: &mut Vec<Action>) {
     ui.heading("My address");
     address_in_groups(ui, &m.address);
     ui.horizontal(|ui| {
@@ -231,7 +244,10 @@ pub(super) fn sidebar(ui: &mut Ui, m: &mut MainState, actions: &mut Vec<Action>)
     }
     ui.add(Label::new(RichText::new(INTAKE_SENTENCE).small()).wrap());
     ui.add(Label::new(RichText::new(words::intake(m.status.intake)).small().weak()).wrap());
-    ui.separator();
+}
+
+/// Requests waiting, then every other contact with what is new.
+fn contact_list(ui: &mut Ui, m: &mut MainState) {
     ui.horizontal(|ui| {
         ui.heading("Contacts");
         if ui.button("Add contact").clicked() {
@@ -261,33 +277,7 @@ pub(super) fn sidebar(ui: &mut Ui, m: &mut MainState, actions: &mut Vec<Action>)
         .contacts
         .values()
         .filter(|c| c.summary.state != ContactState::IncomingPending)
-        .map(|c| {
-            let state = match (c.summary.state, c.summary.online) {
-                (ContactState::OutgoingPending, _) => "waiting for them to accept",
-                (_, true) => "online",
-                (_, false) => "offline",
-            };
-            let unread = match c.unread {
-                0 => String::new(),
-                1 => ", 1 new message".to_owned(),
-                n => format!(", {n} new messages"),
-            };
-            let offers = m
-                .transfers_with(c.summary.id)
-                .filter(|t| {
-                    incoming(&t.view) && !t.view.accepted && t.outcome == TransferOutcome::Active
-                })
-                .count();
-            let offers = match offers {
-                0 => String::new(),
-                1 => ", offers a file".to_owned(),
-                n => format!(", offers {n} files"),
-            };
-            (
-                c.summary.id,
-                format!("{} — {state}{unread}{offers}", c.display_name()),
-            )
-        })
+        .map(|c| (c.summary.id, contact_row(m, c)))
         .collect();
     if rows.is_empty() && m.contacts.is_empty() {
         ui.add(
@@ -304,6 +294,30 @@ pub(super) fn sidebar(ui: &mut Ui, m: &mut MainState, actions: &mut Vec<Action>)
             m.open_contact(id);
         }
     }
+}
+
+/// A contact's line: name, online or not, new messages, files offered.
+fn contact_row(m: &MainState, c: &crate::ui::state::ContactEntry) -> String {
+    let state = match (c.summary.state, c.summary.online) {
+        (ContactState::OutgoingPending, _) => "waiting for them to accept",
+        (_, true) => "online",
+        (_, false) => "offline",
+    };
+    let unread = match c.unread {
+        0 => String::new(),
+        1 => ", 1 new message".to_owned(),
+        n => format!(", {n} new messages"),
+    };
+    let offers = m
+        .transfers_with(c.summary.id)
+        .filter(|t| incoming(&t.view) && !t.view.accepted && t.outcome == TransferOutcome::Active)
+        .count();
+    let offers = match offers {
+        0 => String::new(),
+        1 => ", offers a file".to_owned(),
+        n => format!(", offers {n} files"),
+    };
+    format!("{} — {state}{unread}{offers}", c.display_name())
 }
 
 /// An address in groups of eight characters, as on a printed card, so a
