@@ -1,5 +1,7 @@
-//! Who may put a request into the profile, as a pure decision on a clock
-//! the caller passes in (issue 14: the engine's rules without its I/O).
+//! Who may put a request into the profile, and who makes room when the
+//! unfinished connections fill their slots: pure decisions on a clock and
+//! an RNG the caller passes in (issue 14: the engine's rules without its
+//! I/O).
 //!
 //! Owns the intake's token buckets: one shared by every requester that is
 //! not yet a contact (so that strangers together cannot make us write
@@ -12,6 +14,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use allium_vault::Public32;
+use rand_core::RngCore;
+
+use super::conn::ConnId;
 // The engine's clock type (it can be paused in tests); a value, never read
 // here.
 use std::time::Instant;
@@ -88,6 +93,56 @@ impl RequestGate {
     }
 }
 
+/// How far an unfinished incoming connection got, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Stage {
+    Opened,
+    Hello,
+    Handshake,
+}
+
+/// An unfinished connection this long without a step is no live peer
+/// mid-handshake: it makes room first. Younger ones are chosen at random,
+/// so that opening streams fast cannot push out a requester in order.
+pub(super) const CLEARLY_STALLED: Duration = Duration::from_secs(2);
+
+/// Which unfinished connection is closed to make room for a newcomer
+/// (review finding H3), given each one's stage and last step, when
+/// `slots` are taken; `None` while there is room. It is one of those that
+/// got the least far: the stalest of them if it has gone
+/// [`CLEARLY_STALLED`] without a step, else one drawn from `rng`. Whoever
+/// is really asking moves a step per round trip, so silent or stalled
+/// connections cannot keep a newcomer out (turning the newcomer away
+/// instead would let them hold the service shut), streams opened fast
+/// cannot push a requester out in order, and silent ones, however fast
+/// they come back, push out only each other once a requester has said its
+/// hello.
+pub(super) fn make_room(
+    unfinished: &[(Stage, Instant, ConnId)],
+    slots: usize,
+    now: Instant,
+    rng: &mut dyn RngCore,
+) -> Option<ConnId> {
+    if unfinished.len() < slots.max(1) {
+        return None;
+    }
+    let least = unfinished.iter().map(|&(stage, ..)| stage).min()?;
+    // Sorted, so that the pick depends only on the RNG, not on the order
+    // the caller found them in.
+    let mut candidates: Vec<(Instant, ConnId)> = unfinished
+        .iter()
+        .filter(|&&(stage, ..)| stage == least)
+        .map(|&(_, at, id)| (at, id))
+        .collect();
+    candidates.sort_unstable_by_key(|&(_, id)| id);
+    let &(at, stalest) = candidates.iter().min()?;
+    if now.saturating_duration_since(at) >= CLEARLY_STALLED {
+        return Some(stalest);
+    }
+    let pick = rng.next_u32() as usize % candidates.len();
+    candidates.get(pick).map(|&(_, id)| id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,5 +207,72 @@ mod tests {
         let mut g = RequestGate::new(1, t0);
         assert!(g.take(t0, who(1), true));
         assert!(!g.take(t0 - Duration::from_secs(120), who(2), true));
+    }
+
+    mod room {
+        use super::super::{CLEARLY_STALLED, Stage, make_room};
+        use rand_chacha::ChaCha8Rng;
+        use rand_core::SeedableRng;
+        use std::time::{Duration, Instant};
+
+        #[test]
+        fn there_is_room_below_the_slots() {
+            let (now, mut rng) = (Instant::now(), ChaCha8Rng::seed_from_u64(1));
+            let three = [
+                (Stage::Opened, now, 1),
+                (Stage::Opened, now, 2),
+                (Stage::Hello, now, 3),
+            ];
+            assert_eq!(make_room(&three, 4, now, &mut rng), None);
+            assert_eq!(make_room(&[], 0, now, &mut rng), None, "at least one slot");
+        }
+
+        #[test]
+        fn a_requester_past_its_hello_is_never_chosen_while_a_silent_one_is_there() {
+            let now = Instant::now();
+            let mut rng = ChaCha8Rng::seed_from_u64(7);
+            let taken = [
+                (Stage::Hello, now, 1),
+                (Stage::Handshake, now, 2),
+                (Stage::Opened, now, 3),
+                (Stage::Opened, now, 4),
+            ];
+            for _ in 0..10_000 {
+                let victim = make_room(&taken, 4, now, &mut rng);
+                assert!(matches!(victim, Some(3 | 4)), "{victim:?}");
+            }
+            // With no silent one left, those at the next step share the risk.
+            let past_hello = [(Stage::Hello, now, 1), (Stage::Handshake, now, 2)];
+            for _ in 0..100 {
+                assert_eq!(make_room(&past_hello, 2, now, &mut rng), Some(1));
+            }
+        }
+
+        #[test]
+        fn the_stalest_goes_once_stalled_and_otherwise_any_can() {
+            let start = Instant::now();
+            let now = start + CLEARLY_STALLED;
+            let mut rng = ChaCha8Rng::seed_from_u64(3);
+            let taken = [
+                (Stage::Opened, now, 1),
+                (Stage::Opened, start, 2),
+                (Stage::Opened, now, 3),
+            ];
+            assert_eq!(make_room(&taken, 3, now, &mut rng), Some(2));
+            // Younger than that, each is chosen (none pushed out in order).
+            let young = now - Duration::from_millis(1);
+            let taken = [
+                (Stage::Opened, now, 1),
+                (Stage::Opened, young, 2),
+                (Stage::Opened, now, 3),
+            ];
+            let mut seen = [0u32; 4];
+            for _ in 0..3000 {
+                if let Some(id) = make_room(&taken, 3, now, &mut rng) {
+                    seen[id as usize] += 1;
+                }
+            }
+            assert!(seen[1..].iter().all(|&n| n > 800), "{seen:?}");
+        }
     }
 }

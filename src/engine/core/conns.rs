@@ -6,6 +6,7 @@
 //! it, and never let unfinished connections grow past their slots.
 
 use super::*;
+use crate::engine::admission::{Stage, make_room};
 
 impl Core {
     /// Starts `session` on `stream` as a new connection.
@@ -66,41 +67,17 @@ impl Core {
             Service::Endpoint => ConnKind::EndpointIn,
         };
         // Full: one connection makes room for the newcomer (review finding
-        // H3), taken from those that got the least far (opened, then hello,
-        // then handshake): one of them that has clearly stalled, else one
-        // at random. Whoever is really asking moves a step per round trip,
-        // so silent or stalled connections cannot keep a newcomer out
-        // (turning the newcomer away instead would let them hold the intake
-        // shut); streams opened fast cannot push a requester out in order,
-        // and silent ones, however fast they come back, only push out each
-        // other once a requester has said its hello.
+        // H3; `admission::make_room` says who).
         let unfinished: Vec<(Stage, Instant, ConnId)> = self
             .conns
             .iter()
             .filter(|(_, c)| c.kind == kind && c.unfinished())
             .map(|(id, c)| (c.stage(), c.progress_at, *id))
             .collect();
-        let full = unfinished.len() >= self.config.max_unauthenticated.max(1);
-        let least = unfinished.iter().map(|&(stage, ..)| stage).min();
-        let unfinished: Vec<(Instant, ConnId)> = unfinished
-            .into_iter()
-            .filter(|&(stage, ..)| Some(stage) == least)
-            .map(|(_, at, id)| (at, id))
-            .collect();
-        if full && let Some(&(at, stalest)) = unfinished.iter().min() {
-            let victim = if self.now.saturating_duration_since(at) >= CLEARLY_STALLED {
-                stalest
-            } else {
-                // Sorted, so that the pick depends only on the RNG (a
-                // map's order is not the same twice).
-                let mut ids: Vec<ConnId> = unfinished.iter().map(|&(_, id)| id).collect();
-                ids.sort_unstable();
-                let pick = self.rng.next_u32() as usize % ids.len();
-                ids.get(pick).copied().unwrap_or(stalest)
-            };
+        let slots = self.config.max_unauthenticated;
+        if let Some(victim) = make_room(&unfinished, slots, self.now, &mut self.rng) {
             tracing::debug!(
-                at = ?least,
-                candidates = unfinished.len(),
+                stage = ?self.conns.get(&victim).map(ConnInfo::stage),
                 "{service:?} full: closing an unfinished connection for a newcomer"
             );
             self.close_conn(victim, CloseReason::Shutdown);
@@ -458,15 +435,6 @@ pub(in crate::engine) enum ConnKind {
     IntakeOut(ContactId),
     EndpointIn,
     EndpointOut(ContactId),
-}
-
-/// The steps of an incoming connection before it is finished, in order:
-/// who makes room for a newcomer is taken from the lowest.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Stage {
-    Opened,
-    Hello,
-    Handshake,
 }
 
 pub(in crate::engine) struct ConnInfo {

@@ -85,10 +85,6 @@ const RECEIPT_STEPS: u32 = 4;
 pub(super) const TICK: Duration = Duration::from_millis(250);
 /// How long a failed save waits before it is tried again.
 const SAVE_RETRY: Duration = Duration::from_secs(2);
-/// An unfinished connection this long without a step is no live peer
-/// mid-handshake: it is evicted first. Younger ones are evicted at random,
-/// so that opening streams fast cannot push out a requester in order.
-const CLEARLY_STALLED: Duration = Duration::from_secs(2);
 /// SYNC values past this are a protocol violation (PROTOCOL.md §6.3): no
 /// conversation gets there, and ids near `u64::MAX` would overflow.
 const MAX_SYNC_ID: u64 = 1 << 62;
