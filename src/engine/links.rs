@@ -18,10 +18,8 @@ use super::conn::ConnId;
 pub(super) struct Link {
     /// The established endpoint session.
     pub(super) active: Option<ConnId>,
-    /// A dial is in flight.
-    pub(super) dialing: bool,
-    pub(super) next_dial: Option<Instant>,
-    pub(super) backoff: Duration,
+    /// When to dial next.
+    pub(super) dial: Dial,
     /// Highest message id written to the active session.
     pub(super) sent_upto: u64,
     /// Highest message id whose outbox is saved.
@@ -41,9 +39,6 @@ pub(super) struct Link {
     /// The highest id the contact acknowledged on the active session,
     /// whether or not we had written that far yet.
     pub(super) ack_claimed: u64,
-    /// The versions to offer this contact, after it refused ours; `None`:
-    /// all we support.
-    pub(super) versions: Option<Vec<u8>>,
     /// Ids from here on were handed out since the last SYNC we handled
     /// from this contact (`Contact::unsynced_from`; PROTOCOL.md §6.3).
     pub(super) first_new: u64,
@@ -56,6 +51,100 @@ pub(super) struct Link {
     /// cleared): no CHAT goes out until it is on disk, or a crash could
     /// bring back a boundary that what we sent has passed.
     pub(super) sync_change: Option<u64>,
+}
+
+/// When to dial a contact next, how long to wait after a failure, and
+/// what to offer it. The caller adds the jitter and counts the dials in
+/// flight; this holds the numbers and their rules.
+#[derive(Default)]
+pub(super) struct Dial {
+    in_flight: bool,
+    next: Option<Instant>,
+    backoff: Duration,
+    /// The versions to offer, after the contact refused ours; `None`: all
+    /// we support.
+    versions: Option<Vec<u8>>,
+}
+
+impl Dial {
+    /// A schedule that starts at `backoff`, first due at `first`.
+    pub(super) fn new(backoff: Duration, first: Option<Instant>) -> Dial {
+        Dial {
+            backoff,
+            next: first,
+            ..Dial::default()
+        }
+    }
+
+    pub(super) fn in_flight(&self) -> bool {
+        self.in_flight
+    }
+
+    /// Since when a dial is due at `now`, if one is (none while one is in
+    /// flight).
+    pub(super) fn due(&self, now: Instant) -> Option<Instant> {
+        self.next.filter(|&at| at <= now && !self.in_flight)
+    }
+
+    /// Due at `now`, whatever the backoff said.
+    pub(super) fn soon(&mut self, now: Instant) {
+        self.next = Some(now);
+    }
+
+    /// Due at `at` (a retry, with its jitter).
+    pub(super) fn at(&mut self, at: Instant) {
+        self.next = Some(at);
+    }
+
+    /// Due at `now`, and the backoff back to `initial` (a new start).
+    pub(super) fn restart(&mut self, initial: Duration, now: Instant) {
+        self.backoff = initial;
+        self.next = Some(now);
+    }
+
+    pub(super) fn started(&mut self) {
+        self.in_flight = true;
+        self.next = None;
+    }
+
+    pub(super) fn ended(&mut self) {
+        self.in_flight = false;
+    }
+
+    /// A session is up: nothing to dial, and the next failure waits
+    /// `initial` again.
+    pub(super) fn connected(&mut self, initial: Duration) {
+        self.backoff = initial;
+        self.next = None;
+    }
+
+    /// The wait before the next dial, before jitter: after a failure the
+    /// backoff so far, which doubles (up to `max`) for the one after; after
+    /// a session that ended well, `initial`, and the backoff starts over.
+    pub(super) fn wait_after(
+        &mut self,
+        failed: bool,
+        initial: Duration,
+        max: Duration,
+    ) -> Duration {
+        if failed {
+            let wait = self.backoff;
+            self.backoff = (self.backoff * 2).min(max);
+            wait
+        } else {
+            self.backoff = initial;
+            initial
+        }
+    }
+
+    /// The contact refused our versions: offer these from now on.
+    pub(super) fn offer_versions(&mut self, versions: Vec<u8>) {
+        self.versions = Some(versions);
+    }
+
+    pub(super) fn versions(&self) -> Option<&[u8]> {
+        self.versions.as_deref()
+    }
 }
 
 impl Link {
@@ -142,5 +231,36 @@ mod tests {
         assert_eq!(l.sync_change, Some(7));
         l.on_durable(7);
         assert_eq!(l.sync_change, None);
+    }
+
+    #[test]
+    fn the_backoff_doubles_up_to_its_cap_and_starts_over_after_a_session() {
+        let (initial, max) = (Duration::from_secs(5), Duration::from_secs(300));
+        let mut d = Dial::new(initial, None);
+        let waits: Vec<u64> = (0..8)
+            .map(|_| d.wait_after(true, initial, max).as_secs())
+            .collect();
+        assert_eq!(waits, [5, 10, 20, 40, 80, 160, 300, 300]);
+        assert_eq!(d.wait_after(false, initial, max), initial);
+        assert_eq!(d.wait_after(true, initial, max), initial, "started over");
+        d.wait_after(true, initial, max);
+        d.connected(initial);
+        assert_eq!(d.wait_after(true, initial, max), initial);
+    }
+
+    #[test]
+    fn nothing_is_due_while_a_dial_is_in_flight_or_before_its_time() {
+        let now = Instant::now();
+        let later = now + Duration::from_secs(1);
+        let mut d = Dial::new(Duration::from_secs(5), Some(later));
+        assert_eq!(d.due(now), None, "not yet");
+        assert_eq!(d.due(later), Some(later));
+        d.started();
+        d.soon(later);
+        assert_eq!(d.due(later), None, "one at a time");
+        d.ended();
+        assert_eq!(d.due(later), Some(later), "asked for meanwhile: due now");
+        d.connected(Duration::from_secs(5));
+        assert_eq!(d.due(later), None);
     }
 }

@@ -265,8 +265,7 @@ impl Core {
             id,
             Link {
                 first_new: 1,
-                backoff: self.config.backoff_initial,
-                next_dial: Some(self.now),
+                dial: Dial::new(self.config.backoff_initial, Some(self.now)),
                 ..Link::default()
             },
         );
@@ -319,8 +318,7 @@ impl Core {
         self.sync_authorized();
         let change = self.changed();
         if let Some(r) = self.links.get_mut(&id) {
-            r.next_dial = Some(self.now);
-            r.backoff = self.config.backoff_initial;
+            r.dial.restart(self.config.backoff_initial, self.now);
             r.last_change = change;
         }
         self.emit_contact(id);
@@ -426,8 +424,8 @@ impl Core {
         if let Some(r) = self.links.get_mut(&id) {
             r.unsaved.push_back((msg_id, change));
             // Something to say: try now rather than at the next backoff.
-            if r.active.is_none() && !r.dialing {
-                r.next_dial = Some(self.now);
+            if r.active.is_none() && !r.dial.in_flight() {
+                r.dial.soon(self.now);
             }
         }
         self.emit(Event::MessageState {

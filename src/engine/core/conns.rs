@@ -341,7 +341,7 @@ impl Core {
             if let Some(r) = self.links.get_mut(&id)
                 && !common.is_empty()
             {
-                r.versions = Some(common);
+                r.dial.offer_versions(common);
             }
         }
         match info.kind {

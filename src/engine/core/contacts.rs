@@ -137,7 +137,7 @@ impl Core {
         if changed {
             self.changed();
             if let Some(r) = self.links.get_mut(&id) {
-                r.next_dial = Some(self.now);
+                r.dial.soon(self.now);
             }
             if state == ContactState::OutgoingPending {
                 self.emit(Event::RequestAccepted { contact: id });
@@ -164,7 +164,7 @@ impl Core {
             id,
             Link {
                 first_new: 1,
-                backoff: self.config.backoff_initial,
+                dial: Dial::new(self.config.backoff_initial, None),
                 ..Link::default()
             },
         );
@@ -267,7 +267,7 @@ impl Core {
         };
         if let Some(r) = self.links.get_mut(&id) {
             if !repeat {
-                r.next_dial = Some(self.now);
+                r.dial.soon(self.now);
             }
             // Confirm (PROTOCOL.md §8), once what it confirms is saved.
             r.ack_due = Some((last, change));

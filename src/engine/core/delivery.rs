@@ -131,8 +131,7 @@ impl Core {
             r.ack_sent = None;
             r.ack_claimed = 0;
             r.peer_synced = false;
-            r.backoff = initial;
-            r.next_dial = None;
+            r.dial.connected(initial);
         }
         if accept_pending
             && !we_initiated

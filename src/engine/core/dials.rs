@@ -32,7 +32,7 @@ impl Core {
             let Some(r) = self.links.get(&c.id) else {
                 continue;
             };
-            if r.active.is_some() || r.dialing {
+            if r.active.is_some() {
                 continue;
             }
             if purpose == Purpose::Intake
@@ -43,9 +43,8 @@ impl Core {
             {
                 continue;
             }
-            match r.next_dial {
-                Some(at) if at <= now => due.push((at, c.id, purpose)),
-                _ => {}
+            if let Some(at) = r.dial.due(now) {
+                due.push((at, c.id, purpose));
             }
         }
         // Longest-waiting first, within the dial budget. Dials in flight
@@ -54,7 +53,7 @@ impl Core {
             return;
         }
         due.sort_by_key(|(at, id, _)| (*at, *id));
-        let mut in_flight = self.links.values().filter(|l| l.dialing).count();
+        let mut in_flight = self.links.values().filter(|l| l.dial.in_flight()).count();
         for (_, id, purpose) in due {
             if in_flight >= self.config.max_concurrent_dials.max(1) {
                 break;
@@ -83,8 +82,7 @@ impl Core {
         let Some(r) = self.links.get_mut(&id) else {
             return false;
         };
-        r.dialing = true;
-        r.next_dial = None;
+        r.dial.started();
         self.effects.push_back(Effect::Dial {
             contact: id,
             purpose,
@@ -99,17 +97,10 @@ impl Core {
         let Some(r) = self.links.get_mut(&id) else {
             return;
         };
-        let wait = if failed {
-            let w = r.backoff;
-            r.backoff = (r.backoff * 2).min(max);
-            w
-        } else {
-            r.backoff = initial;
-            initial
-        };
+        let wait = r.dial.wait_after(failed, initial, max);
         let at = self.now + self.jitter(wait);
         if let Some(r) = self.links.get_mut(&id) {
-            r.next_dial = Some(at);
+            r.dial.at(at);
         }
     }
 
@@ -120,7 +111,7 @@ impl Core {
         result: Result<StreamId, DialError>,
     ) {
         if let Some(r) = self.links.get_mut(&id) {
-            r.dialing = false;
+            r.dial.ended();
         }
         let stream = match result {
             Ok(s) => s,
@@ -156,7 +147,11 @@ impl Core {
         }
         // After a peer refused our versions, offer the highest common one.
         let mut session_config = self.config.session.clone();
-        if let Some(v) = self.links.get(&id).and_then(|r| r.versions.clone()) {
+        if let Some(v) = self
+            .links
+            .get(&id)
+            .and_then(|r| r.dial.versions().map(<[u8]>::to_vec))
+        {
             session_config.versions = v;
         }
         let session = match purpose {

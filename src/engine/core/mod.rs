@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 
 use super::admission::RequestGate;
 use super::durability::{Durability, SaveReport};
-use super::links::Link;
+use super::links::{Dial, Link};
 use super::store::SaveError;
 use allium_onion::{ClientKey, DialError, ServiceError};
 use allium_protocol::flow::{self, Dialler};
@@ -286,7 +286,7 @@ impl Core {
                 Link {
                     durable_upto: upto,
                     first_new: c.unsynced_from.unwrap_or(c.next_message_id),
-                    backoff: config.backoff_initial,
+                    dial: Dial::new(config.backoff_initial, None),
                     ..Link::default()
                 },
             );
@@ -339,7 +339,7 @@ impl Core {
             self.publish(Service::Intake);
         }
         for r in self.links.values_mut() {
-            r.next_dial = Some(now.at);
+            r.dial.soon(now.at);
         }
         self.after_input();
     }

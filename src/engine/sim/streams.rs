@@ -263,7 +263,7 @@ impl World {
         let now = self.now();
         if let Some(core) = &mut self.peers[p].core {
             for link in core.links.values_mut() {
-                link.next_dial = Some(now.at);
+                link.dial.soon(now.at);
             }
         }
         self.handle(p, Input::Tick);
