@@ -20,37 +20,223 @@ pub(super) struct Link {
     pub(super) active: Option<ConnId>,
     /// When to dial next.
     pub(super) dial: Dial,
+    /// Where delivery stands.
+    pub(super) flow: Flow,
+}
+
+/// Where delivery to and from one contact stands in this run: what may be
+/// written, what was, what was acknowledged, and what waits for the disk
+/// (PROTOCOL.md §6.3). The core's `delivery.rs` decides when; the numbers
+/// and the rules on them are here.
+#[derive(Default)]
+pub(super) struct Flow {
     /// Highest message id written to the active session.
-    pub(super) sent_upto: u64,
+    sent_upto: u64,
     /// Highest message id whose outbox is saved.
-    pub(super) durable_upto: u64,
+    durable_upto: u64,
     /// Message ids queued but not yet saved, with the change that added them.
-    pub(super) unsaved: VecDeque<(u64, u64)>,
+    unsaved: VecDeque<(u64, u64)>,
     /// An acknowledgement to send once the change recording it is saved.
-    pub(super) ack_due: Option<(u64, u64)>,
+    ack_due: Option<(u64, u64)>,
     /// The change that last moved `last_received_id`.
-    pub(super) last_change: u64,
+    last_change: u64,
     /// Highest message id written to any session since the engine started:
     /// an acknowledgement beyond it is a lie (or a bug) and is clamped.
-    pub(super) written_upto: u64,
+    written_upto: u64,
     /// The acknowledgement last sent on the active session: a duplicate
     /// CHAT does not earn a second one for the same id.
-    pub(super) ack_sent: Option<u64>,
+    ack_sent: Option<u64>,
     /// The highest id the contact acknowledged on the active session,
     /// whether or not we had written that far yet.
-    pub(super) ack_claimed: u64,
+    ack_claimed: u64,
     /// Ids from here on were handed out since the last SYNC we handled
     /// from this contact (`Contact::unsynced_from`; PROTOCOL.md §6.3).
-    pub(super) first_new: u64,
+    first_new: u64,
     /// The contact's first SYNC since the engine started was handled.
-    pub(super) synced: bool,
+    synced: bool,
     /// The contact's SYNC arrived on the active session: our messages may
     /// go out on it.
-    pub(super) peer_synced: bool,
+    peer_synced: bool,
     /// The change that recorded the first SYNC (`Contact::unsynced_from`
     /// cleared): no CHAT goes out until it is on disk, or a crash could
     /// bring back a boundary that what we sent has passed.
-    pub(super) sync_change: Option<u64>,
+    sync_change: Option<u64>,
+}
+
+impl Flow {
+    /// A new contact: its first id is 1, nothing saved yet.
+    pub(super) fn new_contact() -> Flow {
+        Flow {
+            first_new: 1,
+            ..Flow::default()
+        }
+    }
+
+    /// A contact loaded from the profile: ids up to `durable_upto` are
+    /// saved, and `first_new` is the first one the contact may not know.
+    pub(super) fn loaded(durable_upto: u64, first_new: u64) -> Flow {
+        Flow {
+            durable_upto,
+            first_new,
+            ..Flow::default()
+        }
+    }
+
+    /// Message `msg` was queued by change `change`: it may be written once
+    /// that change is saved.
+    pub(super) fn queued(&mut self, msg: u64, change: u64) {
+        self.unsaved.push_back((msg, change));
+    }
+
+    pub(super) fn sent_upto(&self) -> u64 {
+        self.sent_upto
+    }
+
+    /// Change `change` moved what we received (`last_received_id`).
+    pub(super) fn recorded(&mut self, change: u64) {
+        self.last_change = change;
+    }
+
+    pub(super) fn last_change(&self) -> u64 {
+        self.last_change
+    }
+
+    /// Acknowledge `last` once change `change` is saved.
+    pub(super) fn ack_when_saved(&mut self, last: u64, change: u64) {
+        self.ack_due = Some((last, change));
+    }
+
+    /// A session became the active one; its outbox starts over just
+    /// before `first` (the oldest unacknowledged id), but never past what
+    /// is saved. Nothing is acknowledged or synced on it yet.
+    pub(super) fn session_started(&mut self, first: u64) {
+        self.sent_upto = first.saturating_sub(1).min(self.durable_upto);
+        self.ack_sent = None;
+        self.ack_claimed = 0;
+        self.peer_synced = false;
+    }
+
+    /// The active session ended: how far it was written.
+    pub(super) fn session_ended(&mut self) -> u64 {
+        std::mem::take(&mut self.sent_upto)
+    }
+
+    /// The ids that may be written now, after `sent_upto` up to the last
+    /// saved one; `None` until the contact's SYNC came on this session and
+    /// the first SYNC's change is saved.
+    pub(super) fn writable(&self) -> Option<(u64, u64)> {
+        (self.peer_synced && self.sync_change.is_none())
+            .then_some((self.sent_upto, self.durable_upto))
+    }
+
+    /// Messages after `from` up to `last` were written. True when an
+    /// acknowledgement claimed earlier now covers some of them.
+    pub(super) fn wrote(&mut self, from: u64, last: u64) -> bool {
+        let before = self.written_upto;
+        self.sent_upto = self.sent_upto.max(last).max(from);
+        self.written_upto = self.written_upto.max(last);
+        self.ack_claimed > before && self.written_upto > before
+    }
+
+    /// Whether a CHAT may come now: not before the contact's SYNC, which
+    /// says which ids it will use.
+    pub(super) fn may_receive(&self) -> bool {
+        self.peer_synced
+    }
+
+    /// CHAT `id` was received and recorded by change `change`: its
+    /// acknowledgement waits for that change to be saved.
+    pub(super) fn received(&mut self, id: u64, change: u64) {
+        self.ack_due = Some((id, change));
+        self.last_change = change;
+    }
+
+    /// A duplicate CHAT came while `last` is what we received and
+    /// `durable` what is saved: whether to acknowledge `last` again now.
+    /// Once per session (the stream is reliable: repeating a message must
+    /// not make us repeat an answer, review finding M2), and only once the
+    /// change that recorded `last` is saved (else it waits for it).
+    pub(super) fn ack_again(&mut self, last: u64, durable: u64) -> bool {
+        if self.ack_sent == Some(last) {
+            false
+        } else if self.last_change <= durable {
+            self.ack_sent = Some(last);
+            true
+        } else {
+            self.ack_due = Some((last, self.last_change));
+            false
+        }
+    }
+
+    /// The contact's SYNC came: whether it is its first this run, and the
+    /// first id it may not know.
+    pub(super) fn peer_synced(&mut self) -> (bool, u64) {
+        let first = !self.synced;
+        self.synced = true;
+        self.peer_synced = true;
+        (first, self.first_new)
+    }
+
+    /// The first SYNC's boundary was cleared by change `change`: nothing
+    /// goes out until it is saved.
+    pub(super) fn boundary_cleared(&mut self, change: u64) {
+        self.sync_change = Some(change);
+    }
+
+    /// Whether the first SYNC came and its change is saved.
+    #[cfg(test)]
+    pub(super) fn sync_settled(&self) -> bool {
+        self.synced && self.sync_change.is_none()
+    }
+
+    pub(super) fn first_new(&self) -> u64 {
+        self.first_new
+    }
+
+    /// Our sending state went back and the contact has ids up to
+    /// `peer_last`: what we queue got the `fresh` ids (change `change`,
+    /// not saved yet), and `next` is the one after them.
+    pub(super) fn renumbered(&mut self, peer_last: u64, next: u64, fresh: &[u64], change: u64) {
+        // Nothing renumbered is on disk under its new id yet.
+        self.durable_upto = peer_last;
+        self.sent_upto = peer_last;
+        self.first_new = next;
+        self.unsaved = fresh.iter().map(|&id| (id, change)).collect();
+    }
+
+    /// The contact acknowledged `n`: how much of it counts, never more than
+    /// was written (a hostile or confused ack cannot drop mail it never
+    /// received, review finding L5). The claim is kept and applied as
+    /// more is written, since the peer answers a duplicate only once per
+    /// session.
+    pub(super) fn acknowledged(&mut self, n: u64) -> u64 {
+        self.ack_claimed = self.ack_claimed.max(n);
+        self.ack_claimed.min(self.written_upto)
+    }
+
+    /// Everything up to change `durable` is on disk: see [`Link::on_durable`].
+    fn on_durable(&mut self, durable: u64, session: bool) -> Option<u64> {
+        if self.sync_change.is_some_and(|c| c <= durable) {
+            self.sync_change = None;
+        }
+        while let Some(&(msg, change)) = self.unsaved.front() {
+            if change > durable {
+                break;
+            }
+            self.durable_upto = self.durable_upto.max(msg);
+            self.unsaved.pop_front();
+        }
+        match self.ack_due {
+            Some((last, change)) if change <= durable => {
+                self.ack_due = None;
+                (session && self.ack_sent != Some(last)).then(|| {
+                    self.ack_sent = Some(last);
+                    last
+                })
+            }
+            _ => None,
+        }
+    }
 }
 
 /// When to dial a contact next, how long to wait after a failure, and
@@ -155,26 +341,7 @@ impl Link {
     /// waited for its change is returned, to be sent, unless this session
     /// already carried it or there is no session.
     pub(super) fn on_durable(&mut self, durable: u64) -> Option<u64> {
-        if self.sync_change.is_some_and(|c| c <= durable) {
-            self.sync_change = None;
-        }
-        while let Some(&(msg, change)) = self.unsaved.front() {
-            if change > durable {
-                break;
-            }
-            self.durable_upto = self.durable_upto.max(msg);
-            self.unsaved.pop_front();
-        }
-        match self.ack_due {
-            Some((last, change)) if change <= durable => {
-                self.ack_due = None;
-                (self.active.is_some() && self.ack_sent != Some(last)).then(|| {
-                    self.ack_sent = Some(last);
-                    last
-                })
-            }
-            _ => None,
-        }
+        self.flow.on_durable(durable, self.active.is_some())
     }
 }
 
@@ -185,52 +352,48 @@ mod tests {
     #[test]
     fn messages_become_sendable_in_order_as_their_changes_are_saved() {
         let mut l = Link::default();
-        l.unsaved.extend([(1, 10), (2, 11), (3, 12)]);
+        l.flow.unsaved.extend([(1, 10), (2, 11), (3, 12)]);
         assert_eq!(l.on_durable(9), None);
-        assert_eq!(l.durable_upto, 0, "nothing saved yet");
+        assert_eq!(l.flow.durable_upto, 0, "nothing saved yet");
         l.on_durable(11);
-        assert_eq!(l.durable_upto, 2);
-        assert_eq!(l.unsaved.len(), 1);
+        assert_eq!(l.flow.durable_upto, 2);
+        assert_eq!(l.flow.unsaved.len(), 1);
         l.on_durable(12);
-        assert_eq!((l.durable_upto, l.unsaved.len()), (3, 0));
+        assert_eq!((l.flow.durable_upto, l.flow.unsaved.len()), (3, 0));
     }
 
     #[test]
     fn an_ack_waits_for_its_change_and_goes_once_per_session() {
         let mut l = Link {
             active: Some(1),
-            ack_due: Some((5, 20)),
             ..Link::default()
         };
+        l.flow.ack_due = Some((5, 20));
         assert_eq!(l.on_durable(19), None, "not on disk yet");
         assert_eq!(l.on_durable(20), Some(5));
-        assert_eq!(l.ack_sent, Some(5));
+        assert_eq!(l.flow.ack_sent, Some(5));
         // The same ack due again on the same session: not repeated.
-        l.ack_due = Some((5, 21));
+        l.flow.ack_due = Some((5, 21));
         assert_eq!(l.on_durable(21), None);
-        assert_eq!(l.ack_due, None, "consumed");
+        assert_eq!(l.flow.ack_due, None, "consumed");
     }
 
     #[test]
     fn no_session_no_ack() {
-        let mut l = Link {
-            ack_due: Some((3, 1)),
-            ..Link::default()
-        };
+        let mut l = Link::default();
+        l.flow.ack_due = Some((3, 1));
         assert_eq!(l.on_durable(1), None);
-        assert_eq!(l.ack_sent, None, "the next session sends its own");
+        assert_eq!(l.flow.ack_sent, None, "the next session sends its own");
     }
 
     #[test]
     fn chat_waits_for_the_first_sync_to_be_saved() {
-        let mut l = Link {
-            sync_change: Some(7),
-            ..Link::default()
-        };
+        let mut l = Link::default();
+        l.flow.sync_change = Some(7);
         l.on_durable(6);
-        assert_eq!(l.sync_change, Some(7));
+        assert_eq!(l.flow.sync_change, Some(7));
         l.on_durable(7);
-        assert_eq!(l.sync_change, None);
+        assert_eq!(l.flow.sync_change, None);
     }
 
     #[test]
@@ -262,5 +425,52 @@ mod tests {
         assert_eq!(d.due(later), Some(later), "asked for meanwhile: due now");
         d.connected(Duration::from_secs(5));
         assert_eq!(d.due(later), None);
+    }
+
+    #[test]
+    fn an_ack_counts_only_as_far_as_was_written_and_the_rest_when_it_is() {
+        let mut f = Flow::new_contact();
+        f.wrote(0, 3);
+        assert_eq!(f.acknowledged(10), 3, "clamped to what was written");
+        assert!(
+            f.wrote(3, 5),
+            "the earlier claim covers what was just written"
+        );
+        assert_eq!(f.acknowledged(0), 5);
+        assert!(!f.wrote(5, 5), "nothing new written");
+    }
+
+    #[test]
+    fn nothing_is_written_before_the_peers_sync_nor_before_its_change_is_saved() {
+        let mut f = Flow::loaded(4, 5);
+        f.session_started(2);
+        assert_eq!(f.writable(), None, "no SYNC yet");
+        let (first, first_new) = f.peer_synced();
+        assert!(first);
+        assert_eq!(first_new, 5);
+        assert_eq!(
+            f.writable(),
+            Some((1, 4)),
+            "from just before the oldest unacked"
+        );
+        f.boundary_cleared(9);
+        assert_eq!(f.writable(), None, "the first SYNC's change is not saved");
+        f.on_durable(9, true);
+        assert_eq!(f.writable(), Some((1, 4)));
+        assert!(!f.peer_synced().0, "the second SYNC is not the first");
+        f.session_started(1);
+        assert!(!f.may_receive(), "a new session waits for its own SYNC");
+    }
+
+    #[test]
+    fn a_duplicate_is_acknowledged_once_per_session_and_only_when_saved() {
+        let mut f = Flow::new_contact();
+        f.received(4, 8);
+        assert!(!f.ack_again(4, 7), "its change is not saved yet");
+        assert_eq!(f.ack_due, Some((4, 8)));
+        assert!(f.ack_again(4, 8));
+        assert!(!f.ack_again(4, 8), "once per session");
+        f.session_started(1);
+        assert!(f.ack_again(4, 8), "a new session may hear it again");
     }
 }

@@ -264,7 +264,7 @@ impl Core {
         self.links.insert(
             id,
             Link {
-                first_new: 1,
+                flow: Flow::new_contact(),
                 dial: Dial::new(self.config.backoff_initial, Some(self.now)),
                 ..Link::default()
             },
@@ -319,7 +319,7 @@ impl Core {
         let change = self.changed();
         if let Some(r) = self.links.get_mut(&id) {
             r.dial.restart(self.config.backoff_initial, self.now);
-            r.last_change = change;
+            r.flow.recorded(change);
         }
         self.emit_contact(id);
         Ok(())
@@ -422,7 +422,7 @@ impl Core {
         });
         let change = self.changed();
         if let Some(r) = self.links.get_mut(&id) {
-            r.unsaved.push_back((msg_id, change));
+            r.flow.queued(msg_id, change);
             // Something to say: try now rather than at the next backoff.
             if r.active.is_none() && !r.dial.in_flight() {
                 r.dial.soon(self.now);
@@ -441,7 +441,7 @@ impl Core {
         id: ContactId,
     ) -> Result<Vec<MessageView>, EngineError> {
         let c = self.profile.contact(id).ok_or(EngineError::NoSuchContact)?;
-        let sent_upto = self.links.get(&id).map(|r| r.sent_upto).unwrap_or(0);
+        let sent_upto = self.links.get(&id).map(|r| r.flow.sent_upto()).unwrap_or(0);
         let state_of = |msg_id: u64, delivered: bool| {
             Some(if delivered {
                 DeliveryState::Delivered

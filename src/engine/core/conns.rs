@@ -388,7 +388,7 @@ impl Core {
             let mut sent_upto = 0;
             if let Some(r) = self.links.get_mut(&id) {
                 r.active = None;
-                sent_upto = std::mem::take(&mut r.sent_upto);
+                sent_upto = r.flow.session_ended();
             }
             // What was written but not acknowledged may never have
             // arrived: it waits again, and says so, until the next

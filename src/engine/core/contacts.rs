@@ -163,7 +163,7 @@ impl Core {
         self.links.insert(
             id,
             Link {
-                first_new: 1,
+                flow: Flow::new_contact(),
                 dial: Dial::new(self.config.backoff_initial, None),
                 ..Link::default()
             },
@@ -255,7 +255,10 @@ impl Core {
         let repeat = verdict == flow::AcceptVerdict::Repeat && c.request_delivered;
         let last = c.last_received_id;
         let change = if repeat {
-            self.links.get(&id).map(|r| r.last_change).unwrap_or(0)
+            self.links
+                .get(&id)
+                .map(|r| r.flow.last_change())
+                .unwrap_or(0)
         } else {
             if let Some(c) = self.profile.contact_mut(id) {
                 c.their_endpoint = endpoint;
@@ -270,7 +273,7 @@ impl Core {
                 r.dial.soon(self.now);
             }
             // Confirm (PROTOCOL.md §8), once what it confirms is saved.
-            r.ack_due = Some((last, change));
+            r.flow.ack_when_saved(last, change);
         }
         let kind = self.conns.get(&conn).map(|c| c.kind);
         if matches!(kind, Some(ConnKind::EndpointIn | ConnKind::EndpointOut(_))) {

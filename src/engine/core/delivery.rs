@@ -42,10 +42,9 @@ impl Core {
     pub(in crate::engine) fn flush_outbox(&mut self, id: ContactId) {
         let Some(r) = self.links.get(&id) else { return };
         let Some(conn) = r.active else { return };
-        if !r.peer_synced || r.sync_change.is_some() {
+        let Some((from, upto)) = r.flow.writable() else {
             return;
-        }
-        let (from, upto) = (r.sent_upto, r.durable_upto);
+        };
         let Some(c) = self.profile.contact(id) else {
             return;
         };
@@ -69,10 +68,7 @@ impl Core {
         }
         let mut claimed_beyond = false;
         if let Some(r) = self.links.get_mut(&id) {
-            let before = r.written_upto;
-            r.sent_upto = r.sent_upto.max(last).max(from);
-            r.written_upto = r.written_upto.max(last);
-            claimed_beyond = r.ack_claimed > before && r.written_upto > before;
+            claimed_beyond = r.flow.wrote(from, last);
         }
         if claimed_beyond {
             // An acknowledgement that came before we had written this far
@@ -127,10 +123,7 @@ impl Core {
         let initial = self.config.backoff_initial;
         if let Some(r) = self.links.get_mut(&id) {
             r.active = Some(conn);
-            r.sent_upto = 0;
-            r.ack_sent = None;
-            r.ack_claimed = 0;
-            r.peer_synced = false;
+            r.flow.session_started(0);
             r.dial.connected(initial);
         }
         if accept_pending
@@ -148,7 +141,7 @@ impl Core {
                 last: c.last_received_id,
             };
             if let Some(r) = self.links.get_mut(&id) {
-                r.sent_upto = first.saturating_sub(1).min(r.durable_upto);
+                r.flow.session_started(first);
             }
             self.send_on(conn, sync);
             self.tell_history(id);
@@ -256,7 +249,7 @@ impl Core {
             // Not the session we keep: it is being replaced.
             return;
         }
-        if !r.peer_synced {
+        if !r.flow.may_receive() {
             // A CHAT before the SYNC could reuse ids we would take for
             // duplicates (PROTOCOL.md §6.3).
             self.close_conn(conn, CloseReason::ProtocolViolation);
@@ -284,8 +277,7 @@ impl Core {
             }
             let change = self.changed();
             if let Some(r) = self.links.get_mut(&id) {
-                r.ack_due = Some((chat.id, change));
-                r.last_change = change;
+                r.flow.received(chat.id, change);
             }
             self.emit(Event::MessageReceived {
                 contact: id,
@@ -299,19 +291,12 @@ impl Core {
             });
         } else if chat.id <= last {
             // A duplicate: acknowledge again once `last` is safe on disk,
-            // but once per session (the stream is reliable): repeating a
-            // message must not make us repeat an answer (review finding M2).
+            // once per session (`Flow::ack_again`).
             let durable = self.disk.durable();
-            let mut send = false;
-            if let Some(r) = self.links.get_mut(&id) {
-                if r.ack_sent == Some(last) {
-                } else if r.last_change <= durable {
-                    r.ack_sent = Some(last);
-                    send = true;
-                } else {
-                    r.ack_due = Some((last, r.last_change));
-                }
-            }
+            let send = self
+                .links
+                .get_mut(&id)
+                .is_some_and(|r| r.flow.ack_again(last, durable));
             if send {
                 self.send_on(conn, Message::Ack { id: last });
             }
@@ -343,10 +328,7 @@ impl Core {
         let Some(r) = self.links.get_mut(&id) else {
             return;
         };
-        let first = !r.synced;
-        r.synced = true;
-        r.peer_synced = true;
-        let first_new = r.first_new;
+        let (first, first_new) = r.flow.peer_synced();
         // They dropped messages we acknowledged, but our `last` no longer
         // covers them: we lost them. Say so, and take what comes next.
         let gap = self
@@ -360,7 +342,7 @@ impl Core {
             }
             let change = self.changed();
             if let Some(r) = self.links.get_mut(&id) {
-                r.last_change = change;
+                r.flow.recorded(change);
             }
             self.emit(Event::MessagesMissing {
                 contact: id,
@@ -380,7 +362,7 @@ impl Core {
         {
             let change = self.changed();
             if let Some(r) = self.links.get_mut(&id) {
-                r.sync_change = Some(change);
+                r.flow.boundary_cleared(change);
             }
         }
         self.flush_outbox(id);
@@ -392,7 +374,7 @@ impl Core {
     /// queued gets fresh ids after theirs, so nothing is taken for a
     /// duplicate and dropped.
     pub(in crate::engine) fn renumber(&mut self, id: ContactId, peer_last: u64) {
-        let Some(first_new) = self.links.get(&id).map(|r| r.first_new) else {
+        let Some(first_new) = self.links.get(&id).map(|r| r.flow.first_new()) else {
             return;
         };
         let Some(c) = self.profile.contact_mut(id) else {
@@ -427,11 +409,8 @@ impl Core {
         c.next_message_id = next;
         let change = self.changed();
         if let Some(r) = self.links.get_mut(&id) {
-            // Nothing renumbered is on disk under its new id yet.
-            r.durable_upto = peer_last;
-            r.sent_upto = peer_last;
-            r.first_new = next;
-            r.unsaved = renumbered.iter().map(|&(_, new)| (new, change)).collect();
+            let fresh: Vec<u64> = renumbered.iter().map(|&(_, new)| new).collect();
+            r.flow.renumbered(peer_last, next, &fresh, change);
         }
         for msg in delivered {
             self.emit(Event::MessageState {
@@ -459,17 +438,12 @@ impl Core {
             c.accept_pending = false;
             changed = true;
         }
-        // Never more than we wrote to a session: a hostile (or confused)
-        // ack cannot drop mail it never received (review finding L5). The
-        // claim is remembered and applied as more is written, since the
-        // peer answers a duplicate only once per session.
-        let n = match self.links.get_mut(&id) {
-            Some(r) => {
-                r.ack_claimed = r.ack_claimed.max(n);
-                r.ack_claimed.min(r.written_upto)
-            }
-            None => 0,
-        };
+        // Never more than we wrote (`Flow::acknowledged`, review finding
+        // L5).
+        let n = self
+            .links
+            .get_mut(&id)
+            .map_or(0, |r| r.flow.acknowledged(n));
         let mut delivered = Vec::new();
         c.outbox.retain(|q| {
             if q.id <= n {

@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 
 use super::admission::RequestGate;
 use super::durability::{Durability, SaveReport};
-use super::links::{Dial, Link};
+use super::links::{Dial, Flow, Link};
 use super::store::SaveError;
 use allium_onion::{ClientKey, DialError, ServiceError};
 use allium_protocol::flow::{self, Dialler};
@@ -284,8 +284,7 @@ impl Core {
             links.insert(
                 c.id,
                 Link {
-                    durable_upto: upto,
-                    first_new: c.unsynced_from.unwrap_or(c.next_message_id),
+                    flow: Flow::loaded(upto, c.unsynced_from.unwrap_or(c.next_message_id)),
                     dial: Dial::new(config.backoff_initial, None),
                     ..Link::default()
                 },

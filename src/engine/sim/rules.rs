@@ -50,11 +50,10 @@ fn a_message_goes_out_only_once_its_outbox_is_saved() {
     // First the boundary of the first SYNC on disk (its own rule holds
     // CHAT back until then, which would hide this one).
     w.run_until(Duration::from_secs(60), |w| {
-        w.peers[0].core.as_ref().is_some_and(|c| {
-            c.links
-                .values()
-                .all(|l| l.synced && l.sync_change.is_none())
-        })
+        w.peers[0]
+            .core
+            .as_ref()
+            .is_some_and(|c| c.links.values().all(|l| l.flow.sync_settled()))
     })
     .expect("the first SYNC saved");
     w.hold_saves(0, true);
