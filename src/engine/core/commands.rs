@@ -162,16 +162,16 @@ impl Core {
 
     fn set_intake(&mut self, on: bool) {
         self.set_setting(on, |s| &mut s.intake_enabled);
-        if on && self.intake.state == ServiceState::Off {
+        if on && self.intake.state() == ServiceState::Off {
             self.publish(Service::Intake);
         } else if !on {
             self.unpublish(Service::Intake);
-            self.intake.state = ServiceState::Off;
+            self.intake.switched_off();
             // Connections already open at the intake end too.
             let open: Vec<ConnId> = self
                 .conns
                 .iter()
-                .filter(|(_, c)| c.kind == ConnKind::IntakeIn)
+                .filter(|(_, c)| c.kind() == ConnKind::IntakeIn)
                 .map(|(id, _)| *id)
                 .collect();
             for id in open {
@@ -218,8 +218,8 @@ impl Core {
                 .profile
                 .settings
                 .intake_enabled
-                .then_some(self.intake.state),
-            endpoint: self.endpoint.state,
+                .then_some(self.intake.state()),
+            endpoint: self.endpoint.state(),
             save_error: self.disk.error().cloned(),
         }
     }

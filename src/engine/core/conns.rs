@@ -58,7 +58,7 @@ impl Core {
             Service::Intake => &self.intake,
             Service::Endpoint => &self.endpoint,
         };
-        if slot.generation != generation || self.shutting_down.is_some() {
+        if !slot.is_current(generation) || self.shutting_down.is_some() {
             self.effects.push_back(Effect::Discard(stream));
             return;
         }
@@ -438,31 +438,61 @@ pub(in crate::engine) enum ConnKind {
 }
 
 pub(in crate::engine) struct ConnInfo {
-    pub(in crate::engine) kind: ConnKind,
+    kind: ConnKind,
     /// Which contact an incoming connection turned out to be, once its
     /// handshake proved who it is (an outgoing one says in its kind).
     identified: Option<ContactId>,
-    pub(in crate::engine) established: bool,
-    pub(in crate::engine) peer_static: Option<StaticPublicKey>,
+    established: bool,
+    peer_static: Option<StaticPublicKey>,
     /// The peer's proven contact identity (intake id), once established.
-    pub(in crate::engine) peer: Option<OnionId>,
+    peer: Option<OnionId>,
     /// Incoming: its hello came (the first step a silent stranger never
     /// takes).
     hello: bool,
     /// Incoming request: received on this connection.
-    pub(in crate::engine) request_received: bool,
+    request_received: bool,
     /// Bytes waiting to be written.
-    pub(in crate::engine) queue: SendQueue,
+    queue: SendQueue,
     /// When the connection last moved a step (opened, hello, handshake):
     /// who is evicted first when the unauthenticated slots are full.
-    pub(in crate::engine) progress_at: Instant,
+    progress_at: Instant,
     /// We asked it to close; it no longer counts against any cap.
-    pub(in crate::engine) closing: bool,
+    closing: bool,
     /// The protocol version, once established (§4.2).
-    pub(in crate::engine) version: u8,
+    version: u8,
 }
 
 impl ConnInfo {
+    pub(in crate::engine) fn kind(&self) -> ConnKind {
+        self.kind
+    }
+
+    /// What waits to be written on it (shared with its task).
+    pub(in crate::engine) fn queue(&self) -> &SendQueue {
+        &self.queue
+    }
+
+    /// The protocol version, once established (§4.2).
+    pub(in crate::engine) fn version(&self) -> u8 {
+        self.version
+    }
+
+    /// The peer's static key, once the handshake proved it.
+    pub(in crate::engine) fn peer_static(&self) -> Option<StaticPublicKey> {
+        self.peer_static
+    }
+
+    /// Incoming at the intake: the request came on it.
+    pub(in crate::engine) fn request_received(&self) -> bool {
+        self.request_received
+    }
+
+    /// Incoming at the intake: its request came (it no longer counts as
+    /// unfinished).
+    pub(in crate::engine) fn got_request(&mut self) {
+        self.request_received = true;
+    }
+
     /// The contact at the other end, if known.
     pub(in crate::engine) fn contact(&self) -> Option<ContactId> {
         match self.kind {

@@ -24,8 +24,8 @@ impl Core {
         let Some(info) = self.conns.get_mut(&conn) else {
             return;
         };
-        info.request_received = true;
-        let Some(peer_static) = info.peer_static else {
+        info.got_request();
+        let Some(peer_static) = info.peer_static() else {
             return;
         };
         // Who asks is proven by the handshake; look them up again now.
@@ -275,7 +275,7 @@ impl Core {
             // Confirm (PROTOCOL.md §8), once what it confirms is saved.
             r.flow.ack_when_saved(last, change);
         }
-        let kind = self.conns.get(&conn).map(|c| c.kind);
+        let kind = self.conns.get(&conn).map(|c| c.kind());
         if matches!(kind, Some(ConnKind::EndpointIn | ConnKind::EndpointOut(_))) {
             let active = self.links.get(&id).and_then(|r| r.active);
             if active.is_none() {

@@ -25,7 +25,7 @@ impl Core {
         if self
             .conns
             .get(&conn)
-            .is_some_and(|c| c.version >= allium_protocol::HISTORY_VERSION)
+            .is_some_and(|c| c.version() >= allium_protocol::HISTORY_VERSION)
         {
             self.send_on(conn, Message::History { kept });
         } else if let Some(c) = self.profile.contact_mut(id)
@@ -48,7 +48,7 @@ impl Core {
         let Some(c) = self.profile.contact(id) else {
             return;
         };
-        let Some(queue) = self.conns.get(&conn).map(|c| c.queue.clone()) else {
+        let Some(queue) = self.conns.get(&conn).map(|c| c.queue().clone()) else {
             return;
         };
         let mut last = from;
@@ -100,7 +100,7 @@ impl Core {
             // dead).
             let dialler = |us: bool| if us { Dialler::Us } else { Dialler::Them };
             let prev_we_initiated = matches!(
-                self.conns.get(&prev).map(|c| c.kind),
+                self.conns.get(&prev).map(|c| c.kind()),
                 Some(ConnKind::EndpointOut(_))
             );
             let theirs = OnionId::from_bytes(their_intake.0).ok();
@@ -160,7 +160,7 @@ impl Core {
         let Some(info) = self.conns.get(&conn) else {
             return;
         };
-        let kind = info.kind;
+        let kind = info.kind();
         let contact = info.contact();
         // We asked and have no answer yet: the contact's first message is
         // the answer (PROTOCOL.md §8 step 3).
@@ -172,7 +172,7 @@ impl Core {
             ConnKind::IntakeOut(_) => flow::SessionRole::IntakeRequester,
             ConnKind::EndpointIn | ConnKind::EndpointOut(_) => flow::SessionRole::Endpoint,
         };
-        if !flow::allowed(role, info.request_received, awaiting_answer, &m) {
+        if !flow::allowed(role, info.request_received(), awaiting_answer, &m) {
             self.close_conn(conn, CloseReason::ProtocolViolation);
             return;
         }

@@ -39,7 +39,7 @@ impl Core {
                 && self
                     .conns
                     .values()
-                    .any(|k| k.kind == ConnKind::IntakeOut(c.id))
+                    .any(|k| k.kind() == ConnKind::IntakeOut(c.id))
             {
                 continue;
             }

@@ -371,9 +371,7 @@ impl Core {
                 generation,
                 state,
             } => {
-                let slot = self.slot_mut(service);
-                if slot.generation == generation && slot.state != state {
-                    slot.state = state;
+                if self.slot_mut(service).observe(generation, state) {
                     self.emit(Event::Service {
                         intake: service == Service::Intake,
                         state,
@@ -406,8 +404,8 @@ impl Core {
         }
         for t in [
             self.save_retry_at,
-            self.intake.retry_at,
-            self.endpoint.retry_at,
+            self.intake.retry_at(),
+            self.endpoint.retry_at(),
         ]
         .into_iter()
         .flatten()
@@ -449,13 +447,9 @@ impl Core {
         }
         let now = self.now;
         for service in [Service::Intake, Service::Endpoint] {
-            let slot = self.slot_mut(service);
-            if slot.retry_at.is_some_and(|t| t <= now) {
-                slot.retry_at = None;
-                // Only if nothing happened since (switched off, shut down).
-                if !slot.up && self.shutting_down.is_none() {
-                    self.publish(service);
-                }
+            // Only if nothing happened since (switched off, shut down).
+            if self.slot_mut(service).relaunch_due(now) && self.shutting_down.is_none() {
+                self.publish(service);
             }
         }
         if self.shutting_down.is_none() && !self.requests_closed {

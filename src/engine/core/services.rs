@@ -149,15 +149,18 @@ impl Core {
     }
 }
 
+/// One service's launch state: its generation (results for an older
+/// launch are stale), what it reports, and when a failed launch is tried
+/// again. Its fields are this module's; the rest of the core asks.
 pub(super) struct Slot {
     /// Launched and not taken down since.
-    pub(super) up: bool,
-    pub(super) generation: u64,
-    pub(super) state: ServiceState,
+    up: bool,
+    generation: u64,
+    state: ServiceState,
     /// Failed launches in a row (for the retry delay).
-    pub(super) attempts: u32,
+    attempts: u32,
     /// When to launch again after a failure.
-    pub(super) retry_at: Option<Instant>,
+    retry_at: Option<Instant>,
 }
 
 impl Slot {
@@ -169,5 +172,42 @@ impl Slot {
             attempts: 0,
             retry_at: None,
         }
+    }
+
+    pub(super) fn state(&self) -> ServiceState {
+        self.state
+    }
+
+    /// Whether `generation` is the current launch's.
+    pub(super) fn is_current(&self, generation: u64) -> bool {
+        self.generation == generation
+    }
+
+    /// The current launch reports `state`; true if that is news.
+    pub(super) fn observe(&mut self, generation: u64, state: ServiceState) -> bool {
+        let news = self.generation == generation && self.state != state;
+        if news {
+            self.state = state;
+        }
+        news
+    }
+
+    /// Taken down by the person (the intake switched off).
+    pub(super) fn switched_off(&mut self) {
+        self.state = ServiceState::Off;
+    }
+
+    pub(super) fn retry_at(&self) -> Option<Instant> {
+        self.retry_at
+    }
+
+    /// Whether a failed launch is to be tried again at `now`: its time has
+    /// come and nothing launched it meanwhile.
+    pub(super) fn relaunch_due(&mut self, now: Instant) -> bool {
+        if self.retry_at.is_none_or(|t| t > now) {
+            return false;
+        }
+        self.retry_at = None;
+        !self.up
     }
 }

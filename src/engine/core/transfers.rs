@@ -46,7 +46,7 @@ impl Host for FilesHost<'_> {
 
     fn has_room(&self, contact: ContactId) -> bool {
         self.active(contact)
-            .is_some_and(|(_, c)| c.queue.has_room())
+            .is_some_and(|(_, c)| c.queue().has_room())
     }
 
     fn send(&mut self, contact: ContactId, m: Message) -> bool {
@@ -54,7 +54,7 @@ impl Host for FilesHost<'_> {
             return false;
         };
         if let Some(c) = self.conns.get(&conn) {
-            queue_send(self.effects, conn, &c.queue, m);
+            queue_send(self.effects, conn, c.queue(), m);
         }
         true
     }

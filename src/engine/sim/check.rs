@@ -185,10 +185,10 @@ pub(super) fn bounds(peer: usize, core: &Core) -> Result<(), String> {
     // water mark; the hard cap closes the connection beyond.
     let max_queued = SEND_HARD_CAP + (1 << 20) + (64 << 10);
     for (id, c) in &core.conns {
-        if c.queue.queued() > max_queued {
+        if c.queue().queued() > max_queued {
             return Err(format!(
                 "peer {peer}: connection {id} holds {} bytes to send",
-                c.queue.queued()
+                c.queue().queued()
             ));
         }
     }
