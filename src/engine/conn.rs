@@ -150,39 +150,9 @@ pub(crate) async fn run(
     replay: Arc<Mutex<ReplayCache>>,
     queue: SendQueue,
 ) {
-    let (mut reader, mut writer) = tokio::io::split(stream);
-    let (wtx, mut wrx) = mpsc::unbounded_channel::<Vec<u8>>();
-    let writer_queue = queue.clone();
-    let drained = events.clone();
-    let mut writer_task = tokio::spawn(async move {
-        while let Some(bytes) = wrx.recv().await {
-            let mut batch = vec![bytes];
-            // Coalesce whatever else is queued before flushing.
-            while let Ok(more) = wrx.try_recv() {
-                batch.push(more);
-            }
-            for bytes in batch {
-                if writer.write_all(&bytes).await.is_err() {
-                    return;
-                }
-                if writer_queue.written(bytes.len())
-                    && drained
-                        .try_send(FromConn {
-                            conn,
-                            event: ConnEvent::Drained,
-                        })
-                        .is_err()
-                {
-                    // The engine is busy: ask again after the next write.
-                    writer_queue.hold_back();
-                }
-            }
-            if writer.flush().await.is_err() {
-                return;
-            }
-        }
-        let _ = writer.shutdown().await;
-    });
+    let (mut reader, writer) = tokio::io::split(stream);
+    let (wtx, wrx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let mut writer_task = tokio::spawn(write_out(conn, writer, wrx, queue.clone(), events.clone()));
     let transmit = |session: &mut Session| {
         while let Some(bytes) = session.poll_transmit() {
             queue.add(bytes.len());
@@ -200,20 +170,7 @@ pub(crate) async fn run(
             // us write): give up on it rather than hold more.
             session.handle_eof();
         }
-        while let Some(ev) = session.poll_event() {
-            let closed = matches!(ev, SessionEvent::Closed(_));
-            // Waits while the engine is behind: we then stop reading the
-            // peer, which is the backpressure we want.
-            let _ = events
-                .send(FromConn {
-                    conn,
-                    event: ConnEvent::Session(ev),
-                })
-                .await;
-            if closed {
-                closed_sent = true;
-            }
-        }
+        closed_sent |= report(conn, &mut session, &events).await;
         if session.is_closed() {
             break;
         }
@@ -249,14 +206,7 @@ pub(crate) async fn run(
     // Flush what the close produced, then let the writer finish.
     transmit(&mut session);
     if !closed_sent {
-        while let Some(ev) = session.poll_event() {
-            let _ = events
-                .send(FromConn {
-                    conn,
-                    event: ConnEvent::Session(ev),
-                })
-                .await;
-        }
+        report(conn, &mut session, &events).await;
     }
     drop(wtx);
     // A peer that does not read would keep the writer (and what it holds)
@@ -267,6 +217,61 @@ pub(crate) async fn run(
     {
         writer_task.abort();
     }
+}
+
+/// The writing half: writes what the session produced, coalescing what
+/// is queued before each flush, and tells the engine when the send queue
+/// drained below its mark.
+async fn write_out(
+    conn: ConnId,
+    mut writer: tokio::io::WriteHalf<Connection>,
+    mut wrx: mpsc::UnboundedReceiver<Vec<u8>>,
+    queue: SendQueue,
+    drained: mpsc::Sender<FromConn>,
+) {
+    while let Some(bytes) = wrx.recv().await {
+        let mut batch = vec![bytes];
+        while let Ok(more) = wrx.try_recv() {
+            batch.push(more);
+        }
+        for bytes in batch {
+            if writer.write_all(&bytes).await.is_err() {
+                return;
+            }
+            if queue.written(bytes.len())
+                && drained
+                    .try_send(FromConn {
+                        conn,
+                        event: ConnEvent::Drained,
+                    })
+                    .is_err()
+            {
+                // The engine is busy: ask again after the next write.
+                queue.hold_back();
+            }
+        }
+        if writer.flush().await.is_err() {
+            return;
+        }
+    }
+    let _ = writer.shutdown().await;
+}
+
+/// Hands the session's events to the engine; true if one was its close.
+/// Waits while the engine is behind: we then stop reading the peer, which
+/// is the backpressure we want.
+async fn report(conn: ConnId, session: &mut Session, events: &mpsc::Sender<FromConn>) -> bool {
+    let mut closed = false;
+    while let Some(ev) = session.poll_event() {
+        closed |= matches!(ev, SessionEvent::Closed(_));
+        let _ = events
+            .send(FromConn {
+                conn,
+                event: ConnEvent::Session(ev),
+            })
+            .await;
+    }
+    closed
 }
 
 /// Carries out the engine's command on `session`; true if the engine held

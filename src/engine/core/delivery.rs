@@ -186,6 +186,11 @@ impl Core {
         if lost && !flow::kept_from_a_lost_session(&m) {
             return;
         }
+        self.dispatch(conn, contact, m);
+    }
+
+    /// One message, to its handler: a flat match.
+    fn dispatch(&mut self, conn: ConnId, contact: Option<ContactId>, m: Message) {
         match m {
             Message::Keepalive | Message::Close(_) => {}
             Message::ContactRequest(req) => self.on_contact_request(conn, req),
@@ -221,18 +226,8 @@ impl Core {
                 }
             }
             Message::History { kept } => {
-                if let Some(id) = contact
-                    && let Some(c) = self.profile.contact_mut(id)
-                    && c.peer_keeps_history != Some(kept)
-                {
-                    let before = c.peer_keeps_history;
-                    c.peer_keeps_history = Some(kept);
-                    self.changed();
-                    self.emit_contact(id);
-                    // The first word from a contact is no change to tell.
-                    if before.is_some() {
-                        self.emit(Event::PeerHistoryChanged { contact: id, kept });
-                    }
+                if let Some(id) = contact {
+                    self.on_history(id, kept);
                 }
             }
             other => {
@@ -240,6 +235,23 @@ impl Core {
                     self.on_file_message(conn, id, other);
                 }
             }
+        }
+    }
+
+    /// The contact says whether it keeps a history of the conversation.
+    fn on_history(&mut self, id: ContactId, kept: bool) {
+        let Some(c) = self.profile.contact_mut(id) else {
+            return;
+        };
+        if c.peer_keeps_history == Some(kept) {
+            return;
+        }
+        let before = c.peer_keeps_history.replace(kept);
+        self.changed();
+        self.emit_contact(id);
+        // The first word from a contact is no change to tell.
+        if before.is_some() {
+            self.emit(Event::PeerHistoryChanged { contact: id, kept });
         }
     }
 

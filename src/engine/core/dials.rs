@@ -191,6 +191,18 @@ impl Core {
                 return None;
             }
         };
+        let kind = self.first_words(id, purpose, &mut session)?;
+        Some((session, kind))
+    }
+
+    /// What a session we dialled says first: our request at an intake, our
+    /// accept (if not yet confirmed) at an endpoint.
+    fn first_words(
+        &mut self,
+        id: ContactId,
+        purpose: Purpose,
+        session: &mut Session,
+    ) -> Option<ConnKind> {
         let c = self.profile.contact(id)?;
         let kind = match purpose {
             Purpose::Intake => {
@@ -214,6 +226,6 @@ impl Core {
                 ConnKind::EndpointOut(id)
             }
         };
-        Some((session, kind))
+        Some(kind)
     }
 }
