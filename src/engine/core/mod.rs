@@ -18,6 +18,16 @@
 //! (`transfers.rs`). It must never do I/O, read the clock or use an RNG it
 //! was not given.
 //!
+//! Two things are shared with the connection tasks instead of coming back
+//! as inputs, on purpose: each connection's [`SendQueue`] (byte counters
+//! that the writer lowers as bytes leave; an input per write would cost a
+//! message per frame and leave the core behind the truth, and the core
+//! only reads them to decide whether bulk data may go), and the two replay
+//! caches (a session checks and records a hello's key in the step that
+//! admits it, inside its task, PROTOCOL.md §7.4). Both are plain data
+//! behind a lock or atomics, with no I/O, and the simulator drives them
+//! the same way.
+//!
 //! Two durability rules keep delivery exact across crashes (PROTOCOL.md
 //! §6.3): a new message goes on the wire only once the outbox holding it is
 //! saved (or an id could be reused after a crash), and a received message is
