@@ -22,10 +22,14 @@
 //! - `shell.rs` is the only place that spawns, sleeps, reads the clock,
 //!   dials, publishes, saves and runs file work (on blocking threads).
 //! - `conn.rs` runs one protocol `Session` per connection as a task.
-//! - `admission.rs`, `durability.rs` and `links.rs` are sub-states the
-//!   core owns, each with its rules as methods tested on their own.
-//! - `files/` is the transfers' state machine; every touch of a file is
-//!   a `FileJob` effect the shell runs on a blocking thread.
+//! - `admission.rs` (the request buckets, who makes room at a full
+//!   service), `durability.rs` (what is on disk and what waits for it) and
+//!   `links.rs` (per contact: the session, the dial schedule, where
+//!   delivery stands) are sub-states the core owns, their fields private,
+//!   their rules methods tested on their own.
+//! - `files/` is the transfers' state machine; it sees the core only as a
+//!   `Host` lent for one call (`core/transfers.rs`), and every touch of a
+//!   file is a `FileJob` effect the shell runs on a blocking thread.
 //! - `sim/` (tests only) runs many cores on a simulated clock, with
 //!   faults, and checks what must always hold.
 //!
