@@ -56,6 +56,11 @@ impl Host for Fake {
     }
 }
 
+/// How many of `items` match.
+fn count<T>(items: &[T], f: impl Fn(&T) -> bool) -> usize {
+    items.iter().filter(|x| f(x)).count()
+}
+
 fn fake() -> Fake {
     Fake {
         now: Instant::now(),
@@ -110,11 +115,7 @@ fn a_repeated_accept_opens_the_file_once() {
         };
         t.on_message(&mut h, BOB, m);
     }
-    let opens = h
-        .jobs
-        .iter()
-        .filter(|j| matches!(j, FileJob::Open { .. }))
-        .count();
+    let opens = count(&h.jobs, |j| matches!(j, FileJob::Open { .. }));
     assert_eq!(opens, 1, "review finding M1: one accept counts per offer");
 }
 
@@ -170,16 +171,8 @@ fn offers_past_the_waiting_cap_are_refused_and_reported_at_a_bounded_rate() {
         };
         t.on_message(&mut h, BOB, Message::FileOffer(offer));
     }
-    let offered = h
-        .events
-        .iter()
-        .filter(|e| matches!(e, Event::FileOffered { .. }))
-        .count();
-    let refused = h
-        .sent
-        .iter()
-        .filter(|(_, m)| matches!(m, Message::FileCancel { .. }))
-        .count();
+    let offered = count(&h.events, |e| matches!(e, Event::FileOffered { .. }));
+    let refused = count(&h.sent, |(_, m)| matches!(m, Message::FileCancel { .. }));
     assert_eq!(offered, 2, "Limits::max_pending_offers");
     assert_eq!(refused, 38, "every other offer is refused");
     let reported = h.events.len() - offered;

@@ -306,14 +306,12 @@ fn file_sender(
                 .set_parent(frame);
             actions.push(Action::SendFile(id, Err(dialog)));
         }
-        let toggle = if f.open {
-            "Hide the path field"
-        } else {
-            "Send a file by its path"
-        };
-        if ui.button(toggle).clicked() {
-            f.open = !f.open;
-        }
+        show_hide(
+            ui,
+            &mut f.open,
+            "Hide the path field",
+            "Send a file by its path",
+        );
         ui.weak("or drag a file here");
     });
     if f.open {

@@ -120,6 +120,14 @@ fn field(
     .labelled_by(l.id)
 }
 
+/// A button that shows or hides something, labelled for what a click
+/// does.
+fn show_hide(ui: &mut Ui, shown: &mut bool, hide: &str, show: &str) {
+    if ui.button(if *shown { hide } else { show }).clicked() {
+        *shown = !*shown;
+    }
+}
+
 fn submitted(ui: &Ui, r: &egui::Response) -> bool {
     r.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter))
 }

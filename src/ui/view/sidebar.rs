@@ -217,14 +217,7 @@ fn own_address(ui: &mut Ui, m: &mut MainState, actions: &mut Vec<Action>) {
             ui.ctx().copy_text(m.address.clone());
             m.copied = true;
         }
-        let qr = if m.show_qr {
-            "Hide QR code"
-        } else {
-            "Show QR code"
-        };
-        if ui.button(qr).clicked() {
-            m.show_qr = !m.show_qr;
-        }
+        show_hide(ui, &mut m.show_qr, "Hide QR code", "Show QR code");
     });
     if m.copied {
         ui.small("Copied. Give it only to people you want to hear from.");
