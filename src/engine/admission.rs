@@ -108,15 +108,20 @@ pub(super) const CLEARLY_STALLED: Duration = Duration::from_secs(2);
 
 /// Which unfinished connection is closed to make room for a newcomer
 /// (review finding H3), given each one's stage and last step, when
-/// `slots` are taken; `None` while there is room. It is one of those that
-/// got the least far: the stalest of them if it has gone
-/// [`CLEARLY_STALLED`] without a step, else one drawn from `rng`. Whoever
-/// is really asking moves a step per round trip, so silent or stalled
-/// connections cannot keep a newcomer out (turning the newcomer away
-/// instead would let them hold the service shut), streams opened fast
-/// cannot push a requester out in order, and silent ones, however fast
-/// they come back, push out only each other once a requester has said its
-/// hello.
+/// `slots` are taken; `None` while there is room.
+///
+/// It is taken from those that got the least far, widened step by step
+/// (opened, then hello, then handshake) until they are at least half of
+/// all: the stalest of them if it has gone [`CLEARLY_STALLED`] without a
+/// step, else one drawn from `rng`. Whoever is really asking moves a step
+/// per round trip, so silent or stalled connections cannot keep a
+/// newcomer out (turning the newcomer away instead would let them hold the
+/// service shut), and streams opened fast cannot push a requester out in
+/// order. Silent streams, however fast they come back, push out only each
+/// other once a requester has said its hello. The half keeps the other
+/// way round from working: strangers that all say a hello cannot make a
+/// requester that has not yet said its own the only one at the lowest
+/// step (it is then one among all, as it would be with no steps at all).
 pub(super) fn make_room(
     unfinished: &[(Stage, Instant, ConnId)],
     slots: usize,
@@ -126,12 +131,16 @@ pub(super) fn make_room(
     if unfinished.len() < slots.max(1) {
         return None;
     }
-    let least = unfinished.iter().map(|&(stage, ..)| stage).min()?;
+    let at_most = |s: Stage| unfinished.iter().filter(|&&(st, ..)| st <= s).count();
+    let upto = [Stage::Opened, Stage::Hello, Stage::Handshake]
+        .into_iter()
+        .find(|&s| 2 * at_most(s) >= unfinished.len())
+        .unwrap_or(Stage::Handshake);
     // Sorted, so that the pick depends only on the RNG, not on the order
     // the caller found them in.
     let mut candidates: Vec<(Instant, ConnId)> = unfinished
         .iter()
-        .filter(|&&(stage, ..)| stage == least)
+        .filter(|&&(stage, ..)| stage <= upto)
         .map(|&(_, at, id)| (at, id))
         .collect();
     candidates.sort_unstable_by_key(|&(_, id)| id);
@@ -228,7 +237,7 @@ mod tests {
         }
 
         #[test]
-        fn a_requester_past_its_hello_is_never_chosen_while_a_silent_one_is_there() {
+        fn a_requester_past_its_hello_is_never_chosen_while_silent_ones_hold_half() {
             let now = Instant::now();
             let mut rng = ChaCha8Rng::seed_from_u64(7);
             let taken = [
@@ -246,6 +255,21 @@ mod tests {
             for _ in 0..100 {
                 assert_eq!(make_room(&past_hello, 2, now, &mut rng), Some(1));
             }
+        }
+
+        #[test]
+        fn strangers_that_all_say_a_hello_cannot_single_out_a_newcomer() {
+            let now = Instant::now();
+            let mut rng = ChaCha8Rng::seed_from_u64(11);
+            // 31 strangers past their hello, and a requester whose hello is
+            // still on its way: it must not be the one chosen every time.
+            let mut taken: Vec<(Stage, Instant, u64)> =
+                (1..=31).map(|id| (Stage::Hello, now, id)).collect();
+            taken.push((Stage::Opened, now, 99));
+            let hits = (0..32_000)
+                .filter(|_| make_room(&taken, 32, now, &mut rng) == Some(99))
+                .count();
+            assert!((600..1400).contains(&hits), "chosen {hits} times in 32,000");
         }
 
         #[test]

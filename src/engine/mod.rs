@@ -80,9 +80,8 @@ pub struct EngineConfig {
     /// Incoming connections per service that have not finished: before
     /// the handshake, and at the intake before the request. When they are
     /// all taken, a newcomer makes room by closing one of those that got
-    /// the least far (opened, hello, handshake): one that has stalled, else
-    /// one at random, so silent or stalled strangers cannot keep a
-    /// real requester out.
+    /// the least far (`admission::make_room`), so silent or stalled
+    /// strangers cannot keep a real requester out.
     pub max_unauthenticated: usize,
     /// Time an unfinished incoming connection gets for each step: the hello
     /// after opening, the handshake after the hello, the request after the
