@@ -154,12 +154,12 @@ async fn h3_silent_and_idle_strangers_cannot_shut_the_intake() {
 /// already hold need no introduction) push out only each other, never a
 /// requester that has said its hello or finished its handshake. Before the
 /// fix, the room for each newcomer was made at random among all unfinished
-/// connections (the stalest one after 2 s): with 4 slots and 400 arrivals
+/// connections (the stalest one after 2 s): with 8 slots and 400 arrivals
 /// the two requesters were pushed out (a requester on the local Tor network
 /// waited more than 90 s behind 40 such strangers).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h3_silent_strangers_redialling_at_once_push_out_only_each_other() {
-    const SLOTS: usize = 4;
+    const SLOTS: usize = 8;
     const ARRIVALS: usize = 400;
     let net = MemoryNetwork::new();
     let config = EngineConfig {
