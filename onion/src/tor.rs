@@ -443,8 +443,13 @@ async fn accept_one(req: StreamRequest, tx: mpsc::Sender<Connection>, limit: Arc
     };
     if let Ok(stream) = req.accept(Connected::new_empty()).await {
         let conn: Connection = Box::new(crate::memory::Permitted::new(stream, permit));
-        // A full queue means the application is not keeping up: drop.
-        let _ = tx.try_send(conn);
+        // A full queue means the application is behind: wait for it,
+        // holding the stream and its permit (so at most
+        // MAX_OPEN_CONNECTIONS wait), rather than drop a stream that may
+        // be a requester's among a stranger's burst. The application
+        // decides whom to close (review of H3: dropped here, a requester
+        // never reached the engine's rule).
+        let _ = tx.send(conn).await;
     }
 }
 
