@@ -224,6 +224,7 @@ mod tests {
         use super::super::{CLEARLY_STALLED, Stage, make_room};
         use rand_chacha::ChaCha8Rng;
         use rand_core::SeedableRng;
+        use std::ops::RangeInclusive;
         use std::time::{Duration, Instant};
 
         #[test]
@@ -259,6 +260,14 @@ mod tests {
             assert!(seen[1] > 350 && seen[2] > 350, "{seen:?}");
         }
 
+        /// Connections in groups: each group's step, last step and ids.
+        fn crowd(groups: &[(Stage, Instant, RangeInclusive<u64>)]) -> Vec<(Stage, Instant, u64)> {
+            groups
+                .iter()
+                .flat_map(|(stage, at, ids)| ids.clone().map(move |id| (*stage, *at, id)))
+                .collect()
+        }
+
         /// How often the requester (id 99) is chosen among `strangers` in
         /// 32,000 draws.
         fn hits(strangers: &[(Stage, Instant, u64)], requester: Stage, now: Instant) -> usize {
@@ -277,9 +286,10 @@ mod tests {
             // all 32 it is chosen about 1,000 times in 32,000; "at least
             // half" made it 16 candidates (about 2,000).
             let now = Instant::now();
-            let mut strangers: Vec<(Stage, Instant, u64)> =
-                (1..=16).map(|id| (Stage::Handshake, now, id)).collect();
-            strangers.extend((17..=31).map(|id| (Stage::Opened, now, id)));
+            let strangers = crowd(&[
+                (Stage::Handshake, now, 1..=16),
+                (Stage::Opened, now, 17..=31),
+            ]);
             for step in [Stage::Opened, Stage::Hello] {
                 let n = hits(&strangers, step, now);
                 assert!((700..1300).contains(&n), "at {step:?}: chosen {n} times");
@@ -287,35 +297,16 @@ mod tests {
         }
 
         #[test]
-        fn idle_handshakes_that_stalled_go_before_any_draw() {
-            let start = Instant::now();
-            let now = start + CLEARLY_STALLED;
-            let mut rng = ChaCha8Rng::seed_from_u64(9);
-            let mut taken: Vec<(Stage, Instant, u64)> =
-                (1..=16).map(|id| (Stage::Handshake, start, id)).collect();
-            taken.extend((17..=31).map(|id| (Stage::Opened, now, id)));
-            taken.push((Stage::Opened, now, 99));
-            let victim = make_room(&taken, 32, now, &mut rng);
-            assert_eq!(victim, Some(1), "the stalest idle handshake");
-        }
-
-        #[test]
         fn strangers_that_all_say_a_hello_cannot_single_out_a_newcomer() {
-            let now = Instant::now();
-            let mut rng = ChaCha8Rng::seed_from_u64(11);
             // 31 strangers past their hello, and a requester whose hello is
             // still on its way: it must not be the one chosen every time.
-            let mut taken: Vec<(Stage, Instant, u64)> =
-                (1..=31).map(|id| (Stage::Hello, now, id)).collect();
-            taken.push((Stage::Opened, now, 99));
-            let hits = (0..32_000)
-                .filter(|_| make_room(&taken, 32, now, &mut rng) == Some(99))
-                .count();
-            assert!((600..1400).contains(&hits), "chosen {hits} times in 32,000");
+            let now = Instant::now();
+            let n = hits(&crowd(&[(Stage::Hello, now, 1..=31)]), Stage::Opened, now);
+            assert!((600..1400).contains(&n), "chosen {n} times in 32,000");
         }
 
         #[test]
-        fn the_stalest_goes_once_stalled_and_otherwise_any_can() {
+        fn the_stalest_of_all_goes_once_stalled_and_otherwise_any_can() {
             let start = Instant::now();
             let now = start + CLEARLY_STALLED;
             let mut rng = ChaCha8Rng::seed_from_u64(3);
@@ -325,6 +316,14 @@ mod tests {
                 (Stage::Opened, now, 3),
             ];
             assert_eq!(make_room(&taken, 3, now, &mut rng), Some(2));
+            // Whatever its step: idle handshakes that stalled go before any
+            // draw among the silent ones.
+            let idle = crowd(&[
+                (Stage::Handshake, start, 1..=16),
+                (Stage::Opened, now, 17..=31),
+                (Stage::Opened, now, 99..=99),
+            ]);
+            assert_eq!(make_room(&idle, 32, now, &mut rng), Some(1));
             // Younger than that, each is chosen (none pushed out in order).
             let young = now - Duration::from_millis(1);
             let taken = [
