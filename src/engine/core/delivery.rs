@@ -91,6 +91,10 @@ impl Core {
             return;
         };
         let their_intake = c.intake;
+        // The outbox starts over on this session from its oldest message
+        // (the peer drops duplicates), once the peer's SYNC has said where
+        // it stands.
+        let first = c.outbox.first().map(|q| q.id).unwrap_or(u64::MAX);
         let accept_pending = c.accept_pending && c.state == ContactState::Accepted;
         let previous = self.links.get(&id).and_then(|r| r.active);
         if let Some(prev) = previous.filter(|p| *p != conn) {
@@ -123,7 +127,7 @@ impl Core {
         let initial = self.config.backoff_initial;
         if let Some(r) = self.links.get_mut(&id) {
             r.active = Some(conn);
-            r.flow.session_started(0);
+            r.flow.session_started(first);
             r.dial.connected(initial);
         }
         if accept_pending
@@ -132,17 +136,11 @@ impl Core {
         {
             self.send_on(conn, a);
         }
-        // Start the outbox over on this session: the peer drops duplicates.
-        // It goes out once the peer's SYNC has said where it stands.
         if let Some(c) = self.profile.contact(id) {
-            let first = c.outbox.first().map(|q| q.id).unwrap_or(u64::MAX);
             let sync = Message::Sync {
                 resend_from: c.outbox.first().map(|q| q.id).unwrap_or(c.next_message_id),
                 last: c.last_received_id,
             };
-            if let Some(r) = self.links.get_mut(&id) {
-                r.flow.session_started(first);
-            }
             self.send_on(conn, sync);
             self.tell_history(id);
         }

@@ -156,7 +156,7 @@ pub(crate) enum Input {
         generation: u64,
         result: Result<(), SaveError>,
     },
-    /// File work finished (`files.rs`).
+    /// File work finished (`files/`).
     File(FileDone),
     /// A connection task reported.
     Conn(FromConn),
@@ -219,7 +219,7 @@ pub(crate) struct Core {
     pub(super) rng: Rng,
     /// What the shell is to do, in order.
     pub(super) effects: VecDeque<Effect>,
-    /// Ordered maps here and in `files.rs`: iterating them gives the same
+    /// Ordered maps here and in `files/`: iterating them gives the same
     /// order every run, so the same inputs give the same effects (a
     /// `HashMap`'s order changes from one process to the next).
     pub(super) conns: BTreeMap<ConnId, ConnInfo>,
